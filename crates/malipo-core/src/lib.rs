@@ -1,0 +1,27 @@
+//! Malipo's domain, without IO: everything here is pure and deterministic.
+//!
+//! - [`asset`]: the asset table (ISO 4217 currencies and crypto assets) with
+//!   each asset's exponent and per-payment maximum.
+//! - [`money`]: [`money::MinorUnits`], an exact integer amount in an asset's
+//!   minor unit, with checked arithmetic only.
+//! - [`id`]: prefixed, time-sortable object ids (`pay_…`, `re_…`).
+//! - [`payment`] and [`refund`]: statuses and the named transitions between
+//!   them; an illegal transition is an error, never a silent overwrite.
+//! - [`fee`]: fee schedules (basis points + fixed) with documented rounding.
+//! - [`metadata`]: the bounded string map merchants attach to objects.
+//!
+//! Architecture invariant: no crate below this one, no IO, no clock (callers
+//! pass `now`), no floats anywhere money is computed.
+
+pub mod asset;
+pub mod fee;
+pub mod id;
+pub mod metadata;
+pub mod mode;
+pub mod money;
+pub mod payment;
+pub mod refund;
+
+pub use asset::Asset;
+pub use mode::Mode;
+pub use money::MinorUnits;
