@@ -1,1 +1,146 @@
-//! malipo-connectors
+//! Connectors: how Malipo talks to each payment provider.
+//!
+//! [`Connector`] is the one abstraction every provider fits: a payment is
+//! started with [`Connector::start_payment`], which may finish at once or
+//! leave the payment `processing` / `requires_action` (a phone prompt, a
+//! redirect, a bank reference, a crypto address in `next_action`); the
+//! outcome then arrives by callback or by [`Connector::payment_status`]
+//! polling. Refunds go through [`Connector::refund`].
+//!
+//! Architecture invariant: connectors never touch the store. They get what
+//! they need in the request (including the merchant's connector account
+//! credentials) and answer with an outcome; the gateway records it.
+//!
+//! - [`sandbox`]: the offline connector that decides by test phone numbers.
+
+pub mod sandbox;
+
+use async_trait::async_trait;
+use malipo_core::objects::{Customer, Failure, NextAction};
+use malipo_core::payment::PaymentMethod;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A merchant's configured account with a provider: which credentials to
+/// use. Credentials redact themselves in `Debug` so they never reach logs.
+#[derive(Clone, Default)]
+pub struct ConnectorAccount {
+    pub id: String,
+    pub credentials: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for ConnectorAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectorAccount")
+            .field("id", &self.id)
+            .field(
+                "credentials",
+                &format_args!("[{} redacted]", self.credentials.len()),
+            )
+            .finish()
+    }
+}
+
+/// What a connector needs to start a payment.
+#[derive(Debug, Clone)]
+pub struct PaymentRequest<'a> {
+    pub payment_id: &'a str,
+    pub amount: u64,
+    pub currency: &'a str,
+    pub method: PaymentMethod,
+    pub customer: &'a Customer,
+    pub reference: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub account: &'a ConnectorAccount,
+    pub livemode: bool,
+}
+
+/// What a connector needs to ask where a payment stands.
+#[derive(Debug, Clone)]
+pub struct StatusRequest<'a> {
+    pub payment_id: &'a str,
+    /// The provider's own id for the payment, from an earlier outcome.
+    pub provider_reference: Option<&'a str>,
+    pub customer: &'a Customer,
+    /// When the payment was started, for providers (and the sandbox) whose
+    /// answer depends on elapsed time.
+    pub started_ms: i64,
+    pub now_ms: i64,
+    pub account: &'a ConnectorAccount,
+}
+
+/// What a connector needs to refund (part of) a payment.
+#[derive(Debug, Clone)]
+pub struct RefundRequest<'a> {
+    pub refund_id: &'a str,
+    pub payment_id: &'a str,
+    pub provider_reference: Option<&'a str>,
+    pub amount: u64,
+    pub currency: &'a str,
+    pub account: &'a ConnectorAccount,
+}
+
+/// Where a payment stands according to the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    Succeeded {
+        provider_reference: Option<String>,
+    },
+    Failed {
+        provider_reference: Option<String>,
+        failure: Failure,
+    },
+    /// The provider holds the request; ask again after `poll_after_ms`.
+    Processing {
+        provider_reference: Option<String>,
+        next_action: Option<NextAction>,
+        poll_after_ms: u64,
+    },
+    /// The customer must act before the provider goes on.
+    RequiresAction {
+        provider_reference: Option<String>,
+        next_action: NextAction,
+        poll_after_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOutcome {
+    Succeeded { provider_reference: Option<String> },
+    Failed { failure: Failure },
+    Pending { provider_reference: Option<String> },
+}
+
+/// A connector could not get an answer (the provider was unreachable, timed
+/// out or answered nonsense). Distinct from a declined payment, which is an
+/// outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("the provider could not be reached: {0}")]
+    Unavailable(String),
+    #[error("the provider rejected the request: {0}")]
+    Rejected(String),
+    #[error("{0} is not supported by this connector")]
+    Unsupported(&'static str),
+}
+
+#[async_trait]
+pub trait Connector: Send + Sync + fmt::Debug {
+    /// The connector's stable name, e.g. `sandbox`, `mpesa`.
+    fn name(&self) -> &'static str;
+
+    /// How long a payment may stay incomplete before it expires.
+    fn payment_expiry_seconds(&self) -> u64;
+
+    async fn start_payment(
+        &self,
+        request: &PaymentRequest<'_>,
+    ) -> Result<PaymentOutcome, ConnectorError>;
+
+    async fn payment_status(
+        &self,
+        request: &StatusRequest<'_>,
+    ) -> Result<PaymentOutcome, ConnectorError>;
+
+    async fn refund(&self, request: &RefundRequest<'_>) -> Result<RefundOutcome, ConnectorError>;
+}

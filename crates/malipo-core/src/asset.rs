@@ -15,34 +15,37 @@ pub struct Asset {
     payment_amount_max: u128,
 }
 
-/// Every asset Malipo accepts. Amounts are in minor units: KES cents, UGX
-/// units (exponent 0), wei for ETH (exponent 18).
+/// Every asset Malipo accepts, with the largest payment in major units
+/// (KES 100 million, USD 999,999). Amounts are in minor units: KES cents,
+/// UGX units (exponent 0), wei for ETH (exponent 18). A payment's amount is
+/// a `u64` in the API, so 18-decimal tokens are capped at 10 whole tokens
+/// per payment; the ledger itself holds 128 bits.
 const ASSETS: &[Asset] = &[
-    asset("kes", 2, 100_000_000_00),
+    asset("kes", 2, 100_000_000),
     asset("ugx", 0, 50_000_000_000),
-    asset("tzs", 2, 100_000_000_000_00),
+    asset("tzs", 2, 1_000_000_000),
     asset("rwf", 0, 100_000_000_000),
-    asset("zmw", 2, 10_000_000_00),
-    asset("ghs", 2, 10_000_000_00),
-    asset("ngn", 2, 1_000_000_000_00),
+    asset("zmw", 2, 10_000_000),
+    asset("ghs", 2, 10_000_000),
+    asset("ngn", 2, 1_000_000_000),
     asset("xaf", 0, 1_000_000_000),
     asset("xof", 0, 1_000_000_000),
-    asset("zar", 2, 100_000_000_00),
-    asset("usd", 2, 999_999_99),
-    asset("eur", 2, 999_999_99),
-    asset("gbp", 2, 999_999_99),
-    asset("btc", 8, 100_000_000_000),
-    asset("eth", 18, 10_000 * 1_000_000_000_000_000_000),
-    asset("usdc", 6, 10_000_000_000_000),
-    asset("usdt", 6, 10_000_000_000_000),
-    asset("mtt", 18, 1_000_000_000 * 1_000_000_000_000_000_000),
+    asset("zar", 2, 100_000_000),
+    asset("usd", 2, 999_999),
+    asset("eur", 2, 999_999),
+    asset("gbp", 2, 999_999),
+    asset("btc", 8, 1_000),
+    asset("eth", 18, 10),
+    asset("usdc", 6, 10_000_000),
+    asset("usdt", 6, 10_000_000),
+    asset("mtt", 18, 10),
 ];
 
-const fn asset(code: &'static str, exponent: u8, payment_amount_max: u128) -> Asset {
+const fn asset(code: &'static str, exponent: u8, payment_major_units_max: u128) -> Asset {
     Asset {
         code,
         exponent,
-        payment_amount_max,
+        payment_amount_max: payment_major_units_max * 10u128.pow(exponent as u32),
     }
 }
 
@@ -123,6 +126,14 @@ mod tests {
     fn refuses_unknown_codes_and_names_them() {
         let error = Asset::parse("xyz").expect_err("xyz is not an asset");
         assert!(error.to_string().contains("xyz"));
+    }
+
+    #[test]
+    fn every_payment_maximum_fits_the_api_amount() {
+        for asset in ASSETS {
+            assert!(asset.payment_amount_max() <= u128::from(u64::MAX), "{}", asset.code());
+        }
+        assert_eq!(Asset::parse("usd").expect("usd").payment_amount_max(), 99_999_900);
     }
 
     #[test]

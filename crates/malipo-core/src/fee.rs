@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 /// The most a percentage part may be: 100%.
 pub const BASIS_POINTS_MAX: u32 = 10_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FeeSchedule {
     /// Hundredths of a percent of the amount (290 = 2.9%).
     pub basis_points: u32,

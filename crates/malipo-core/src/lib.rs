@@ -9,6 +9,8 @@
 //!   them; an illegal transition is an error, never a silent overwrite.
 //! - [`fee`]: fee schedules (basis points + fixed) with documented rounding.
 //! - [`metadata`]: the bounded string map merchants attach to objects.
+//! - [`objects`]: the resources as the API shows them (payment, refund, …),
+//!   shared by the store, the gateway and the HTTP layer.
 //!
 //! Architecture invariant: no crate below this one, no IO, no clock (callers
 //! pass `now`), no floats anywhere money is computed.
@@ -19,6 +21,7 @@ pub mod id;
 pub mod metadata;
 pub mod mode;
 pub mod money;
+pub mod objects;
 pub mod payment;
 pub mod refund;
 

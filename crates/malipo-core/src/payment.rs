@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Where a payment is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     /// Created with `confirm: false`; waits for `POST /v1/payments/{id}/confirm`.
@@ -24,7 +24,7 @@ pub enum PaymentStatus {
 }
 
 /// A named change of status. The name says why the status changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentTransition {
     /// The merchant confirmed and the provider accepted the request.
@@ -125,7 +125,7 @@ impl fmt::Display for PaymentTransition {
 /// How the customer pays. Only `sandbox` has a connector so far; the others
 /// are accepted by name so the API shape is stable, and refused with a clear
 /// error until their connector exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentMethod {
     Sandbox,

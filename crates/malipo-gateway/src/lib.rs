@@ -1,1 +1,168 @@
-//! malipo-gateway
+//! Malipo's use cases: everything a merchant or operator can do, as methods
+//! on [`Gateway`]. Each state change is one store transaction holding the
+//! object's new state, its ledger transfers, its events and its idempotency
+//! record.
+//!
+//! - [`auth`]: API keys (shown once, stored as keyed hashes, scoped, per
+//!   mode) and operator tokens.
+//! - [`merchants`]: onboarding merchants and their keys.
+//! - [`payments`]: create, confirm, cancel, read, list; applying connector
+//!   outcomes; the worker's polling and expiry steps.
+//! - [`refunds`]: partial and full refunds that can never exceed the payment.
+//! - [`balances`]: balances and balance transactions from the ledger.
+//! - [`idempotency`]: the Idempotency-Key protocol.
+//! - [`ledger_entries`]: which ledger accounts and transfers each event of a
+//!   payment's life produces.
+//!
+//! Architecture invariant: no SQL here (that is `malipo-store`) and no HTTP
+//! status codes (that is `malipo-http`).
+
+pub mod auth;
+pub mod balances;
+mod error;
+pub mod idempotency;
+pub mod ledger_entries;
+pub mod merchants;
+pub mod payments;
+pub mod refunds;
+
+pub use error::{ApiError, ErrorKind, GatewayError, GatewayResult};
+
+use malipo_connectors::Connector;
+use malipo_connectors::sandbox::SandboxConnector;
+use malipo_core::fee::FeeSchedule;
+use malipo_core::payment::PaymentMethod;
+use malipo_store::Store;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Settings of the use cases, validated by the binary at start.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The fee every merchant pays unless its own schedule says otherwise.
+    pub default_fee: FeeSchedule,
+    /// Per-method defaults that override `default_fee`.
+    pub default_fees_by_method: BTreeMap<String, FeeSchedule>,
+    /// How long an Idempotency-Key stays locked by a request that is still
+    /// running; after that a retry may take it over (the holder died).
+    pub idempotency_lock_ms: i64,
+    /// How long finished Idempotency-Key records are kept (at least 24 h).
+    pub idempotency_retention_hours: u32,
+    /// How long sandbox payments may stay incomplete.
+    pub sandbox_payment_expiry_seconds: u64,
+    /// When a payment was handed to a connector but the answer was not
+    /// recorded (the process died), ask the provider after this long.
+    pub recovery_poll_after_ms: i64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            default_fee: FeeSchedule {
+                basis_points: 290,
+                fixed: 0,
+            },
+            default_fees_by_method: BTreeMap::new(),
+            idempotency_lock_ms: 60_000,
+            idempotency_retention_hours: 24,
+            sandbox_payment_expiry_seconds: 600,
+            recovery_poll_after_ms: 5_000,
+        }
+    }
+}
+
+/// The registered connectors, by the method they serve.
+#[derive(Debug, Clone, Default)]
+pub struct Connectors {
+    by_method: BTreeMap<&'static str, Arc<dyn Connector>>,
+}
+
+impl Connectors {
+    pub fn register(&mut self, method: PaymentMethod, connector: Arc<dyn Connector>) {
+        self.by_method.insert(method.as_str(), connector);
+    }
+
+    pub fn for_method(&self, method: PaymentMethod) -> Option<&Arc<dyn Connector>> {
+        self.by_method.get(method.as_str())
+    }
+
+    /// The connector with this name (to resume a payment it carries).
+    pub fn by_name(&self, name: &str) -> Option<&Arc<dyn Connector>> {
+        self.by_method
+            .values()
+            .find(|connector| connector.name() == name)
+    }
+}
+
+/// The gateway: cheap to clone, shared by the HTTP layer and the worker.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    connectors: Connectors,
+    config: GatewayConfig,
+    key_hasher: auth::KeyHasher,
+}
+
+impl Gateway {
+    /// Builds the gateway over a migrated store, with the sandbox connector
+    /// registered; loads (or on first start creates) the key-hashing secret.
+    pub async fn new(store: Store, config: GatewayConfig) -> GatewayResult<Gateway> {
+        let mut connectors = Connectors::default();
+        connectors.register(
+            PaymentMethod::Sandbox,
+            Arc::new(SandboxConnector::new(config.sandbox_payment_expiry_seconds)),
+        );
+        Gateway::with_connectors(store, config, connectors).await
+    }
+
+    pub async fn with_connectors(
+        store: Store,
+        config: GatewayConfig,
+        connectors: Connectors,
+    ) -> GatewayResult<Gateway> {
+        let key_hasher = auth::KeyHasher::load_or_create(&store).await?;
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                store,
+                connectors,
+                config,
+                key_hasher,
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> &GatewayConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn connectors(&self) -> &Connectors {
+        &self.inner.connectors
+    }
+
+    pub(crate) fn key_hasher(&self) -> &auth::KeyHasher {
+        &self.inner.key_hasher
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Now, in Unix seconds.
+pub fn now_seconds() -> i64 {
+    now_ms() / 1000
+}

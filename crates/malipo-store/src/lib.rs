@@ -1,1 +1,297 @@
-//! malipo-store
+//! The only crate that knows SQL.
+//!
+//! Malipo runs on SQLite (the embedded default, WAL mode) or PostgreSQL (for
+//! several nodes), behind the same methods. Queries are written once where the
+//! SQL is portable (`$1` placeholders work on both) and twice where it is not
+//! (`FOR UPDATE`, JSON array expansion): [`run!`] expands one query body for
+//! each backend's native driver, so every column decodes with its native type
+//! and nothing goes through `sqlx::Any`.
+//!
+//! - [`Store`]: the pools. On SQLite, one writer connection (SQLite allows one
+//!   writer at a time; queuing in the pool beats `SQLITE_BUSY` retries) and a
+//!   pool of readers; on PostgreSQL, one pool.
+//! - [`Tx`]: one database transaction; a use case commits the object's new
+//!   state, its ledger transfers, its events and its idempotency record in
+//!   one of these.
+//! - [`Conn`]: a borrowed connection (from a [`Tx`] or a reader); every
+//!   repository method is a method on it, grouped by table in the modules.
+//!
+//! Architecture invariant: SQL lives here and nowhere else; the store makes
+//! no business decisions (the ledger's rules live in `malipo-ledger`, the
+//! transitions in `malipo-core`).
+
+mod accounts;
+pub mod events;
+mod idempotency;
+pub mod ledger;
+mod list;
+mod payments;
+mod refunds;
+mod settings;
+
+pub use accounts::{ApiKeyRecord, MerchantRecord};
+pub use events::EventRecord;
+pub use idempotency::{IdempotencyClaim, IdempotencyRecord, StoredResponse};
+pub use list::{Cursor, Filter, Page};
+pub use payments::PaymentRecord;
+pub use refunds::RefundRecord;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Expands `$body` once per backend with `$c` bound to that backend's native
+/// connection, so a query is written once and type-checked against both.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! run {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::Conn::Sqlite($c) => $body,
+            $crate::Conn::Postgres($c) => $body,
+        }
+    };
+    // The same, with `$postgres` telling the body which backend it runs on,
+    // for the few statements whose SQL differs.
+    ($conn:expr, |$c:ident, $postgres:ident| $body:expr) => {
+        match $conn {
+            $crate::Conn::Sqlite($c) => {
+                let $postgres = false;
+                $body
+            }
+            $crate::Conn::Postgres($c) => {
+                let $postgres = true;
+                $body
+            }
+        }
+    };
+}
+
+/// Failures of the store. The callers map them: `Database` and `Corrupt` are
+/// server errors; `Ledger` is a business rule refusing a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is not what this version expects: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Ledger(#[from] malipo_ledger::BatchError),
+    #[error("invalid database url: {0}")]
+    InvalidUrl(String),
+}
+
+impl StoreError {
+    /// Whether this is a unique-constraint violation (a duplicate id/key).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(error)) if error.is_unique_violation())
+    }
+}
+
+pub(crate) fn corrupt(what: impl Into<String>) -> StoreError {
+    StoreError::Corrupt(what.into())
+}
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://path/to/file.db` or `postgres://…`.
+    pub url: String,
+    /// Connections in the pool (readers on SQLite).
+    pub connections_max: u32,
+    /// SQLite only: fsync the WAL at every commit (`synchronous=FULL`), so an
+    /// acknowledged write survives power loss, not only a process crash.
+    pub sqlite_fsync_every_commit: bool,
+    /// How long a query may wait for a pool connection.
+    pub acquire_timeout_ms: u64,
+}
+
+impl StoreOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        StoreOptions {
+            url: url.into(),
+            connections_max: 8,
+            sqlite_fsync_every_commit: true,
+            acquire_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite {
+        writer: SqlitePool,
+        readers: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// The database: SQLite or PostgreSQL. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+impl Store {
+    pub async fn connect(options: &StoreOptions) -> Result<Store, StoreError> {
+        let acquire_timeout = Duration::from_millis(options.acquire_timeout_ms);
+        let backend =
+            if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
+                let connect = PgConnectOptions::from_str(&options.url)
+                    .map_err(|error| StoreError::InvalidUrl(error.to_string()))?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.connections_max)
+                    .acquire_timeout(acquire_timeout)
+                    .connect_with(connect)
+                    .await?;
+                Backend::Postgres(pool)
+            } else if options.url.starts_with("sqlite:") {
+                let synchronous = if options.sqlite_fsync_every_commit {
+                    SqliteSynchronous::Full
+                } else {
+                    SqliteSynchronous::Normal
+                };
+                let connect = SqliteConnectOptions::from_str(&options.url)
+                    .map_err(|error| StoreError::InvalidUrl(error.to_string()))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(synchronous)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(acquire_timeout)
+                    .connect_with(connect.clone())
+                    .await?;
+                let readers = SqlitePoolOptions::new()
+                    .max_connections(options.connections_max.max(1))
+                    .acquire_timeout(acquire_timeout)
+                    .connect_with(connect.read_only(true))
+                    .await?;
+                Backend::Sqlite { writer, readers }
+            } else {
+                return Err(StoreError::InvalidUrl(
+                    "the database url must start with sqlite: or postgres://".into(),
+                ));
+            };
+        Ok(Store { backend })
+    }
+
+    /// Applies the migrations this binary carries for its backend.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => {
+                sqlx::migrate!("./migrations/sqlite").run(writer).await?
+            }
+            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Starts a read-write transaction.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(Tx {
+            inner: match &self.backend {
+                Backend::Sqlite { writer, .. } => TxInner::Sqlite(writer.begin().await?),
+                Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+            },
+        })
+    }
+
+    /// A connection for reads that need no transaction.
+    pub async fn reader(&self) -> Result<Reader, StoreError> {
+        Ok(Reader {
+            inner: match &self.backend {
+                Backend::Sqlite { readers, .. } => ReaderInner::Sqlite(readers.acquire().await?),
+                Backend::Postgres(pool) => ReaderInner::Postgres(pool.acquire().await?),
+            },
+        })
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut reader = self.reader().await?;
+        run!(&mut reader.conn(), |c| sqlx::query("SELECT 1")
+            .execute(&mut **c)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite { writer, readers } => {
+                writer.close().await;
+                readers.close().await;
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+enum TxInner {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// One database transaction. Dropped without [`Tx::commit`], it rolls back.
+pub struct Tx {
+    inner: TxInner,
+}
+
+impl Tx {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => Conn::Sqlite(tx),
+            TxInner::Postgres(tx) => Conn::Postgres(tx),
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.commit().await?,
+            TxInner::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+enum ReaderInner {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+/// A pooled connection for reads outside a transaction.
+pub struct Reader {
+    inner: ReaderInner,
+}
+
+impl Reader {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match &mut self.inner {
+            ReaderInner::Sqlite(connection) => Conn::Sqlite(connection),
+            ReaderInner::Postgres(connection) => Conn::Postgres(connection),
+        }
+    }
+}
+
+/// A borrowed connection on either backend; repositories are its methods.
+pub enum Conn<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}

@@ -1,1 +1,91 @@
-//! malipo-worker
+//! Bounded background loops, one task per node:
+//!
+//! - status polling: asks connectors about payments whose poll is due (the
+//!   sandbox's delayed outcomes, crash recovery of payments handed to a
+//!   provider whose answer was never recorded);
+//! - expiry: unfinished payments past `expires_at` become `expired`;
+//! - pruning: Idempotency-Key records past their retention.
+//!
+//! Every round handles at most `batch_size_max` items per job, and the loop
+//! stops when the shutdown signal fires. Several nodes on one PostgreSQL
+//! share the work: due rows are claimed with `FOR UPDATE SKIP LOCKED`.
+
+use malipo_gateway::Gateway;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Pause between rounds when there was nothing to do.
+    pub idle_interval_ms: u64,
+    /// The most payments one job handles per round.
+    pub batch_size_max: i64,
+    /// How often to prune idempotency records.
+    pub prune_interval_ms: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            idle_interval_ms: 100,
+            batch_size_max: 100,
+            prune_interval_ms: 3_600_000,
+        }
+    }
+}
+
+/// Starts the loop; it ends soon after `shutdown` turns true.
+pub fn spawn(
+    gateway: Gateway,
+    config: WorkerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last_prune = tokio::time::Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let busy = run_round(&gateway, &config).await;
+            if last_prune.elapsed() >= Duration::from_millis(config.prune_interval_ms) {
+                last_prune = tokio::time::Instant::now();
+                match gateway.prune_idempotency_keys().await {
+                    Ok(pruned) if pruned > 0 => tracing::info!(pruned, "pruned idempotency keys"),
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(error = %error.chain(), "pruning idempotency keys failed")
+                    }
+                }
+            }
+            if !busy {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(config.idle_interval_ms)) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+        tracing::info!("worker stopped");
+    })
+}
+
+/// One round of every job; answers whether any job found a full batch
+/// (then the next round starts at once).
+pub async fn run_round(gateway: &Gateway, config: &WorkerConfig) -> bool {
+    let polled = gateway
+        .poll_due_payments(config.batch_size_max)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::error!(error = %error.chain(), "payment polling failed");
+            0
+        });
+    let expired = gateway
+        .expire_due_payments(config.batch_size_max)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::error!(error = %error.chain(), "payment expiry failed");
+            0
+        });
+    let full = usize::try_from(config.batch_size_max).unwrap_or(usize::MAX);
+    polled >= full || expired >= full
+}

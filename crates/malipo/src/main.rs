@@ -1,1 +1,311 @@
-fn main() {}
+//! `malipo`: the payment gateway in one binary. See `malipo --help`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use malipo::config::Config;
+use malipo_core::Mode;
+use malipo_core::objects::Scope;
+use malipo_gateway::merchants::{CreateApiKey, CreateMerchant};
+use std::path::PathBuf;
+use tracing_subscriber::EnvFilter;
+
+mod bench;
+
+#[derive(Parser)]
+#[command(
+    name = "malipo",
+    version,
+    about = "Malipo: one payment gateway for mobile money, cards, bank transfer, vouchers and crypto.",
+    long_about = "Malipo: one payment gateway for mobile money, cards, bank transfer, vouchers and crypto.\n\n\
+    Configuration comes from defaults, then a TOML file (--config, or ./malipo.toml if present), then MALIPO_* \
+    environment variables (e.g. MALIPO_LISTEN=0.0.0.0:8080), then DATABASE_URL. SQLite is the default store \
+    (sqlite://malipo.db, created on first start); DATABASE_URL=postgres://… uses PostgreSQL."
+)]
+struct Cli {
+    /// A TOML configuration file.
+    #[arg(long, global = true, env = "MALIPO_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway: HTTP API, background worker. Migrates the database
+    /// first; prints a one-time operator token on an empty database.
+    Serve {
+        /// Also create a demo merchant and print a test secret key and a curl line.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage merchants.
+    Merchant {
+        #[command(subcommand)]
+        command: MerchantCommand,
+    },
+    /// Manage API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Manage operator (admin) tokens.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+    /// Inspect the ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+    /// Measure throughput (ledger transfers/s, payments/s) on this machine.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum MerchantCommand {
+    /// Create a merchant; prints its test and live secret keys (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List merchants.
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Test,
+    Live,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create a secret key for a merchant; prints it (shown once).
+    Create {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long, value_enum, default_value = "test")]
+        mode: ModeArg,
+        #[arg(long)]
+        name: Option<String>,
+        /// Comma-separated: full, read_only, payments_write, refunds_write.
+        #[arg(long, default_value = "full")]
+        scopes: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Create another operator token; prints it (shown once).
+    Token,
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Prove debits = credits per asset and every balance = the sum of its
+    /// entries. Exits 1 if not.
+    Verify,
+}
+
+fn init_logging(config: &Config) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if config.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    init_logging(&config);
+    // reqwest (connectors, benchmarks) uses rustls with the ring provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        Command::Serve { demo } => serve(&config, demo).await,
+        Command::Migrate => {
+            malipo::open_store(&config).await?;
+            println!("migrated {}", redact_url(&config.database_url));
+            Ok(())
+        }
+        Command::Merchant { command } => merchant(&config, command).await,
+        Command::Key {
+            command:
+                KeyCommand::Create {
+                    merchant,
+                    mode,
+                    name,
+                    scopes,
+                },
+        } => {
+            let gateway = malipo::open_gateway(&config).await?;
+            let scopes = scopes
+                .split(',')
+                .map(|text| {
+                    Scope::parse(text.trim())
+                        .ok_or_else(|| anyhow::anyhow!("unknown scope `{text}`"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mode = match mode {
+                ModeArg::Test => Mode::Test,
+                ModeArg::Live => Mode::Live,
+            };
+            let key = gateway
+                .create_api_key_for(
+                    &merchant,
+                    mode,
+                    CreateApiKey {
+                        name,
+                        scopes: Some(scopes),
+                    },
+                )
+                .await?;
+            println!("{}", key.secret.unwrap_or_default());
+            Ok(())
+        }
+        Command::Operator {
+            command: OperatorCommand::Token,
+        } => {
+            let gateway = malipo::open_gateway(&config).await?;
+            println!("{}", gateway.create_operator_token().await?);
+            Ok(())
+        }
+        Command::Ledger {
+            command: LedgerCommand::Verify,
+        } => {
+            let gateway = malipo::open_gateway(&config).await?;
+            let report = gateway.verify_ledger().await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Bench(args) => bench::run(&config, args).await,
+    }
+}
+
+/// The URL without its password, for printing.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            let user = credentials.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
+    let running = malipo::start(config).await?;
+    let base = format!("http://{}", running.address);
+    println!(
+        "Malipo listening on {base} (database: {})",
+        redact_url(&config.database_url)
+    );
+    println!("API docs: {base}/docs");
+    if let Some(token) = &running.first_operator_token {
+        println!("\nOperator token (shown once, keep it safe):\n  {token}");
+    }
+    if demo {
+        let created = running
+            .gateway
+            .create_merchant(CreateMerchant {
+                name: "Demo Merchant".into(),
+                email: None,
+                fee_schedules: Default::default(),
+            })
+            .await?;
+        let secret = created.test_secret_key.secret.unwrap_or_default();
+        println!(
+            "\nDemo merchant {} — test secret key (shown once):\n  {secret}",
+            created.merchant.merchant.id
+        );
+        println!(
+            "\nTry a payment:\n  curl -s {base}/v1/payments -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n    -d '{{\"amount\": 1000, \"currency\": \"kes\", \"method\": \"sandbox\", \"customer\": {{\"phone\": \"254700000000\"}}}}'"
+        );
+    }
+    let shutdown = running.shutdown_sender();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = shutdown.send(true);
+    });
+    running.wait().await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn merchant(config: &Config, command: MerchantCommand) -> anyhow::Result<()> {
+    let gateway = malipo::open_gateway(config).await?;
+    match command {
+        MerchantCommand::Create { name, email } => {
+            let created = gateway
+                .create_merchant(CreateMerchant {
+                    name,
+                    email,
+                    fee_schedules: Default::default(),
+                })
+                .await?;
+            println!("merchant:        {}", created.merchant.merchant.id);
+            println!(
+                "test secret key: {}",
+                created.test_secret_key.secret.unwrap_or_default()
+            );
+            println!(
+                "live secret key: {}",
+                created.live_secret_key.secret.unwrap_or_default()
+            );
+            println!("(the keys are shown once)");
+        }
+        MerchantCommand::List => {
+            let mut page = malipo_store::Page {
+                limit: 100,
+                cursor: malipo_store::Cursor::Newest,
+            };
+            loop {
+                let list = gateway.merchants(&page).await?;
+                for merchant in &list.data {
+                    println!("{}\t{}", merchant.merchant.id, merchant.merchant.name);
+                }
+                match list.data.last() {
+                    Some(last) if list.has_more => {
+                        page.cursor = malipo_store::Cursor::StartingAfter(last.merchant.id.clone());
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+    Ok(())
+}

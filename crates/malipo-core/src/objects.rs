@@ -1,0 +1,240 @@
+//! The API's resources, as merchants see them. The store reads and writes
+//! these, the gateway changes them through named transitions, and the HTTP
+//! layer serializes them unchanged: one definition of each object.
+//!
+//! Amounts are `u64` minor units here (every payment amount fits, see
+//! [`crate::Asset::payment_amount_max`]); the ledger works in 128 bits.
+//! Times are Unix seconds, as in Stripe's API.
+
+use crate::metadata::Metadata;
+use crate::payment::{PaymentMethod, PaymentStatus};
+use crate::refund::{RefundReason, RefundStatus};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Who is paying. All fields optional; the sandbox and mobile money
+/// connectors need `phone`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    /// E.164 digits, with or without `+` (e.g. `254708374149`).
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Why a payment failed, in the provider-independent vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Failure {
+    /// Stable code, e.g. `insufficient_funds`, `cancelled_by_user`, `expired`.
+    pub code: String,
+    pub message: String,
+}
+
+/// What the customer must do next, when a payment is `requires_action` or
+/// `processing` with the customer in the loop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NextAction {
+    /// A prompt was sent to the customer's phone (STK push / USSD).
+    PhonePrompt { phone: String, message: String },
+    /// Send the customer to this URL (card 3-D Secure, hosted checkout).
+    RedirectToUrl { url: String },
+    /// The customer pays by bank transfer quoting this reference.
+    BankTransfer {
+        reference: String,
+        account_number: String,
+        bank_name: String,
+    },
+    /// The customer sends crypto to this address.
+    CryptoTransfer {
+        address: String,
+        network: String,
+        amount: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Payment {
+    /// `pay_…`
+    pub id: String,
+    /// Always `payment`.
+    pub object: &'static str,
+    pub livemode: bool,
+    /// In the currency's minor unit (KES cents, UGX units).
+    pub amount: u64,
+    /// Lowercase ISO 4217 code or asset code.
+    pub currency: String,
+    pub method: PaymentMethod,
+    /// The connector that carries the payment, e.g. `sandbox`.
+    pub connector: String,
+    pub status: PaymentStatus,
+    /// The merchant's own order id.
+    pub reference: Option<String>,
+    pub description: Option<String>,
+    pub customer: Customer,
+    pub amount_refunded: u64,
+    /// Malipo's fee, charged when the payment succeeds.
+    pub fee: u64,
+    /// `amount - fee`: what the merchant's balance receives on success.
+    pub net: u64,
+    pub next_action: Option<NextAction>,
+    pub failure: Option<Failure>,
+    pub metadata: Metadata,
+    /// When the payment expires if it has not completed (Unix seconds).
+    pub expires_at: i64,
+    pub created: i64,
+    pub updated: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Refund {
+    /// `re_…`
+    pub id: String,
+    /// Always `refund`.
+    pub object: &'static str,
+    pub livemode: bool,
+    /// The refunded payment's id.
+    pub payment: String,
+    pub amount: u64,
+    pub currency: String,
+    pub status: RefundStatus,
+    pub reason: Option<RefundReason>,
+    /// The part of the payment's fee this refund gives back.
+    pub fee_refunded: u64,
+    pub failure: Option<Failure>,
+    pub metadata: Metadata,
+    pub created: i64,
+    pub updated: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Merchant {
+    /// `mch_…`
+    pub id: String,
+    /// Always `merchant`.
+    pub object: &'static str,
+    pub name: String,
+    pub email: Option<String>,
+    pub created: i64,
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Everything a merchant can do.
+    Full,
+    /// Every GET.
+    ReadOnly,
+    /// Create, confirm and cancel payments (and read).
+    PaymentsWrite,
+    /// Create refunds (and read).
+    RefundsWrite,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [
+        Scope::Full,
+        Scope::ReadOnly,
+        Scope::PaymentsWrite,
+        Scope::RefundsWrite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Full => "full",
+            Scope::ReadOnly => "read_only",
+            Scope::PaymentsWrite => "payments_write",
+            Scope::RefundsWrite => "refunds_write",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == text)
+    }
+
+    /// Whether a key with this scope may do what `needed` names.
+    pub fn allows(self, needed: Scope) -> bool {
+        match (self, needed) {
+            (Scope::Full, _) => true,
+            (_, Scope::ReadOnly) => true,
+            (granted, needed) => granted == needed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiKey {
+    /// `key_…`
+    pub id: String,
+    /// Always `api_key`.
+    pub object: &'static str,
+    pub livemode: bool,
+    pub name: Option<String>,
+    /// The first characters of the secret, enough to recognise it.
+    pub prefix: String,
+    pub scopes: Vec<Scope>,
+    /// The whole secret: only in the response that created the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub revoked: Option<i64>,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BalanceTransaction {
+    /// `txn_…`
+    pub id: String,
+    /// Always `balance_transaction`.
+    pub object: &'static str,
+    pub livemode: bool,
+    /// `payment` or `refund`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Signed: positive for money in, negative for money out.
+    pub amount: i64,
+    pub fee: i64,
+    pub net: i64,
+    pub currency: String,
+    /// The payment or refund that caused it.
+    pub source: String,
+    pub created: i64,
+}
+
+/// One currency's balance, from the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BalanceAmount {
+    pub currency: String,
+    pub amount: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Balance {
+    /// Always `balance`.
+    pub object: &'static str,
+    pub livemode: bool,
+    /// Settled funds the merchant can be paid out.
+    pub available: Vec<BalanceAmount>,
+    /// Payments in flight: reserved in the ledger, not yet settled.
+    pub pending: Vec<BalanceAmount>,
+}
+
+/// A page of objects, Stripe style.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct List<T> {
+    /// Always `list`.
+    pub object: &'static str,
+    pub data: Vec<T>,
+    pub has_more: bool,
+}
+
+impl<T> List<T> {
+    pub fn new(data: Vec<T>, has_more: bool) -> Self {
+        List {
+            object: "list",
+            data,
+            has_more,
+        }
+    }
+}

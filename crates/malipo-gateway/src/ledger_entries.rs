@@ -1,0 +1,259 @@
+//! Which ledger accounts and transfers each step of a payment's or a
+//! refund's life produces. Pure functions: the use cases post the result in
+//! the transaction of the state change.
+//!
+//! Accounts, one per (mode, owner, asset, purpose):
+//! - `{mode}/connector/{name}/{asset}/clearing`: money the provider owes us
+//!   (it goes "negative" as payments succeed: debits exceed credits).
+//! - `{mode}/merchant/{id}/{asset}/available`: what the merchant has; it can
+//!   never go below zero (`debits_must_not_exceed_credits`).
+//! - `{mode}/platform/{asset}/fees`: the platform's fee revenue, never below zero.
+//!
+//! A payment moves `net` from clearing to the merchant and `fee` from clearing
+//! to the platform. While the provider is processing, both are pending
+//! transfers (the merchant's pending balance); success posts them, failure or
+//! expiry voids them. A refund reverses the entries in proportion (see
+//! `malipo_core::refund::fee_share_of_refund`), reserved first and posted
+//! when the provider confirms. Transfer ids derive from the object id, so a
+//! retried step can never post twice.
+
+use malipo_core::Mode;
+use malipo_ledger::{Account, AccountFlags, TransferKind, TransferRequest};
+use malipo_store::PaymentRecord;
+
+fn mode_of(livemode: bool) -> &'static str {
+    Mode::from_livemode(livemode).as_str()
+}
+
+pub fn clearing_account(livemode: bool, connector: &str, asset: &str) -> Account {
+    Account::new(
+        format!(
+            "{}/connector/{connector}/{asset}/clearing",
+            mode_of(livemode)
+        ),
+        asset.to_owned(),
+        AccountFlags::default(),
+    )
+}
+
+pub fn merchant_account(livemode: bool, merchant_id: &str, asset: &str) -> Account {
+    Account::new(
+        format!(
+            "{}/merchant/{merchant_id}/{asset}/available",
+            mode_of(livemode)
+        ),
+        asset.to_owned(),
+        AccountFlags {
+            debits_must_not_exceed_credits: true,
+            credits_must_not_exceed_debits: false,
+        },
+    )
+}
+
+/// The prefix shared by all of a merchant's accounts in a mode.
+pub fn merchant_account_prefix(livemode: bool, merchant_id: &str) -> String {
+    format!("{}/merchant/{merchant_id}/", mode_of(livemode))
+}
+
+pub fn fees_account(livemode: bool, asset: &str) -> Account {
+    Account::new(
+        format!("{}/platform/{asset}/fees", mode_of(livemode)),
+        asset.to_owned(),
+        AccountFlags {
+            debits_must_not_exceed_credits: true,
+            credits_must_not_exceed_debits: false,
+        },
+    )
+}
+
+/// The three accounts a payment touches, to create before posting.
+pub fn payment_accounts(record: &PaymentRecord) -> [Account; 3] {
+    let payment = &record.payment;
+    [
+        clearing_account(payment.livemode, &payment.connector, &payment.currency),
+        merchant_account(payment.livemode, &record.merchant_id, &payment.currency),
+        fees_account(payment.livemode, &payment.currency),
+    ]
+}
+
+struct Leg {
+    suffix: &'static str,
+    debit: Account,
+    credit: Account,
+    amount: u128,
+    code: &'static str,
+}
+
+fn payment_legs(record: &PaymentRecord) -> Vec<Leg> {
+    let [clearing, merchant, fees] = payment_accounts(record);
+    let payment = &record.payment;
+    vec![
+        Leg {
+            suffix: "net",
+            debit: clearing.clone(),
+            credit: merchant,
+            amount: u128::from(payment.net),
+            code: "payment",
+        },
+        Leg {
+            suffix: "fee",
+            debit: clearing,
+            credit: fees,
+            amount: u128::from(payment.fee),
+            code: "fee",
+        },
+    ]
+}
+
+fn request(
+    id: String,
+    leg: &Leg,
+    kind: TransferKind,
+    pending_id: Option<String>,
+    source_id: &str,
+) -> TransferRequest {
+    TransferRequest {
+        id,
+        debit_account_id: leg.debit.id.clone(),
+        credit_account_id: leg.credit.id.clone(),
+        amount: if pending_id.is_some() { 0 } else { leg.amount },
+        asset: leg.debit.asset.clone(),
+        kind,
+        pending_id,
+        code: leg.code.to_owned(),
+        source_id: Some(source_id.to_owned()),
+    }
+}
+
+/// The payment succeeded without having reserved funds: post at once.
+pub fn payment_posted(record: &PaymentRecord) -> Vec<TransferRequest> {
+    let id = &record.payment.id;
+    payment_legs(record)
+        .iter()
+        .filter(|leg| leg.amount > 0)
+        .map(|leg| {
+            request(
+                format!("{id}.{}", leg.suffix),
+                leg,
+                TransferKind::Posted,
+                None,
+                id,
+            )
+        })
+        .collect()
+}
+
+/// The payment started processing: reserve the amounts as pending.
+pub fn payment_reserved(record: &PaymentRecord) -> Vec<TransferRequest> {
+    let id = &record.payment.id;
+    payment_legs(record)
+        .iter()
+        .filter(|leg| leg.amount > 0)
+        .map(|leg| TransferRequest {
+            amount: leg.amount,
+            ..request(
+                format!("{id}.{}.pending", leg.suffix),
+                leg,
+                TransferKind::Pending,
+                None,
+                id,
+            )
+        })
+        .collect()
+}
+
+/// The reserved payment succeeded (`post`) or did not (`void`).
+pub fn payment_reservation_released(record: &PaymentRecord, post: bool) -> Vec<TransferRequest> {
+    let id = &record.payment.id;
+    let (kind, step) = if post {
+        (TransferKind::PostPending, "post")
+    } else {
+        (TransferKind::VoidPending, "void")
+    };
+    payment_legs(record)
+        .iter()
+        .filter(|leg| leg.amount > 0)
+        .map(|leg| {
+            request(
+                format!("{id}.{}.{step}", leg.suffix),
+                leg,
+                kind,
+                Some(format!("{id}.{}.pending", leg.suffix)),
+                id,
+            )
+        })
+        .collect()
+}
+
+/// The legs of a refund: the merchant gives back `amount - fee_share`, the
+/// platform gives back `fee_share`, both to the connector's clearing account.
+fn refund_legs(record: &PaymentRecord, amount: u64, fee_share: u64) -> Vec<Leg> {
+    let [clearing, merchant, fees] = payment_accounts(record);
+    vec![
+        Leg {
+            suffix: "net",
+            debit: merchant,
+            credit: clearing.clone(),
+            amount: u128::from(amount.saturating_sub(fee_share)),
+            code: "refund",
+        },
+        Leg {
+            suffix: "fee",
+            debit: fees,
+            credit: clearing,
+            amount: u128::from(fee_share),
+            code: "fee_refund",
+        },
+    ]
+}
+
+/// A refund was asked for: reserve the money it will take back.
+pub fn refund_reserved(
+    record: &PaymentRecord,
+    refund_id: &str,
+    amount: u64,
+    fee_share: u64,
+) -> Vec<TransferRequest> {
+    refund_legs(record, amount, fee_share)
+        .iter()
+        .filter(|leg| leg.amount > 0)
+        .map(|leg| TransferRequest {
+            amount: leg.amount,
+            ..request(
+                format!("{refund_id}.{}.pending", leg.suffix),
+                leg,
+                TransferKind::Pending,
+                None,
+                refund_id,
+            )
+        })
+        .collect()
+}
+
+/// The provider confirmed (`post`) or refused (`void`) the refund.
+pub fn refund_reservation_released(
+    record: &PaymentRecord,
+    refund_id: &str,
+    amount: u64,
+    fee_share: u64,
+    post: bool,
+) -> Vec<TransferRequest> {
+    let (kind, step) = if post {
+        (TransferKind::PostPending, "post")
+    } else {
+        (TransferKind::VoidPending, "void")
+    };
+    refund_legs(record, amount, fee_share)
+        .iter()
+        .filter(|leg| leg.amount > 0)
+        .map(|leg| {
+            request(
+                format!("{refund_id}.{}.{step}", leg.suffix),
+                leg,
+                kind,
+                Some(format!("{refund_id}.{}.pending", leg.suffix)),
+                refund_id,
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,271 @@
+//! Onboarding merchants and managing their API keys.
+
+use crate::auth::{MerchantContext, SECRET_PREFIX_LENGTH, new_secret_key};
+use crate::{ApiError, Gateway, GatewayResult, now_seconds};
+use malipo_core::Mode;
+use malipo_core::fee::FeeSchedule;
+use malipo_core::id::{IdKind, new_id};
+use malipo_core::objects::{ApiKey, List, Merchant, Scope};
+use malipo_core::payment::PaymentMethod;
+use malipo_store::{ApiKeyRecord, MerchantRecord, Page, Tx};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+pub const MERCHANT_NAME_LENGTH_MAX: usize = 200;
+pub const KEY_NAME_LENGTH_MAX: usize = 100;
+
+/// `POST /v1/admin/merchants`
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMerchant {
+    pub name: String,
+    pub email: Option<String>,
+    /// Fee per payment method; methods not listed use the platform default.
+    #[serde(default)]
+    pub fee_schedules: BTreeMap<String, FeeSchedule>,
+}
+
+/// A merchant with its fee schedules (the operator's view).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MerchantDetails {
+    #[serde(flatten)]
+    pub merchant: Merchant,
+    pub fee_schedules: BTreeMap<String, FeeSchedule>,
+}
+
+/// A new merchant and its first keys (secrets shown only here).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CreatedMerchant {
+    pub merchant: MerchantDetails,
+    pub test_secret_key: ApiKey,
+    pub live_secret_key: ApiKey,
+}
+
+/// `POST /v1/api_keys`
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    pub name: Option<String>,
+    /// Defaults to `["full"]`.
+    pub scopes: Option<Vec<Scope>>,
+}
+
+fn details(record: MerchantRecord) -> MerchantDetails {
+    MerchantDetails {
+        merchant: record.merchant,
+        fee_schedules: record.fee_schedules,
+    }
+}
+
+impl CreateMerchant {
+    fn validate(&self) -> Result<(), ApiError> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > MERCHANT_NAME_LENGTH_MAX {
+            return Err(ApiError::invalid(
+                "name",
+                format!("name must be 1 to {MERCHANT_NAME_LENGTH_MAX} characters"),
+            ));
+        }
+        if let Some(email) = &self.email
+            && (!email.contains('@') || email.len() > 254)
+        {
+            return Err(ApiError::invalid("email", "email must be an email address"));
+        }
+        for (method, schedule) in &self.fee_schedules {
+            if PaymentMethod::parse(method).is_none() {
+                return Err(ApiError::invalid(
+                    format!("fee_schedules[{method}]"),
+                    format!("unknown payment method `{method}`"),
+                ));
+            }
+            FeeSchedule::new(schedule.basis_points, schedule.fixed).map_err(|error| {
+                ApiError::invalid(
+                    format!("fee_schedules[{method}][basis_points]"),
+                    error.to_string(),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Gateway {
+    /// Onboards a merchant with a full-scope test key and live key.
+    pub async fn create_merchant(&self, request: CreateMerchant) -> GatewayResult<CreatedMerchant> {
+        request.validate()?;
+        let record = MerchantRecord {
+            merchant: Merchant {
+                id: new_id(IdKind::Merchant),
+                object: "merchant",
+                name: request.name.trim().to_owned(),
+                email: request.email,
+                created: now_seconds(),
+            },
+            fee_schedules: request.fee_schedules,
+        };
+        let mut tx = self.store().begin().await?;
+        tx.conn().insert_merchant(&record).await?;
+        let merchant_id = record.merchant.id.clone();
+        let test = self
+            .insert_api_key(
+                &mut tx,
+                &merchant_id,
+                Mode::Test,
+                Some("default".into()),
+                vec![Scope::Full],
+            )
+            .await?;
+        let live = self
+            .insert_api_key(
+                &mut tx,
+                &merchant_id,
+                Mode::Live,
+                Some("default".into()),
+                vec![Scope::Full],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(CreatedMerchant {
+            merchant: details(record),
+            test_secret_key: test,
+            live_secret_key: live,
+        })
+    }
+
+    pub async fn merchant(&self, id: &str) -> GatewayResult<MerchantDetails> {
+        let mut reader = self.store().reader().await?;
+        let record = reader
+            .conn()
+            .merchant(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("merchant", id))?;
+        Ok(details(record))
+    }
+
+    pub async fn merchants(&self, page: &Page) -> GatewayResult<List<MerchantDetails>> {
+        let mut reader = self.store().reader().await?;
+        let (records, has_more) = reader.conn().merchants(page).await?;
+        Ok(List::new(
+            records.into_iter().map(details).collect(),
+            has_more,
+        ))
+    }
+
+    /// Operator: a new key for a merchant in a mode.
+    pub async fn create_api_key_for(
+        &self,
+        merchant_id: &str,
+        mode: Mode,
+        request: CreateApiKey,
+    ) -> GatewayResult<ApiKey> {
+        let (name, scopes) = validate_key_request(request)?;
+        let mut tx = self.store().begin().await?;
+        if tx.conn().merchant(merchant_id).await?.is_none() {
+            return Err(ApiError::not_found("merchant", merchant_id).into());
+        }
+        let key = self
+            .insert_api_key(&mut tx, merchant_id, mode, name, scopes)
+            .await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    /// Merchant: a new key in the caller's mode.
+    pub async fn create_api_key(
+        &self,
+        context: &MerchantContext,
+        request: CreateApiKey,
+    ) -> GatewayResult<ApiKey> {
+        context.require(Scope::Full)?;
+        self.create_api_key_for(&context.merchant_id, context.mode, request)
+            .await
+    }
+
+    pub async fn api_keys(
+        &self,
+        context: &MerchantContext,
+        page: &Page,
+    ) -> GatewayResult<List<ApiKey>> {
+        context.require(Scope::ReadOnly)?;
+        let mut reader = self.store().reader().await?;
+        let (records, has_more) = reader
+            .conn()
+            .api_keys(&context.merchant_id, context.livemode(), page)
+            .await?;
+        Ok(List::new(
+            records.into_iter().map(|record| record.key).collect(),
+            has_more,
+        ))
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        context: &MerchantContext,
+        id: &str,
+    ) -> GatewayResult<ApiKey> {
+        context.require(Scope::Full)?;
+        let mut tx = self.store().begin().await?;
+        let record = tx
+            .conn()
+            .revoke_api_key(&context.merchant_id, context.livemode(), id, now_seconds())
+            .await?
+            .ok_or_else(|| ApiError::not_found("api_key", id))?;
+        tx.commit().await?;
+        Ok(record.key)
+    }
+
+    async fn insert_api_key(
+        &self,
+        tx: &mut Tx,
+        merchant_id: &str,
+        mode: Mode,
+        name: Option<String>,
+        scopes: Vec<Scope>,
+    ) -> GatewayResult<ApiKey> {
+        let secret = new_secret_key(mode);
+        let key = ApiKey {
+            id: new_id(IdKind::ApiKey),
+            object: "api_key",
+            livemode: mode.is_live(),
+            name,
+            prefix: secret.chars().take(SECRET_PREFIX_LENGTH).collect(),
+            scopes,
+            secret: None,
+            revoked: None,
+            created: now_seconds(),
+        };
+        let record = ApiKeyRecord {
+            merchant_id: merchant_id.to_owned(),
+            key,
+        };
+        tx.conn()
+            .insert_api_key(&record, &self.key_hasher().hash(&secret))
+            .await?;
+        Ok(ApiKey {
+            secret: Some(secret),
+            ..record.key
+        })
+    }
+}
+
+fn validate_key_request(request: CreateApiKey) -> Result<(Option<String>, Vec<Scope>), ApiError> {
+    if let Some(name) = &request.name
+        && name.chars().count() > KEY_NAME_LENGTH_MAX
+    {
+        return Err(ApiError::invalid(
+            "name",
+            format!("name may be at most {KEY_NAME_LENGTH_MAX} characters"),
+        ));
+    }
+    let mut scopes = request.scopes.unwrap_or_else(|| vec![Scope::Full]);
+    scopes.sort_by_key(|scope| scope.as_str());
+    scopes.dedup();
+    if scopes.is_empty() {
+        return Err(ApiError::invalid(
+            "scopes",
+            "scopes must name at least one scope",
+        ));
+    }
+    Ok((request.name, scopes))
+}

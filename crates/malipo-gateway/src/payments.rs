@@ -1,0 +1,797 @@
+//! Payments: create, confirm, cancel, read, list; and how a connector's
+//! outcome changes a payment (one function for every path: the first answer,
+//! a status poll, a crash recovery).
+//!
+//! A confirmed payment is written before the connector is called (with a
+//! recovery poll scheduled), then the outcome is applied in a second
+//! transaction. If the process dies in between, the worker asks the provider
+//! and finishes the payment: nothing the provider accepted is ever lost.
+
+use crate::auth::MerchantContext;
+use crate::idempotency::{IdempotencyGuard, complete, recovery_point};
+use crate::ledger_entries;
+use crate::{ApiError, ErrorKind, Gateway, GatewayError, GatewayResult, now_ms, now_seconds};
+use malipo_connectors::{Connector, ConnectorError, PaymentOutcome, PaymentRequest, StatusRequest};
+use malipo_core::Asset;
+use malipo_core::MinorUnits;
+use malipo_core::fee::FeeSchedule;
+use malipo_core::id::{IdKind, looks_like, new_id};
+use malipo_core::metadata::{self, Metadata};
+use malipo_core::objects::{BalanceTransaction, Customer, Failure, List, Payment};
+use malipo_core::payment::{PaymentMethod, PaymentStatus, PaymentTransition};
+use malipo_store::{Conn, EventRecord, Filter, Page, PaymentRecord};
+use serde::Deserialize;
+use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
+
+pub const REFERENCE_LENGTH_MAX: usize = 255;
+pub const DESCRIPTION_LENGTH_MAX: usize = 1_000;
+pub const CUSTOMER_NAME_LENGTH_MAX: usize = 200;
+pub const EMAIL_LENGTH_MAX: usize = 254;
+/// Phone numbers: E.164 allows at most 15 digits.
+pub const PHONE_DIGITS_MIN: usize = 7;
+pub const PHONE_DIGITS_MAX: usize = 15;
+/// How long the worker holds a claimed status poll before another may retry.
+pub const POLL_LEASE_MS: i64 = 30_000;
+
+/// `POST /v1/payments`
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePayment {
+    /// In the currency's minor unit, > 0 and at most the currency's maximum.
+    pub amount: Option<u64>,
+    /// ISO 4217 (any case) or a crypto asset code.
+    pub currency: Option<String>,
+    /// `sandbox` (more methods come with their connectors).
+    pub method: Option<String>,
+    #[serde(default)]
+    pub customer: Customer,
+    /// The merchant's order id.
+    pub reference: Option<String>,
+    pub description: Option<String>,
+    /// At most 50 keys of 40 characters, values of 500.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Send to the provider at once (default `true`).
+    pub confirm: Option<bool>,
+}
+
+/// A [`CreatePayment`] that passed every check.
+#[derive(Debug, Clone)]
+struct NewPayment {
+    amount: u64,
+    asset: Asset,
+    method: PaymentMethod,
+    customer: Customer,
+    reference: Option<String>,
+    description: Option<String>,
+    metadata: Metadata,
+    confirm: bool,
+}
+
+fn check_length(param: &str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
+    match value {
+        Some(text) if text.chars().count() > max => Err(ApiError::invalid(
+            param,
+            format!("{param} may be at most {max} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn parse_customer(mut customer: Customer) -> Result<Customer, ApiError> {
+    if let Some(phone) = &customer.phone {
+        let digits = phone.strip_prefix('+').unwrap_or(phone);
+        if !(PHONE_DIGITS_MIN..=PHONE_DIGITS_MAX).contains(&digits.len())
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(ApiError::invalid(
+                "customer[phone]",
+                format!(
+                    "customer.phone must be {PHONE_DIGITS_MIN} to {PHONE_DIGITS_MAX} digits, optionally after `+`"
+                ),
+            ));
+        }
+        customer.phone = Some(digits.to_owned());
+    }
+    if let Some(email) = &customer.email
+        && (email.len() > EMAIL_LENGTH_MAX || !email.contains('@'))
+    {
+        return Err(ApiError::invalid(
+            "customer[email]",
+            "customer.email must be an email address",
+        ));
+    }
+    check_length("customer[name]", &customer.name, CUSTOMER_NAME_LENGTH_MAX)?;
+    Ok(customer)
+}
+
+impl NewPayment {
+    fn parse(request: CreatePayment) -> Result<NewPayment, ApiError> {
+        let amount = request.amount.ok_or_else(|| ApiError::missing("amount"))?;
+        let currency = request
+            .currency
+            .ok_or_else(|| ApiError::missing("currency"))?;
+        let asset = Asset::parse(&currency)
+            .map_err(|error| ApiError::invalid("currency", error.to_string()))?;
+        if amount == 0 {
+            return Err(ApiError::invalid("amount", "amount must be greater than 0"));
+        }
+        if u128::from(amount) > asset.payment_amount_max() {
+            return Err(ApiError::invalid(
+                "amount",
+                format!(
+                    "amount may be at most {} {asset} minor units",
+                    asset.payment_amount_max()
+                ),
+            ));
+        }
+        let method_text = request.method.ok_or_else(|| ApiError::missing("method"))?;
+        let method = PaymentMethod::parse(&method_text).ok_or_else(|| {
+            let known: Vec<_> = PaymentMethod::ALL
+                .iter()
+                .map(|method| method.as_str())
+                .collect();
+            ApiError::invalid(
+                "method",
+                format!(
+                    "unknown method `{method_text}`; known: {}",
+                    known.join(", ")
+                ),
+            )
+        })?;
+        metadata::validate(&request.metadata)
+            .map_err(|error| ApiError::invalid(error.param, error.message))?;
+        check_length("reference", &request.reference, REFERENCE_LENGTH_MAX)?;
+        check_length("description", &request.description, DESCRIPTION_LENGTH_MAX)?;
+        Ok(NewPayment {
+            amount,
+            asset,
+            method,
+            customer: parse_customer(request.customer)?,
+            reference: request.reference,
+            description: request.description,
+            metadata: request.metadata,
+            confirm: request.confirm.unwrap_or(true),
+        })
+    }
+}
+
+/// `GET /v1/payments` filters.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+pub struct PaymentFilters {
+    pub status: Option<String>,
+    pub method: Option<String>,
+    pub reference: Option<String>,
+    /// Created at or after (Unix seconds).
+    #[serde(rename = "created[gte]")]
+    #[param(rename = "created[gte]")]
+    pub created_gte: Option<i64>,
+    /// Created at or before (Unix seconds).
+    #[serde(rename = "created[lte]")]
+    #[param(rename = "created[lte]")]
+    pub created_lte: Option<i64>,
+}
+
+/// Filters every merchant-owned list starts with.
+pub(crate) fn owner_filters(context: &MerchantContext) -> Vec<Filter> {
+    vec![
+        Filter::TextEquals("merchant_id", context.merchant_id.clone()),
+        Filter::BoolEquals("livemode", context.livemode()),
+    ]
+}
+
+pub(crate) fn created_filters(filters: &mut Vec<Filter>, gte: Option<i64>, lte: Option<i64>) {
+    if let Some(gte) = gte {
+        filters.push(Filter::IntAtLeast("created", gte));
+    }
+    if let Some(lte) = lte {
+        filters.push(Filter::IntAtMost("created", lte));
+    }
+}
+
+fn not_found_unless_shaped(id: &str) -> Result<(), ApiError> {
+    if looks_like(IdKind::Payment, id) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("payment", id))
+    }
+}
+
+fn unexpected_state(message: String) -> ApiError {
+    ApiError::new(ErrorKind::Conflict, "payment_unexpected_state", message)
+}
+
+/// Writes one event of the merchant's, with the object as it is now.
+pub(crate) async fn emit(
+    conn: &mut Conn<'_>,
+    merchant_id: &str,
+    livemode: bool,
+    event_type: &str,
+    object: &impl serde::Serialize,
+) -> GatewayResult<()> {
+    let data = serde_json::to_string(object).map_err(GatewayError::internal)?;
+    conn.insert_event(&EventRecord {
+        id: new_id(IdKind::Event),
+        merchant_id: merchant_id.to_owned(),
+        livemode,
+        event_type: event_type.to_owned(),
+        data,
+        created: now_seconds(),
+    })
+    .await?;
+    Ok(())
+}
+
+/// Posts ledger transfers, creating the accounts first.
+pub(crate) async fn post(
+    conn: &mut Conn<'_>,
+    accounts: &[malipo_ledger::Account],
+    transfers: &[malipo_ledger::TransferRequest],
+) -> GatewayResult<()> {
+    if transfers.is_empty() {
+        return Ok(());
+    }
+    conn.ensure_ledger_accounts(accounts, now_seconds()).await?;
+    let outcome = conn.post_transfers(transfers, now_ms()).await?;
+    metrics::counter!("malipo_ledger_transfers_total").increment(outcome.created.len() as u64);
+    Ok(())
+}
+
+fn event_type_for(status: PaymentStatus) -> &'static str {
+    match status {
+        PaymentStatus::RequiresConfirmation => "payment.created",
+        PaymentStatus::Processing => "payment.processing",
+        PaymentStatus::RequiresAction => "payment.requires_action",
+        PaymentStatus::Succeeded => "payment.succeeded",
+        PaymentStatus::Failed => "payment.failed",
+        PaymentStatus::Canceled => "payment.canceled",
+        PaymentStatus::Expired => "payment.expired",
+    }
+}
+
+/// Moves a payment through `transition`, with its ledger entries, balance
+/// transaction and event, inside the caller's transaction. The caller holds
+/// the payment's row lock and writes the record afterwards.
+pub(crate) async fn transition(
+    conn: &mut Conn<'_>,
+    record: &mut PaymentRecord,
+    transition: PaymentTransition,
+) -> GatewayResult<()> {
+    let next = record
+        .payment
+        .status
+        .apply(transition)
+        .map_err(|error| unexpected_state(error.to_string()))?;
+    match next {
+        PaymentStatus::Processing if !record.funds_reserved => {
+            post(
+                conn,
+                &ledger_entries::payment_accounts(record),
+                &ledger_entries::payment_reserved(record),
+            )
+            .await?;
+            record.funds_reserved = true;
+        }
+        PaymentStatus::Succeeded => {
+            let transfers = if record.funds_reserved {
+                ledger_entries::payment_reservation_released(record, true)
+            } else {
+                ledger_entries::payment_posted(record)
+            };
+            post(conn, &ledger_entries::payment_accounts(record), &transfers).await?;
+            record.funds_reserved = false;
+            let payment = &record.payment;
+            let signed = |value: u64| i64::try_from(value).map_err(GatewayError::internal);
+            conn.insert_balance_transaction(
+                &record.merchant_id,
+                &BalanceTransaction {
+                    id: new_id(IdKind::BalanceTransaction),
+                    object: "balance_transaction",
+                    livemode: payment.livemode,
+                    kind: "payment".into(),
+                    amount: signed(payment.amount)?,
+                    fee: signed(payment.fee)?,
+                    net: signed(payment.net)?,
+                    currency: payment.currency.clone(),
+                    source: payment.id.clone(),
+                    created: now_seconds(),
+                },
+            )
+            .await?;
+        }
+        PaymentStatus::Failed | PaymentStatus::Canceled | PaymentStatus::Expired
+            if record.funds_reserved =>
+        {
+            let transfers = ledger_entries::payment_reservation_released(record, false);
+            post(conn, &ledger_entries::payment_accounts(record), &transfers).await?;
+            record.funds_reserved = false;
+        }
+        _ => {}
+    }
+    record.payment.status = next;
+    record.payment.updated = now_seconds();
+    if next.is_terminal() {
+        record.next_poll_ms = None;
+        record.payment.next_action = None;
+    }
+    metrics::counter!("malipo_payments_total", "status" => next.as_str()).increment(1);
+    emit(
+        conn,
+        &record.merchant_id,
+        record.payment.livemode,
+        event_type_for(next),
+        &record.payment,
+    )
+    .await
+}
+
+/// Applies what the provider said about a payment. A payment that is
+/// already final is left as it is (a late or duplicate answer).
+pub(crate) async fn apply_outcome(
+    conn: &mut Conn<'_>,
+    record: &mut PaymentRecord,
+    outcome: PaymentOutcome,
+) -> GatewayResult<()> {
+    if record.payment.status.is_terminal() {
+        return Ok(());
+    }
+    let (provider_reference, step) = match outcome {
+        PaymentOutcome::Succeeded { provider_reference } => {
+            (provider_reference, Some(PaymentTransition::Succeed))
+        }
+        PaymentOutcome::Failed {
+            provider_reference,
+            failure,
+        } => {
+            record.payment.failure = Some(failure);
+            (provider_reference, Some(PaymentTransition::Fail))
+        }
+        PaymentOutcome::Processing {
+            provider_reference,
+            next_action,
+            poll_after_ms,
+        } => {
+            record.payment.next_action = next_action;
+            record.next_poll_ms =
+                Some(now_ms().saturating_add(i64::try_from(poll_after_ms).unwrap_or(i64::MAX)));
+            let step = (record.payment.status != PaymentStatus::Processing)
+                .then_some(PaymentTransition::StartProcessing);
+            (provider_reference, step)
+        }
+        PaymentOutcome::RequiresAction {
+            provider_reference,
+            next_action,
+            poll_after_ms,
+        } => {
+            record.payment.next_action = Some(next_action);
+            record.next_poll_ms =
+                Some(now_ms().saturating_add(i64::try_from(poll_after_ms).unwrap_or(i64::MAX)));
+            let step = (record.payment.status != PaymentStatus::RequiresAction)
+                .then_some(PaymentTransition::RequireAction);
+            (provider_reference, step)
+        }
+    };
+    if provider_reference.is_some() {
+        record.provider_reference = provider_reference;
+    }
+    if let Some(step) = step {
+        transition(conn, record, step).await?;
+    } else {
+        record.payment.updated = now_seconds();
+    }
+    conn.update_payment(record).await?;
+    Ok(())
+}
+
+impl Gateway {
+    fn connector_for(&self, method: PaymentMethod) -> Result<Arc<dyn Connector>, ApiError> {
+        self.connectors()
+            .for_method(method)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "method",
+                    format!(
+                        "the `{method}` method has no connector configured on this gateway yet"
+                    ),
+                )
+            })
+    }
+
+    async fn fee_schedule(
+        &self,
+        merchant_id: &str,
+        method: PaymentMethod,
+    ) -> GatewayResult<FeeSchedule> {
+        let mut reader = self.store().reader().await?;
+        let merchant = reader.conn().merchant(merchant_id).await?;
+        let config = self.config();
+        Ok(merchant
+            .and_then(|merchant| merchant.fee_schedules.get(method.as_str()).copied())
+            .or_else(|| config.default_fees_by_method.get(method.as_str()).copied())
+            .unwrap_or(config.default_fee))
+    }
+
+    pub async fn create_payment(
+        &self,
+        context: &MerchantContext,
+        request: CreatePayment,
+        guard: Option<IdempotencyGuard>,
+    ) -> GatewayResult<Payment> {
+        context.require(malipo_core::objects::Scope::PaymentsWrite)?;
+        if let Some(resumed) = self.resume(context, guard.as_ref()).await? {
+            return Ok(resumed);
+        }
+        let new = NewPayment::parse(request)?;
+        let connector = self.connector_for(new.method)?;
+        let fee = self
+            .fee_schedule(&context.merchant_id, new.method)
+            .await?
+            .fee_for(MinorUnits::from(new.amount));
+        let fee = u64::try_from(fee.get()).map_err(GatewayError::internal)?;
+        let now_ms = now_ms();
+        let now = now_ms / 1000;
+        let expiry_seconds = i64::try_from(connector.payment_expiry_seconds()).unwrap_or(i64::MAX);
+        let mut record = PaymentRecord {
+            merchant_id: context.merchant_id.clone(),
+            payment: Payment {
+                id: new_id(IdKind::Payment),
+                object: "payment",
+                livemode: context.livemode(),
+                amount: new.amount,
+                currency: new.asset.code().to_owned(),
+                method: new.method,
+                connector: connector.name().to_owned(),
+                status: PaymentStatus::RequiresConfirmation,
+                reference: new.reference,
+                description: new.description,
+                customer: new.customer,
+                amount_refunded: 0,
+                fee,
+                net: new.amount - fee,
+                next_action: None,
+                failure: None,
+                metadata: new.metadata,
+                expires_at: now.saturating_add(expiry_seconds),
+                created: now,
+                updated: now,
+            },
+            fee_refunded: 0,
+            provider_reference: None,
+            funds_reserved: false,
+            started_ms: None,
+            next_poll_ms: None,
+        };
+        if new.confirm {
+            record.started_ms = Some(now_ms);
+            record.next_poll_ms = Some(now_ms + self.config().recovery_poll_after_ms);
+        }
+        let mut tx = self.store().begin().await?;
+        let mut conn = tx.conn();
+        conn.insert_payment(&record).await?;
+        emit(
+            &mut conn,
+            &record.merchant_id,
+            record.payment.livemode,
+            "payment.created",
+            &record.payment,
+        )
+        .await?;
+        if new.confirm {
+            recovery_point(&mut conn, guard.as_ref(), &record.payment.id).await?;
+        } else {
+            complete(&mut conn, guard.as_ref(), &record.payment).await?;
+        }
+        tx.commit().await?;
+        if !new.confirm {
+            return Ok(record.payment);
+        }
+        self.start_with_connector(connector, record, guard.as_ref())
+            .await
+    }
+
+    /// The object an earlier, crashed holder of the idempotency key created.
+    async fn resume(
+        &self,
+        context: &MerchantContext,
+        guard: Option<&IdempotencyGuard>,
+    ) -> GatewayResult<Option<Payment>> {
+        let Some(id) = guard.and_then(|guard| guard.resume_object_id.as_deref()) else {
+            return Ok(None);
+        };
+        let mut tx = self.store().begin().await?;
+        let mut conn = tx.conn();
+        let Some(record) = conn
+            .payment_for_update(&context.merchant_id, context.livemode(), id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        complete(&mut conn, guard, &record.payment).await?;
+        tx.commit().await?;
+        Ok(Some(record.payment))
+    }
+
+    /// Hands a written payment to its connector and records the answer.
+    async fn start_with_connector(
+        &self,
+        connector: Arc<dyn Connector>,
+        record: PaymentRecord,
+        guard: Option<&IdempotencyGuard>,
+    ) -> GatewayResult<Payment> {
+        let account = malipo_connectors::ConnectorAccount::default();
+        let payment = &record.payment;
+        let answer = connector
+            .start_payment(&PaymentRequest {
+                payment_id: &payment.id,
+                amount: payment.amount,
+                currency: &payment.currency,
+                method: payment.method,
+                customer: &payment.customer,
+                reference: payment.reference.as_deref(),
+                description: payment.description.as_deref(),
+                account: &account,
+                livemode: payment.livemode,
+            })
+            .await;
+        let outcome = match answer {
+            Ok(outcome) => outcome,
+            // The provider may or may not hold the request: keep processing
+            // and let the status poll find out.
+            Err(ConnectorError::Unavailable(reason)) => {
+                tracing::warn!(payment = %payment.id, %reason, "provider unavailable while starting a payment");
+                PaymentOutcome::Processing {
+                    provider_reference: None,
+                    next_action: None,
+                    poll_after_ms: u64::try_from(self.config().recovery_poll_after_ms)
+                        .unwrap_or(5_000),
+                }
+            }
+            Err(error) => PaymentOutcome::Failed {
+                provider_reference: None,
+                failure: Failure {
+                    code: "provider_rejected".into(),
+                    message: error.to_string(),
+                },
+            },
+        };
+        let mut tx = self.store().begin().await?;
+        let mut conn = tx.conn();
+        let mut record = conn
+            .payment_by_id_for_update(&record.payment.id)
+            .await?
+            .ok_or_else(|| {
+                GatewayError::internal(ApiError::not_found("payment", &record.payment.id))
+            })?;
+        apply_outcome(&mut conn, &mut record, outcome).await?;
+        complete(&mut conn, guard, &record.payment).await?;
+        tx.commit().await?;
+        Ok(record.payment)
+    }
+
+    pub async fn confirm_payment(
+        &self,
+        context: &MerchantContext,
+        id: &str,
+        guard: Option<IdempotencyGuard>,
+    ) -> GatewayResult<Payment> {
+        context.require(malipo_core::objects::Scope::PaymentsWrite)?;
+        not_found_unless_shaped(id)?;
+        let mut tx = self.store().begin().await?;
+        let mut conn = tx.conn();
+        let mut record = conn
+            .payment_for_update(&context.merchant_id, context.livemode(), id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("payment", id))?;
+        if record.payment.status != PaymentStatus::RequiresConfirmation
+            || record.started_ms.is_some()
+        {
+            return Err(unexpected_state(format!(
+                "only a payment with status `requires_confirmation` that was never confirmed can be confirmed; this one is `{}`",
+                record.payment.status
+            ))
+            .into());
+        }
+        let connector = self.connector_for(record.payment.method)?;
+        let now_ms = now_ms();
+        record.started_ms = Some(now_ms);
+        record.next_poll_ms = Some(now_ms + self.config().recovery_poll_after_ms);
+        conn.update_payment(&record).await?;
+        tx.commit().await?;
+        self.start_with_connector(connector, record, guard.as_ref())
+            .await
+    }
+
+    pub async fn cancel_payment(
+        &self,
+        context: &MerchantContext,
+        id: &str,
+        guard: Option<IdempotencyGuard>,
+    ) -> GatewayResult<Payment> {
+        context.require(malipo_core::objects::Scope::PaymentsWrite)?;
+        not_found_unless_shaped(id)?;
+        let mut tx = self.store().begin().await?;
+        let mut conn = tx.conn();
+        let mut record = conn
+            .payment_for_update(&context.merchant_id, context.livemode(), id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("payment", id))?;
+        if record.payment.status == PaymentStatus::RequiresConfirmation
+            && record.started_ms.is_some()
+        {
+            return Err(unexpected_state(
+                "the payment is being confirmed with the provider; it can't be canceled now".into(),
+            )
+            .into());
+        }
+        transition(&mut conn, &mut record, PaymentTransition::Cancel).await?;
+        conn.update_payment(&record).await?;
+        complete(&mut conn, guard.as_ref(), &record.payment).await?;
+        tx.commit().await?;
+        Ok(record.payment)
+    }
+
+    pub async fn payment(&self, context: &MerchantContext, id: &str) -> GatewayResult<Payment> {
+        context.require(malipo_core::objects::Scope::ReadOnly)?;
+        not_found_unless_shaped(id)?;
+        let mut reader = self.store().reader().await?;
+        let record = reader
+            .conn()
+            .payments(
+                &[
+                    owner_filters(context),
+                    vec![Filter::TextEquals("id", id.to_owned())],
+                ]
+                .concat(),
+                &Page {
+                    limit: 1,
+                    cursor: malipo_store::Cursor::Newest,
+                },
+            )
+            .await?
+            .0
+            .pop()
+            .ok_or_else(|| ApiError::not_found("payment", id))?;
+        Ok(record.payment)
+    }
+
+    /// Operator: any payment by id, whoever owns it.
+    pub async fn admin_payment(&self, id: &str) -> GatewayResult<PaymentRecord> {
+        not_found_unless_shaped(id)?;
+        let mut reader = self.store().reader().await?;
+        let (mut records, _) = reader
+            .conn()
+            .payments(
+                &[Filter::TextEquals("id", id.to_owned())],
+                &Page {
+                    limit: 1,
+                    cursor: malipo_store::Cursor::Newest,
+                },
+            )
+            .await?;
+        records
+            .pop()
+            .ok_or_else(|| ApiError::not_found("payment", id).into())
+    }
+
+    pub async fn payments(
+        &self,
+        context: &MerchantContext,
+        filters: &PaymentFilters,
+        page: &Page,
+    ) -> GatewayResult<List<Payment>> {
+        context.require(malipo_core::objects::Scope::ReadOnly)?;
+        let mut conditions = owner_filters(context);
+        if let Some(status) = &filters.status {
+            let status = PaymentStatus::parse(status)
+                .ok_or_else(|| ApiError::invalid("status", format!("unknown status `{status}`")))?;
+            conditions.push(Filter::TextEquals("status", status.as_str().to_owned()));
+        }
+        if let Some(method) = &filters.method {
+            let method = PaymentMethod::parse(method)
+                .ok_or_else(|| ApiError::invalid("method", format!("unknown method `{method}`")))?;
+            conditions.push(Filter::TextEquals("method", method.as_str().to_owned()));
+        }
+        if let Some(reference) = &filters.reference {
+            conditions.push(Filter::TextEquals("reference", reference.clone()));
+        }
+        created_filters(&mut conditions, filters.created_gte, filters.created_lte);
+        let mut reader = self.store().reader().await?;
+        let (records, has_more) = reader.conn().payments(&conditions, page).await?;
+        Ok(List::new(
+            records.into_iter().map(|record| record.payment).collect(),
+            has_more,
+        ))
+    }
+
+    /// Worker step: asks the connectors about payments whose poll is due;
+    /// answers how many were polled.
+    pub async fn poll_due_payments(&self, limit: i64) -> GatewayResult<usize> {
+        let now = now_ms();
+        let mut tx = self.store().begin().await?;
+        let mut conn = tx.conn();
+        let ids = conn.payments_due_for_poll(now, limit).await?;
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(mut record) = conn.payment_by_id_for_update(&id).await? {
+                // A lease: no other worker polls this payment until it ends.
+                record.next_poll_ms = Some(now + POLL_LEASE_MS);
+                conn.update_payment(&record).await?;
+                claimed.push(record);
+            }
+        }
+        tx.commit().await?;
+        let count = claimed.len();
+        // One after another: each is a short provider call, and a round is
+        // bounded by `limit`; this keeps SQLite's single writer free between.
+        for record in claimed {
+            if let Err(error) = self.poll_payment(record).await {
+                tracing::error!(error = %error.chain(), "payment status poll failed");
+            }
+        }
+        Ok(count)
+    }
+
+    async fn poll_payment(&self, record: PaymentRecord) -> GatewayResult<()> {
+        let Some(connector) = self
+            .connectors()
+            .by_name(&record.payment.connector)
+            .cloned()
+        else {
+            tracing::error!(payment = %record.payment.id, connector = %record.payment.connector, "no such connector");
+            return Ok(());
+        };
+        let account = malipo_connectors::ConnectorAccount::default();
+        let answer = connector
+            .payment_status(&StatusRequest {
+                payment_id: &record.payment.id,
+                provider_reference: record.provider_reference.as_deref(),
+                customer: &record.payment.customer,
+                started_ms: record.started_ms.unwrap_or(record.payment.created * 1000),
+                now_ms: now_ms(),
+                account: &account,
+            })
+            .await;
+        let outcome = match answer {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::warn!(payment = %record.payment.id, %error, "status poll failed; retrying after the lease");
+                return Ok(());
+            }
+        };
+        let mut tx = self.store().begin().await?;
+        let mut conn = tx.conn();
+        if let Some(mut current) = conn.payment_by_id_for_update(&record.payment.id).await? {
+            apply_outcome(&mut conn, &mut current, outcome).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Worker step: expires unfinished payments past `expires_at`; answers
+    /// how many.
+    pub async fn expire_due_payments(&self, limit: i64) -> GatewayResult<usize> {
+        let mut tx = self.store().begin().await?;
+        let mut conn = tx.conn();
+        let ids = conn.payments_due_for_expiry(now_seconds(), limit).await?;
+        let mut expired = 0;
+        for id in ids {
+            let Some(mut record) = conn.payment_by_id_for_update(&id).await? else {
+                continue;
+            };
+            if record.payment.status.is_terminal() {
+                continue;
+            }
+            record.payment.failure = Some(Failure {
+                code: "expired".into(),
+                message: "the payment was not completed before it expired".into(),
+            });
+            transition(&mut conn, &mut record, PaymentTransition::Expire).await?;
+            conn.update_payment(&record).await?;
+            expired += 1;
+        }
+        tx.commit().await?;
+        Ok(expired)
+    }
+}

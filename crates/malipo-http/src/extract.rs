@@ -1,0 +1,220 @@
+//! Extractors: authentication, JSON bodies and query strings parsed at the
+//! edge into the gateway's types, with every refusal naming the field.
+
+use crate::AppState;
+use crate::error::HttpError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use malipo_gateway::auth::MerchantContext;
+use malipo_gateway::{ApiError, ErrorKind};
+use malipo_store::{Cursor, Page};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
+
+/// The most objects one list page may hold.
+pub const PAGE_LIMIT_MAX: u32 = 100;
+pub const PAGE_LIMIT_DEFAULT: u32 = 10;
+
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::Authentication,
+            "missing_api_key",
+            "no API key: send `Authorization: Bearer sk_test_…`",
+        )
+    })?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| text.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Authentication,
+                "invalid_api_key",
+                "the Authorization header must be `Bearer <key>`",
+            )
+        })
+}
+
+/// An authenticated merchant request.
+pub struct Merchant(pub MerchantContext);
+
+impl FromRequestParts<AppState> for Merchant {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let secret = bearer(&parts.headers)?;
+        Ok(Merchant(state.gateway.authenticate_merchant(secret).await?))
+    }
+}
+
+/// An authenticated operator request.
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)?;
+        state.gateway.authenticate_operator(token).await?;
+        Ok(Operator)
+    }
+}
+
+/// A JSON body parsed into `T`, keeping the raw bytes (the idempotency hash
+/// covers them). An empty body counts as `{}`.
+pub struct JsonBody<T> {
+    pub value: T,
+    pub raw: Bytes,
+}
+
+/// Deserializes JSON, naming the offending field on failure.
+pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    let raw = if raw.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        raw
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(raw);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let message = inner.to_string();
+        // `missing field` / `unknown field` errors carry the field in the message.
+        let param = quoted_field(&message)
+            .map(|field| join_path(&path, field))
+            .or_else(|| (path != ".").then_some(path));
+        let mut api_error = ApiError::new(
+            ErrorKind::InvalidRequest,
+            if inner.is_syntax() || inner.is_eof() {
+                "body_malformed"
+            } else {
+                "parameter_invalid"
+            },
+            format!("invalid JSON body: {message}"),
+        );
+        api_error.param = param;
+        api_error
+    })?;
+    deserializer.end().map_err(|error| {
+        ApiError::new(
+            ErrorKind::InvalidRequest,
+            "body_malformed",
+            format!("invalid JSON body: {error}"),
+        )
+    })?;
+    Ok(value)
+}
+
+fn quoted_field(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("missing field `"))?;
+    rest.split('`').next()
+}
+
+fn join_path(path: &str, field: &str) -> String {
+    if path == "." {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = HttpError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(content_type) = request.headers().get(header::CONTENT_TYPE)
+            && !content_type
+                .to_str()
+                .unwrap_or("")
+                .starts_with("application/json")
+        {
+            return Err(ApiError::new(
+                ErrorKind::InvalidRequest,
+                "content_type_unsupported",
+                "send the body as `Content-Type: application/json`",
+            )
+            .into());
+        }
+        let limit = state.body_limit_bytes;
+        let raw = Bytes::from_request(request, state).await.map_err(|_| {
+            ApiError::new(
+                ErrorKind::InvalidRequest,
+                "body_too_large",
+                format!("the request body is larger than the limit of {limit} bytes"),
+            )
+        })?;
+        Ok(JsonBody {
+            value: parse_json(&raw)?,
+            raw,
+        })
+    }
+}
+
+/// A query string parsed into `T`, naming the offending parameter.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        let value = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            ApiError::invalid(
+                path.clone(),
+                format!("invalid query parameter `{path}`: {}", error.inner()),
+            )
+        })?;
+        Ok(QueryParams(value))
+    }
+}
+
+/// `limit`, `starting_after`, `ending_before`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+pub struct PageParams {
+    /// 1 to 100, default 10.
+    pub limit: Option<u32>,
+    /// An object id: the page starts after it (older objects).
+    pub starting_after: Option<String>,
+    /// An object id: the page ends before it (newer objects).
+    pub ending_before: Option<String>,
+}
+
+impl PageParams {
+    pub fn page(self) -> Result<Page, ApiError> {
+        let limit = self.limit.unwrap_or(PAGE_LIMIT_DEFAULT);
+        if !(1..=PAGE_LIMIT_MAX).contains(&limit) {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("limit must be between 1 and {PAGE_LIMIT_MAX}"),
+            ));
+        }
+        let cursor = match (self.starting_after, self.ending_before) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "ending_before",
+                    "use starting_after or ending_before, not both",
+                ));
+            }
+            (Some(id), None) => Cursor::StartingAfter(id),
+            (None, Some(id)) => Cursor::EndingBefore(id),
+            (None, None) => Cursor::Newest,
+        };
+        Ok(Page { limit, cursor })
+    }
+}

@@ -1,0 +1,59 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations, and
+//! a Swagger UI whose assets are compiled into the binary (no CDN).
+
+use crate::AppState;
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::routes::{self, NoParameters};
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(description))
+                    .build(),
+            )
+        };
+        components.add_security_scheme(
+            "secret_key",
+            bearer("A merchant secret key: `sk_test_…` or `sk_live_…`"),
+        );
+        components.add_security_scheme("operator_token", bearer("An operator token: `op_…`"));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Malipo API",
+        description = "One integration for M-Pesa, MTN MoMo, Airtel Money, cards, bank transfer, vouchers and crypto.\n\n\
+            Sandbox test numbers (last four digits of `customer.phone`, method `sandbox`): `0000` succeeds at once; \
+            `0002` fails (`insufficient_funds`); `0003` is `processing` then succeeds about a second later; `0004` is \
+            `processing` then fails (`cancelled_by_user`); `0005` stays `processing` until the payment expires; \
+            anything else succeeds at once.",
+    ),
+    paths(
+        routes::payments::create, routes::payments::list, routes::payments::retrieve,
+        routes::payments::confirm, routes::payments::cancel,
+        routes::refunds::create, routes::refunds::list, routes::refunds::retrieve,
+        routes::balance::balance, routes::balance::transactions,
+        routes::api_keys::create, routes::api_keys::list, routes::api_keys::revoke,
+        routes::admin::create_merchant, routes::admin::list_merchants, routes::admin::retrieve_merchant,
+        routes::admin::create_key, routes::admin::retrieve_payment, routes::admin::verify_ledger,
+    ),
+    components(schemas(ErrorBody, ErrorDetail, NoParameters)),
+    modifiers(&SecuritySchemes),
+)]
+pub struct ApiDoc;
+
+pub fn router() -> Router<AppState> {
+    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}

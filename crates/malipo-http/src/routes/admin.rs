@@ -1,0 +1,110 @@
+//! `/v1/admin/…`: the operator's API (operator token).
+
+use crate::AppState;
+use crate::error::{ErrorBody, HttpResult};
+use crate::extract::{JsonBody, Operator, PageParams, QueryParams};
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use malipo_core::Mode;
+use malipo_core::objects::{ApiKey, List, Payment, Scope};
+use malipo_gateway::merchants::{CreateApiKey, CreateMerchant, CreatedMerchant, MerchantDetails};
+use malipo_ledger::VerifyReport;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/admin/merchants",
+            post(create_merchant).get(list_merchants),
+        )
+        .route("/v1/admin/merchants/{id}", get(retrieve_merchant))
+        .route("/v1/admin/merchants/{id}/api_keys", post(create_key))
+        .route("/v1/admin/payments/{id}", get(retrieve_payment))
+        .route("/v1/admin/ledger/verify", get(verify_ledger))
+}
+
+/// Onboard a merchant; the response holds its test and live secret keys (shown once).
+#[utoipa::path(post, path = "/v1/admin/merchants", tag = "admin", request_body = CreateMerchant,
+    responses((status = 200, body = CreatedMerchant), (status = 400, body = ErrorBody)), security(("operator_token" = [])))]
+pub async fn create_merchant(
+    State(state): State<AppState>,
+    _operator: Operator,
+    body: JsonBody<CreateMerchant>,
+) -> HttpResult<Json<CreatedMerchant>> {
+    Ok(Json(state.gateway.create_merchant(body.value).await?))
+}
+
+#[utoipa::path(get, path = "/v1/admin/merchants", tag = "admin", params(PageParams),
+    responses((status = 200, body = List<MerchantDetails>)), security(("operator_token" = [])))]
+pub async fn list_merchants(
+    State(state): State<AppState>,
+    _operator: Operator,
+    QueryParams(page): QueryParams<PageParams>,
+) -> HttpResult<Json<List<MerchantDetails>>> {
+    Ok(Json(state.gateway.merchants(&page.page()?).await?))
+}
+
+#[utoipa::path(get, path = "/v1/admin/merchants/{id}", tag = "admin", params(("id" = String, Path)),
+    responses((status = 200, body = MerchantDetails), (status = 404, body = ErrorBody)), security(("operator_token" = [])))]
+pub async fn retrieve_merchant(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(id): Path<String>,
+) -> HttpResult<Json<MerchantDetails>> {
+    Ok(Json(state.gateway.merchant(&id).await?))
+}
+
+/// `POST /v1/admin/merchants/{id}/api_keys`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMerchantKey {
+    /// `test` or `live`.
+    pub mode: Mode,
+    pub name: Option<String>,
+    pub scopes: Option<Vec<Scope>>,
+}
+
+/// Create a key for a merchant; the secret is in this response only.
+#[utoipa::path(post, path = "/v1/admin/merchants/{id}/api_keys", tag = "admin", params(("id" = String, Path)),
+    request_body = CreateMerchantKey,
+    responses((status = 200, body = ApiKey), (status = 404, body = ErrorBody)), security(("operator_token" = [])))]
+pub async fn create_key(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(id): Path<String>,
+    body: JsonBody<CreateMerchantKey>,
+) -> HttpResult<Json<ApiKey>> {
+    let request = CreateApiKey {
+        name: body.value.name,
+        scopes: body.value.scopes,
+    };
+    Ok(Json(
+        state
+            .gateway
+            .create_api_key_for(&id, body.value.mode, request)
+            .await?,
+    ))
+}
+
+/// Any payment, whoever owns it.
+#[utoipa::path(get, path = "/v1/admin/payments/{id}", tag = "admin", params(("id" = String, Path)),
+    responses((status = 200, body = Payment), (status = 404, body = ErrorBody)), security(("operator_token" = [])))]
+pub async fn retrieve_payment(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(id): Path<String>,
+) -> HttpResult<Json<Payment>> {
+    Ok(Json(state.gateway.admin_payment(&id).await?.payment))
+}
+
+/// Prove the ledger: debits equal credits per asset and every balance equals its entries.
+#[utoipa::path(get, path = "/v1/admin/ledger/verify", tag = "admin",
+    responses((status = 200, body = Object)), security(("operator_token" = [])))]
+pub async fn verify_ledger(
+    State(state): State<AppState>,
+    _operator: Operator,
+) -> HttpResult<Json<VerifyReport>> {
+    Ok(Json(state.gateway.verify_ledger().await?))
+}

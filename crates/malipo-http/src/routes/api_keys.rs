@@ -1,0 +1,65 @@
+//! `/v1/api_keys`: a merchant manages its own keys.
+
+use super::NoParameters;
+use crate::AppState;
+use crate::error::{ErrorBody, HttpResult};
+use crate::extract::{JsonBody, Merchant, PageParams, QueryParams};
+use crate::idempotent::{RequestIdentity, idempotent};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use axum::routing::post;
+use axum::{Json, Router};
+use malipo_core::objects::{ApiKey, List};
+use malipo_gateway::merchants::CreateApiKey;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/api_keys", post(create).get(list))
+        .route("/v1/api_keys/{id}/revoke", post(revoke))
+}
+
+/// Create a secret key in the caller's mode. The secret is in this response only.
+#[utoipa::path(post, path = "/v1/api_keys", tag = "api_keys", request_body = CreateApiKey,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = ApiKey), (status = 403, body = ErrorBody)), security(("secret_key" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    Merchant(context): Merchant,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<CreateApiKey>,
+) -> Response {
+    let identity = RequestIdentity {
+        method: "POST",
+        path: uri.path(),
+        body: &body.raw,
+    };
+    idempotent(&state, &context, &headers, identity, |_guard| {
+        state.gateway.create_api_key(&context, body.value)
+    })
+    .await
+}
+
+/// List the keys of the caller's mode (secrets are never shown again).
+#[utoipa::path(get, path = "/v1/api_keys", tag = "api_keys", params(PageParams),
+    responses((status = 200, body = List<ApiKey>)), security(("secret_key" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Merchant(context): Merchant,
+    QueryParams(page): QueryParams<PageParams>,
+) -> HttpResult<Json<List<ApiKey>>> {
+    Ok(Json(state.gateway.api_keys(&context, &page.page()?).await?))
+}
+
+/// Revoke a key: it stops working at once.
+#[utoipa::path(post, path = "/v1/api_keys/{id}/revoke", tag = "api_keys", params(("id" = String, Path)),
+    responses((status = 200, body = ApiKey), (status = 404, body = ErrorBody)), security(("secret_key" = [])))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    Merchant(context): Merchant,
+    Path(id): Path<String>,
+    _body: JsonBody<NoParameters>,
+) -> HttpResult<Json<ApiKey>> {
+    Ok(Json(state.gateway.revoke_api_key(&context, &id).await?))
+}

@@ -1,0 +1,16 @@
+//! One module per resource; each exposes `router()`.
+
+pub mod admin;
+pub mod api_keys;
+pub mod balance;
+pub mod payments;
+pub mod refunds;
+pub mod system;
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// The body of POSTs that take no parameters (`{}` or empty).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoParameters {}

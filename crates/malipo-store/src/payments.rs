@@ -1,0 +1,346 @@
+//! Payments: insert, read, update, list, and the due-work queries the worker
+//! claims (status polls and expiries).
+
+use crate::list::{Filter, Page};
+use crate::{Conn, StoreError, corrupt, run};
+use malipo_core::objects::{Failure, Payment};
+use malipo_core::payment::{PaymentMethod, PaymentStatus};
+use sqlx::Row;
+
+/// A payment with what only the gateway sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRecord {
+    pub merchant_id: String,
+    pub payment: Payment,
+    /// The part of `fee` already given back by refunds.
+    pub fee_refunded: u64,
+    /// The provider's id for the payment.
+    pub provider_reference: Option<String>,
+    /// Whether pending ledger transfers hold the amount (see the migration).
+    pub funds_reserved: bool,
+    /// When the connector was first asked (Unix ms).
+    pub started_ms: Option<i64>,
+    /// When the worker should next ask the connector (Unix ms); `None` when
+    /// nobody needs to poll.
+    pub next_poll_ms: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct PaymentRow {
+    id: String,
+    merchant_id: String,
+    livemode: bool,
+    amount: String,
+    currency: String,
+    method: String,
+    connector: String,
+    status: String,
+    reference: Option<String>,
+    description: Option<String>,
+    customer: String,
+    amount_refunded: String,
+    fee: String,
+    fee_refunded: String,
+    next_action: Option<String>,
+    failure_code: Option<String>,
+    failure_message: Option<String>,
+    metadata: String,
+    provider_reference: Option<String>,
+    funds_reserved: bool,
+    started_ms: Option<i64>,
+    next_poll_ms: Option<i64>,
+    expires_at: i64,
+    created: i64,
+    updated: i64,
+}
+
+pub(crate) fn amount_from_db(id: &str, column: &str, text: &str) -> Result<u64, StoreError> {
+    text.parse()
+        .map_err(|_| corrupt(format!("{id}.{column} = {text:?} is not an amount")))
+}
+
+pub(crate) fn json_from_db<T: serde::de::DeserializeOwned>(
+    id: &str,
+    column: &str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|error| corrupt(format!("{id}.{column}: {error}")))
+}
+
+pub(crate) fn json_to_db<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|error| corrupt(format!("json encoding: {error}")))
+}
+
+pub(crate) fn failure_from_db(code: Option<String>, message: Option<String>) -> Option<Failure> {
+    code.map(|code| Failure {
+        code,
+        message: message.unwrap_or_default(),
+    })
+}
+
+impl TryFrom<PaymentRow> for PaymentRecord {
+    type Error = StoreError;
+    fn try_from(row: PaymentRow) -> Result<Self, StoreError> {
+        let id = row.id.as_str();
+        let amount = amount_from_db(id, "amount", &row.amount)?;
+        let fee = amount_from_db(id, "fee", &row.fee)?;
+        let payment = Payment {
+            object: "payment",
+            livemode: row.livemode,
+            amount,
+            currency: row.currency,
+            method: PaymentMethod::parse(&row.method)
+                .ok_or_else(|| corrupt(format!("{id}.method")))?,
+            connector: row.connector,
+            status: PaymentStatus::parse(&row.status)
+                .ok_or_else(|| corrupt(format!("{id}.status")))?,
+            reference: row.reference,
+            description: row.description,
+            customer: json_from_db(id, "customer", &row.customer)?,
+            amount_refunded: amount_from_db(id, "amount_refunded", &row.amount_refunded)?,
+            fee,
+            net: amount.saturating_sub(fee),
+            next_action: row
+                .next_action
+                .as_deref()
+                .map(|text| json_from_db(id, "next_action", text))
+                .transpose()?,
+            failure: failure_from_db(row.failure_code, row.failure_message),
+            metadata: json_from_db(id, "metadata", &row.metadata)?,
+            expires_at: row.expires_at,
+            created: row.created,
+            updated: row.updated,
+            id: row.id,
+        };
+        Ok(PaymentRecord {
+            merchant_id: row.merchant_id,
+            fee_refunded: amount_from_db(&payment.id, "fee_refunded", &row.fee_refunded)?,
+            payment,
+            provider_reference: row.provider_reference,
+            funds_reserved: row.funds_reserved,
+            started_ms: row.started_ms,
+            next_poll_ms: row.next_poll_ms,
+        })
+    }
+}
+
+impl Conn<'_> {
+    pub async fn insert_payment(&mut self, record: &PaymentRecord) -> Result<(), StoreError> {
+        let payment = &record.payment;
+        let customer = json_to_db(&payment.customer)?;
+        let metadata = json_to_db(&payment.metadata)?;
+        let next_action = payment.next_action.as_ref().map(json_to_db).transpose()?;
+        let (failure_code, failure_message) = failure_columns(payment.failure.as_ref());
+        run!(self, |c| {
+            sqlx::query(
+                "INSERT INTO payments (id, merchant_id, livemode, amount, currency, method, connector, status,
+                     reference, description, customer, amount_refunded, fee, fee_refunded, next_action,
+                     failure_code, failure_message, metadata, provider_reference, funds_reserved, started_ms,
+                     next_poll_ms, expires_at, created, updated)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                     $20, $21, $22, $23, $24, $25)",
+            )
+            .bind(&payment.id)
+            .bind(&record.merchant_id)
+            .bind(payment.livemode)
+            .bind(payment.amount.to_string())
+            .bind(&payment.currency)
+            .bind(payment.method.as_str())
+            .bind(&payment.connector)
+            .bind(payment.status.as_str())
+            .bind(&payment.reference)
+            .bind(&payment.description)
+            .bind(&customer)
+            .bind(payment.amount_refunded.to_string())
+            .bind(payment.fee.to_string())
+            .bind(record.fee_refunded.to_string())
+            .bind(&next_action)
+            .bind(failure_code)
+            .bind(failure_message)
+            .bind(&metadata)
+            .bind(&record.provider_reference)
+            .bind(record.funds_reserved)
+            .bind(record.started_ms)
+            .bind(record.next_poll_ms)
+            .bind(payment.expires_at)
+            .bind(payment.created)
+            .bind(payment.updated)
+            .execute(&mut **c)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Writes back everything about a payment that can change after creation.
+    pub async fn update_payment(&mut self, record: &PaymentRecord) -> Result<(), StoreError> {
+        let payment = &record.payment;
+        let next_action = payment.next_action.as_ref().map(json_to_db).transpose()?;
+        let (failure_code, failure_message) = failure_columns(payment.failure.as_ref());
+        run!(self, |c| {
+            sqlx::query(
+                "UPDATE payments SET status = $1, amount_refunded = $2, fee_refunded = $3, next_action = $4,
+                     failure_code = $5, failure_message = $6, provider_reference = $7, started_ms = $8,
+                     next_poll_ms = $9, updated = $10, funds_reserved = $11
+                 WHERE id = $12",
+            )
+            .bind(payment.status.as_str())
+            .bind(payment.amount_refunded.to_string())
+            .bind(record.fee_refunded.to_string())
+            .bind(&next_action)
+            .bind(failure_code)
+            .bind(failure_message)
+            .bind(&record.provider_reference)
+            .bind(record.started_ms)
+            .bind(record.next_poll_ms)
+            .bind(payment.updated)
+            .bind(record.funds_reserved)
+            .bind(&payment.id)
+            .execute(&mut **c)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// A merchant's payment in one mode. Inside a transaction on PostgreSQL
+    /// the row is locked until commit (`FOR UPDATE`), so concurrent changes
+    /// of one payment (two refunds, a poll and a cancel) queue instead of
+    /// overwriting each other; SQLite has one writer, which gives the same.
+    pub async fn payment_for_update(
+        &mut self,
+        merchant_id: &str,
+        livemode: bool,
+        id: &str,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let row: Option<PaymentRow> = run!(self, |c, postgres| {
+            let sql = if postgres {
+                "SELECT * FROM payments WHERE id = $1 AND merchant_id = $2 AND livemode = $3 FOR UPDATE"
+            } else {
+                "SELECT * FROM payments WHERE id = $1 AND merchant_id = $2 AND livemode = $3"
+            };
+            sqlx::query_as(sql)
+                .bind(id)
+                .bind(merchant_id)
+                .bind(livemode)
+                .fetch_optional(&mut **c)
+                .await
+        })?;
+        row.map(PaymentRecord::try_from).transpose()
+    }
+
+    /// A payment by id alone (the worker's and the operator's view), locked
+    /// like [`Conn::payment_for_update`].
+    pub async fn payment_by_id_for_update(
+        &mut self,
+        id: &str,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let row: Option<PaymentRow> = run!(self, |c, postgres| {
+            let sql = if postgres {
+                "SELECT * FROM payments WHERE id = $1 FOR UPDATE"
+            } else {
+                "SELECT * FROM payments WHERE id = $1"
+            };
+            sqlx::query_as(sql).bind(id).fetch_optional(&mut **c).await
+        })?;
+        row.map(PaymentRecord::try_from).transpose()
+    }
+
+    pub async fn payments(
+        &mut self,
+        filters: &[Filter],
+        page: &Page,
+    ) -> Result<(Vec<PaymentRecord>, bool), StoreError> {
+        let (rows, has_more) = self
+            .list_page::<PaymentRow>("payments", filters, page)
+            .await?;
+        Ok((
+            rows.into_iter()
+                .map(PaymentRecord::try_from)
+                .collect::<Result<_, _>>()?,
+            has_more,
+        ))
+    }
+
+    /// Ids of payments whose status poll is due, oldest due first, at most
+    /// `limit`. On PostgreSQL rows another node holds are skipped
+    /// (`FOR UPDATE SKIP LOCKED`), so nodes share the work without waiting.
+    pub async fn payments_due_for_poll(
+        &mut self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids = run!(self, |c, postgres| {
+            let sql = if postgres {
+                "SELECT id FROM payments WHERE next_poll_ms IS NOT NULL AND next_poll_ms <= $1
+                 ORDER BY next_poll_ms LIMIT $2 FOR UPDATE SKIP LOCKED"
+            } else {
+                "SELECT id FROM payments WHERE next_poll_ms IS NOT NULL AND next_poll_ms <= $1
+                 ORDER BY next_poll_ms LIMIT $2"
+            };
+            sqlx::query(sql)
+                .bind(now_ms)
+                .bind(limit)
+                .fetch_all(&mut **c)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<String, _>("id"))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(ids)
+    }
+
+    /// Ids of unfinished payments past their expiry, at most `limit`
+    /// (skipping rows other nodes hold, on PostgreSQL).
+    pub async fn payments_due_for_expiry(
+        &mut self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids = run!(self, |c, postgres| {
+            let sql = if postgres {
+                "SELECT id FROM payments WHERE expires_at <= $1
+                   AND status IN ('requires_confirmation', 'processing', 'requires_action')
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+            } else {
+                "SELECT id FROM payments WHERE expires_at <= $1
+                   AND status IN ('requires_confirmation', 'processing', 'requires_action')
+                 ORDER BY expires_at LIMIT $2"
+            };
+            sqlx::query(sql)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut **c)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<String, _>("id"))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(ids)
+    }
+
+    /// How many payments are in each status (for `/metrics`).
+    pub async fn payment_counts_by_status(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
+        let counts = run!(self, |c| {
+            sqlx::query("SELECT status, COUNT(*) AS n FROM payments GROUP BY status")
+                .fetch_all(&mut **c)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok::<_, sqlx::Error>((
+                        row.try_get::<String, _>("status")?,
+                        row.try_get::<i64, _>("n")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(counts)
+    }
+}
+
+fn failure_columns(failure: Option<&Failure>) -> (Option<&str>, Option<&str>) {
+    match failure {
+        Some(failure) => (Some(failure.code.as_str()), Some(failure.message.as_str())),
+        None => (None, None),
+    }
+}

@@ -1,0 +1,178 @@
+//! Configuration: defaults, then a TOML file, then `MALIPO_*` environment
+//! variables (and `DATABASE_URL`), validated at start with messages that
+//! name the setting.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Every setting, with its default. Names end with their unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to serve on.
+    pub listen: String,
+    /// `sqlite://FILE` (created if missing) or `postgres://…`.
+    pub database_url: String,
+    /// Pooled database connections (readers on SQLite).
+    pub database_connections_max: u32,
+    /// SQLite: fsync the WAL on every commit (survives power loss).
+    pub sqlite_fsync_every_commit: bool,
+    /// Larger request bodies are refused.
+    pub body_limit_bytes: usize,
+    pub request_timeout_ms: u64,
+    /// Default fee: hundredths of a percent of the amount.
+    pub default_fee_basis_points: u32,
+    /// Default fee: fixed part in the currency's minor units.
+    pub default_fee_fixed: u64,
+    pub sandbox_payment_expiry_seconds: u64,
+    /// How long finished Idempotency-Key records are kept (>= 24).
+    pub idempotency_retention_hours: u32,
+    pub worker_idle_interval_ms: u64,
+    pub worker_batch_size_max: i64,
+    /// `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://malipo.db".into(),
+            database_connections_max: 8,
+            sqlite_fsync_every_commit: true,
+            body_limit_bytes: 64 * 1024,
+            request_timeout_ms: 30_000,
+            default_fee_basis_points: 290,
+            default_fee_fixed: 0,
+            sandbox_payment_expiry_seconds: 600,
+            idempotency_retention_hours: 24,
+            worker_idle_interval_ms: 100,
+            worker_batch_size_max: 100,
+            log_format: "text".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: `{setting}` {problem}")]
+    Invalid {
+        setting: &'static str,
+        problem: String,
+    },
+}
+
+fn invalid(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Defaults < `file` (if it exists) < `MALIPO_*` < `DATABASE_URL`.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(invalid(
+                    "--config",
+                    format!("file {} does not exist", file.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file(file));
+        } else if Path::new("malipo.toml").exists() {
+            figment = figment.merge(Toml::file("malipo.toml"));
+        }
+        figment = figment.merge(Env::prefixed("MALIPO_"));
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            figment = figment.merge(Serialized::default("database_url", url));
+        }
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "listen",
+                format!(
+                    "must be an address like 127.0.0.1:8080, got {:?}",
+                    self.listen
+                ),
+            ));
+        }
+        let url = &self.database_url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        if !(1..=256).contains(&self.database_connections_max) {
+            return Err(invalid("database_connections_max", "must be 1 to 256"));
+        }
+        if !(1024..=10 * 1024 * 1024).contains(&self.body_limit_bytes) {
+            return Err(invalid("body_limit_bytes", "must be 1024 to 10485760"));
+        }
+        if !(100..=600_000).contains(&self.request_timeout_ms) {
+            return Err(invalid("request_timeout_ms", "must be 100 to 600000"));
+        }
+        if self.default_fee_basis_points > malipo_core::fee::BASIS_POINTS_MAX {
+            return Err(invalid(
+                "default_fee_basis_points",
+                "must be at most 10000 (100%)",
+            ));
+        }
+        if !(1..=30 * 24 * 3600).contains(&self.sandbox_payment_expiry_seconds) {
+            return Err(invalid(
+                "sandbox_payment_expiry_seconds",
+                "must be 1 to 2592000 (30 days)",
+            ));
+        }
+        if !(24..=24 * 365).contains(&self.idempotency_retention_hours) {
+            return Err(invalid("idempotency_retention_hours", "must be 24 to 8760"));
+        }
+        if !(10..=60_000).contains(&self.worker_idle_interval_ms) {
+            return Err(invalid("worker_idle_interval_ms", "must be 10 to 60000"));
+        }
+        if !(1..=10_000).contains(&self.worker_batch_size_max) {
+            return Err(invalid("worker_batch_size_max", "must be 1 to 10000"));
+        }
+        if self.log_format != "text" && self.log_format != "json" {
+            return Err(invalid("log_format", "must be `text` or `json`"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn names_the_bad_setting() {
+        let config = Config {
+            default_fee_basis_points: 20_000,
+            ..Config::default()
+        };
+        let error = config.validate().expect_err("too high");
+        assert!(
+            error.to_string().contains("default_fee_basis_points"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! The Malipo binary's library half: configuration and assembling a running
+//! gateway (store, gateway, worker, HTTP server) from it. `main.rs` is the
+//! CLI; the integration tests start the same [`start`] on a random port.
+//!
+//! - [`config`]: every setting, its default, and its validation.
+//! - [`start`]: migrate, build, serve; [`Running`] stops it gracefully.
+
+pub mod config;
+
+use config::Config;
+use malipo_core::fee::FeeSchedule;
+use malipo_gateway::{Gateway, GatewayConfig};
+use malipo_http::HttpConfig;
+use malipo_store::{Store, StoreOptions};
+use malipo_worker::WorkerConfig;
+use std::net::SocketAddr;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Opens and migrates the configured database.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let options = StoreOptions {
+        connections_max: config.database_connections_max,
+        sqlite_fsync_every_commit: config.sqlite_fsync_every_commit,
+        ..StoreOptions::new(&config.database_url)
+    };
+    let store = Store::connect(&options).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+pub fn gateway_config(config: &Config) -> GatewayConfig {
+    GatewayConfig {
+        default_fee: FeeSchedule {
+            basis_points: config.default_fee_basis_points,
+            fixed: config.default_fee_fixed,
+        },
+        sandbox_payment_expiry_seconds: config.sandbox_payment_expiry_seconds,
+        idempotency_retention_hours: config.idempotency_retention_hours,
+        ..GatewayConfig::default()
+    }
+}
+
+pub async fn open_gateway(config: &Config) -> anyhow::Result<Gateway> {
+    let store = open_store(config).await?;
+    Ok(Gateway::new(store, gateway_config(config)).await?)
+}
+
+/// A gateway serving HTTP, with its worker.
+pub struct Running {
+    pub address: SocketAddr,
+    pub gateway: Gateway,
+    /// The operator token created on first start of an empty database.
+    pub first_operator_token: Option<String>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    worker: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting requests, lets in-flight ones finish, stops the
+    /// worker, closes the database.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+        let _ = self.worker.await;
+        self.gateway.store().close().await;
+    }
+
+    /// Waits until the server ends (after a shutdown signal).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let result = self.server.await;
+        let _ = self.shutdown.send(true);
+        let _ = self.worker.await;
+        self.gateway.store().close().await;
+        result??;
+        Ok(())
+    }
+
+    pub fn shutdown_sender(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Migrates, builds the gateway, and serves on `config.listen` (port 0
+/// picks a free port; see [`Running::address`]).
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let gateway = open_gateway(config).await?;
+    let first_operator_token = gateway.bootstrap_operator_token().await?;
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    let address = listener.local_addr()?;
+    let http_config = HttpConfig {
+        body_limit_bytes: config.body_limit_bytes,
+        request_timeout_ms: config.request_timeout_ms,
+    };
+    let app = malipo_http::router(gateway.clone(), &http_config);
+    let (shutdown, mut shutdown_signal) = watch::channel(false);
+    let worker_config = WorkerConfig {
+        idle_interval_ms: config.worker_idle_interval_ms,
+        batch_size_max: config.worker_batch_size_max,
+        ..WorkerConfig::default()
+    };
+    let worker = malipo_worker::spawn(gateway.clone(), worker_config, shutdown.subscribe());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown_signal.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    Ok(Running {
+        address,
+        gateway,
+        first_operator_token,
+        shutdown,
+        server,
+        worker,
+    })
+}
