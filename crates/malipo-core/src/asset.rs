@@ -131,9 +131,16 @@ mod tests {
     #[test]
     fn every_payment_maximum_fits_the_api_amount() {
         for asset in ASSETS {
-            assert!(asset.payment_amount_max() <= u128::from(u64::MAX), "{}", asset.code());
+            assert!(
+                asset.payment_amount_max() <= u128::from(u64::MAX),
+                "{}",
+                asset.code()
+            );
         }
-        assert_eq!(Asset::parse("usd").expect("usd").payment_amount_max(), 99_999_900);
+        assert_eq!(
+            Asset::parse("usd").expect("usd").payment_amount_max(),
+            99_999_900
+        );
     }
 
     #[test]

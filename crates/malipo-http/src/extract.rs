@@ -90,8 +90,8 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
         let path = error.path().to_string();
         let inner = error.into_inner();
         let message = inner.to_string();
-        // `missing field` / `unknown field` errors carry the field in the message.
-        let param = quoted_field(&message)
+        // A missing field is not on the path yet: its name is in the message.
+        let param = missing_field(&message)
             .map(|field| join_path(&path, field))
             .or_else(|| (path != ".").then_some(path));
         let mut api_error = ApiError::new(
@@ -116,11 +116,8 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-fn quoted_field(message: &str) -> Option<&str> {
-    let rest = message
-        .strip_prefix("unknown field `")
-        .or_else(|| message.strip_prefix("missing field `"))?;
-    rest.split('`').next()
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 fn join_path(path: &str, field: &str) -> String {

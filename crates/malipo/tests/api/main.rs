@@ -1,0 +1,13 @@
+//! The API tested as a client uses it: each test starts the real gateway on
+//! a random port over a fresh database and talks HTTP to it, once on SQLite
+//! and once on PostgreSQL (see `helpers::POSTGRES_URL_VARIABLE`).
+
+mod helpers;
+
+mod admin;
+mod auth;
+mod idempotency;
+mod payments;
+mod refunds;
+mod system;
+mod validation;
