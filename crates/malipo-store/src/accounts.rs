@@ -128,15 +128,8 @@ impl Conn<'_> {
         &mut self,
         page: &Page,
     ) -> Result<(Vec<MerchantRecord>, bool), StoreError> {
-        let (rows, has_more) = self
-            .list_page::<MerchantRow>("merchants", &[], page)
-            .await?;
-        Ok((
-            rows.into_iter()
-                .map(MerchantRecord::try_from)
-                .collect::<Result<_, _>>()?,
-            has_more,
-        ))
+        self.list_records::<MerchantRow, _>("merchants", &[], page)
+            .await
     }
 
     pub async fn insert_api_key(
@@ -189,15 +182,8 @@ impl Conn<'_> {
             Filter::TextEquals("merchant_id", merchant_id.to_owned()),
             Filter::BoolEquals("livemode", livemode),
         ];
-        let (rows, has_more) = self
-            .list_page::<ApiKeyRow>("api_keys", &filters, page)
-            .await?;
-        Ok((
-            rows.into_iter()
-                .map(ApiKeyRecord::try_from)
-                .collect::<Result<_, _>>()?,
-            has_more,
-        ))
+        self.list_records::<ApiKeyRow, _>("api_keys", &filters, page)
+            .await
     }
 
     /// Revokes a merchant's key; answers the key as it is afterwards, or

@@ -184,13 +184,12 @@ impl Store {
         Ok(Store { backend })
     }
 
-    /// Applies the migrations this binary carries for its backend.
+    /// Applies the migrations this binary carries (`migrations/`, compiled in).
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = sqlx::migrate!("./migrations");
         match &self.backend {
-            Backend::Sqlite { writer, .. } => {
-                sqlx::migrate!("./migrations/sqlite").run(writer).await?
-            }
-            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Backend::Sqlite { writer, .. } => migrator.run(writer).await?,
+            Backend::Postgres(pool) => migrator.run(pool).await?,
         }
         Ok(())
     }

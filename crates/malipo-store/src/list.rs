@@ -99,6 +99,26 @@ macro_rules! build_page_query {
 }
 
 impl Conn<'_> {
+    /// [`Conn::list_page`], each row converted to its record type.
+    pub(crate) async fn list_records<R, T>(
+        &mut self,
+        table: &'static str,
+        filters: &[Filter],
+        page: &Page,
+    ) -> Result<(Vec<T>, bool), StoreError>
+    where
+        R: ListRow,
+        T: TryFrom<R, Error = StoreError>,
+    {
+        let (rows, has_more) = self.list_page::<R>(table, filters, page).await?;
+        Ok((
+            rows.into_iter()
+                .map(T::try_from)
+                .collect::<Result<_, _>>()?,
+            has_more,
+        ))
+    }
+
     /// One page of `table`'s rows matching `filters`, newest first, and
     /// whether more rows lie beyond the page in the direction of travel.
     pub(crate) async fn list_page<R: ListRow>(

@@ -251,15 +251,8 @@ impl Conn<'_> {
         filters: &[Filter],
         page: &Page,
     ) -> Result<(Vec<PaymentRecord>, bool), StoreError> {
-        let (rows, has_more) = self
-            .list_page::<PaymentRow>("payments", filters, page)
-            .await?;
-        Ok((
-            rows.into_iter()
-                .map(PaymentRecord::try_from)
-                .collect::<Result<_, _>>()?,
-            has_more,
-        ))
+        self.list_records::<PaymentRow, _>("payments", filters, page)
+            .await
     }
 
     /// Ids of payments whose status poll is due, oldest due first, at most

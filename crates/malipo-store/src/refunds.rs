@@ -183,15 +183,8 @@ impl Conn<'_> {
         filters: &[Filter],
         page: &Page,
     ) -> Result<(Vec<RefundRecord>, bool), StoreError> {
-        let (rows, has_more) = self
-            .list_page::<RefundRow>("refunds", filters, page)
-            .await?;
-        Ok((
-            rows.into_iter()
-                .map(RefundRecord::try_from)
-                .collect::<Result<_, _>>()?,
-            has_more,
-        ))
+        self.list_records::<RefundRow, _>("refunds", filters, page)
+            .await
     }
 
     pub async fn insert_balance_transaction(

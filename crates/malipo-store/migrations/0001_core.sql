@@ -1,6 +1,10 @@
--- Malipo core schema (SQLite). Amounts are TEXT holding decimal digits so a
--- column can carry 128-bit ledger amounts on both backends; times are Unix
--- seconds (`created`, `updated`) or milliseconds (`*_ms`) as BIGINT.
+-- Malipo core schema. One file serves SQLite and PostgreSQL: both accept
+-- this SQL. A later migration that must differ per backend splits the folder
+-- (migrations/{sqlite,postgres}) from that version on.
+--
+-- Amounts are TEXT holding decimal digits, so a column carries 128-bit
+-- ledger amounts on both backends; times are Unix seconds (`created`,
+-- `updated`) or milliseconds (`*_ms`) as BIGINT.
 
 CREATE TABLE settings (
     name TEXT PRIMARY KEY,
