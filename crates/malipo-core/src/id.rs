@@ -18,6 +18,11 @@ pub enum IdKind {
     Event,
     Request,
     LedgerTransfer,
+    WebhookEndpoint,
+    WebhookDelivery,
+    WebhookAttempt,
+    InboundWebhook,
+    ConnectorAccount,
 }
 
 impl IdKind {
@@ -31,6 +36,11 @@ impl IdKind {
             IdKind::Event => "evt_",
             IdKind::Request => "req_",
             IdKind::LedgerTransfer => "tr_",
+            IdKind::WebhookEndpoint => "we_",
+            IdKind::WebhookDelivery => "whd_",
+            IdKind::WebhookAttempt => "wha_",
+            IdKind::InboundWebhook => "ih_",
+            IdKind::ConnectorAccount => "ca_",
         }
     }
 }

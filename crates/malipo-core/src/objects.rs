@@ -238,3 +238,75 @@ impl<T> List<T> {
         }
     }
 }
+
+/// Something that happened to one of the merchant's objects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    /// `evt_…`
+    pub id: String,
+    /// Always `event`.
+    pub object: &'static str,
+    /// e.g. `payment.succeeded`, `refund.created`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub data: EventData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EventData {
+    /// The object as the API returned it right after the change.
+    #[schema(value_type = Object)]
+    pub object: serde_json::Value,
+}
+
+/// Where a merchant receives its events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookEndpoint {
+    /// `we_…`
+    pub id: String,
+    /// Always `webhook_endpoint`.
+    pub object: &'static str,
+    pub livemode: bool,
+    pub url: String,
+    pub description: Option<String>,
+    /// Event types to send; `["*"]` sends all.
+    pub enabled_events: Vec<String>,
+    /// Disabled endpoints receive nothing (set by the merchant, or by Malipo
+    /// after days of failures: see `disabled_reason`).
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    /// The signing secret (`whsec_…`): only in the response that created or
+    /// rolled it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Until when the previous secret still signs (after a roll).
+    pub previous_secret_expires_at: Option<i64>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+/// One HTTP attempt to deliver an event to an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookAttempt {
+    /// `wha_…`
+    pub id: String,
+    /// Always `webhook_attempt`.
+    pub object: &'static str,
+    pub livemode: bool,
+    pub event: String,
+    pub endpoint: String,
+    /// The delivery (event × endpoint) this attempt belongs to.
+    pub delivery: String,
+    pub url: String,
+    /// The receiver's HTTP status, if it answered.
+    pub http_status: Option<u16>,
+    pub latency_ms: u64,
+    /// The first bytes of the receiver's answer.
+    pub response_excerpt: Option<String>,
+    /// Why the attempt failed without an HTTP answer (timeout, refused…).
+    pub error: Option<String>,
+    pub succeeded: bool,
+    pub created: i64,
+}

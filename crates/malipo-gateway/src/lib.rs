@@ -11,6 +11,7 @@
 //! - [`refunds`]: partial and full refunds that can never exceed the payment.
 //! - [`balances`]: balances and balance transactions from the ledger.
 //! - [`idempotency`]: the Idempotency-Key protocol.
+//! - [`webhooks`]: events, webhook endpoints, signed delivery with retries.
 //! - [`ledger_entries`]: which ledger accounts and transfers each event of a
 //!   payment's life produces.
 //!
@@ -25,6 +26,7 @@ pub mod ledger_entries;
 pub mod merchants;
 pub mod payments;
 pub mod refunds;
+pub mod webhooks;
 
 pub use error::{ApiError, ErrorKind, GatewayError, GatewayResult};
 
@@ -54,6 +56,46 @@ pub struct GatewayConfig {
     /// When a payment was handed to a connector but the answer was not
     /// recorded (the process died), ask the provider after this long.
     pub recovery_poll_after_ms: i64,
+    /// Webhook delivery settings.
+    pub webhooks: WebhookConfig,
+}
+
+/// How merchant webhooks are delivered.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Pause before each retry after a failed attempt; the delivery is
+    /// marked failed when the list runs out. Each delay gets ±10% jitter.
+    pub retry_delays_ms: Vec<u64>,
+    /// One attempt's time limit (connect + answer).
+    pub attempt_timeout_ms: u64,
+    /// An endpoint failing without a single success for this long is
+    /// disabled and the operator alerted.
+    pub endpoint_disable_after_seconds: i64,
+    /// How long after a roll the previous secret may keep signing, at most.
+    pub secret_overlap_seconds_max: i64,
+    /// Bytes of a receiver's answer kept with the attempt.
+    pub response_excerpt_bytes_max: usize,
+}
+
+/// The default retry schedule: 12 attempts over about three days
+/// (1 min, 5 min, 30 min, 2 h, 5 h, 10 h ×3, 12 h ×3).
+pub const WEBHOOK_RETRY_DELAYS_SECONDS: [u64; 11] = [
+    60, 300, 1_800, 7_200, 18_000, 36_000, 36_000, 36_000, 43_200, 43_200, 43_200,
+];
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            retry_delays_ms: WEBHOOK_RETRY_DELAYS_SECONDS
+                .iter()
+                .map(|seconds| seconds * 1000)
+                .collect(),
+            attempt_timeout_ms: 10_000,
+            endpoint_disable_after_seconds: 3 * 24 * 3600,
+            secret_overlap_seconds_max: 7 * 24 * 3600,
+            response_excerpt_bytes_max: 1024,
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -68,6 +110,7 @@ impl Default for GatewayConfig {
             idempotency_retention_hours: 24,
             sandbox_payment_expiry_seconds: 600,
             recovery_poll_after_ms: 5_000,
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -107,6 +150,8 @@ struct Inner {
     connectors: Connectors,
     config: GatewayConfig,
     key_hasher: auth::KeyHasher,
+    /// For webhook deliveries: no redirects, bounded time.
+    webhook_client: reqwest::Client,
 }
 
 impl Gateway {
@@ -127,12 +172,25 @@ impl Gateway {
         connectors: Connectors,
     ) -> GatewayResult<Gateway> {
         let key_hasher = auth::KeyHasher::load_or_create(&store).await?;
+        let webhook_client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_millis(
+                config.webhooks.attempt_timeout_ms,
+            ))
+            .user_agent(concat!(
+                "Malipo/",
+                env!("CARGO_PKG_VERSION"),
+                " (+webhooks)"
+            ))
+            .build()
+            .map_err(GatewayError::internal)?;
         Ok(Gateway {
             inner: Arc::new(Inner {
                 store,
                 connectors,
                 config,
                 key_hasher,
+                webhook_client,
             }),
         })
     }
@@ -151,6 +209,10 @@ impl Gateway {
 
     pub(crate) fn key_hasher(&self) -> &auth::KeyHasher {
         &self.inner.key_hasher
+    }
+
+    pub(crate) fn webhook_client(&self) -> &reqwest::Client {
+        &self.inner.webhook_client
     }
 }
 

@@ -129,6 +129,7 @@ pub fn router(gateway: Gateway, config: &HttpConfig) -> Router {
         .merge(routes::refunds::router())
         .merge(routes::balance::router())
         .merge(routes::api_keys::router())
+        .merge(routes::webhooks::router())
         .merge(routes::admin::router())
         .merge(routes::system::router())
         .merge(openapi::router())

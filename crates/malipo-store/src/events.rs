@@ -1,6 +1,9 @@
-//! The event outbox: written in the transaction of the change it reports.
+//! The event outbox: written in the transaction of the change it reports,
+//! then fanned out to webhook deliveries by the worker.
 
+use crate::list::{Filter, Page};
 use crate::{Conn, StoreError, run};
+use sqlx::Row;
 
 /// An event as stored: `data` is the JSON of the object after the change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +14,30 @@ pub struct EventRecord {
     pub event_type: String,
     pub data: String,
     pub created: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: String,
+    merchant_id: String,
+    livemode: bool,
+    event_type: String,
+    data: String,
+    created: i64,
+}
+
+impl TryFrom<EventRow> for EventRecord {
+    type Error = StoreError;
+    fn try_from(row: EventRow) -> Result<Self, StoreError> {
+        Ok(EventRecord {
+            id: row.id,
+            merchant_id: row.merchant_id,
+            livemode: row.livemode,
+            event_type: row.event_type,
+            data: row.data,
+            created: row.created,
+        })
+    }
 }
 
 impl Conn<'_> {
@@ -33,9 +60,42 @@ impl Conn<'_> {
         Ok(())
     }
 
+    pub async fn events(
+        &mut self,
+        filters: &[Filter],
+        page: &Page,
+    ) -> Result<(Vec<EventRecord>, bool), StoreError> {
+        self.list_records::<EventRow, _>("events", filters, page)
+            .await
+    }
+
+    /// Events not yet fanned out to deliveries, oldest first, at most
+    /// `limit`; on PostgreSQL rows another node holds are skipped.
+    pub async fn events_to_dispatch(&mut self, limit: i64) -> Result<Vec<EventRecord>, StoreError> {
+        let rows: Vec<EventRow> = run!(self, |c, postgres| {
+            let sql = if postgres {
+                "SELECT * FROM events WHERE dispatched = FALSE ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+            } else {
+                "SELECT * FROM events WHERE dispatched = FALSE ORDER BY id LIMIT $1"
+            };
+            sqlx::query_as(sql).bind(limit).fetch_all(&mut **c).await
+        })?;
+        rows.into_iter().map(EventRecord::try_from).collect()
+    }
+
+    pub async fn mark_event_dispatched(&mut self, id: &str) -> Result<(), StoreError> {
+        run!(self, |c| {
+            sqlx::query("UPDATE events SET dispatched = TRUE WHERE id = $1")
+                .bind(id)
+                .execute(&mut **c)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        Ok(())
+    }
+
     /// The types of a merchant's events, oldest first (for tests and audits).
     pub async fn event_types_for(&mut self, merchant_id: &str) -> Result<Vec<String>, StoreError> {
-        use sqlx::Row;
         let types = run!(self, |c| {
             sqlx::query("SELECT event_type FROM events WHERE merchant_id = $1 ORDER BY id")
                 .bind(merchant_id)

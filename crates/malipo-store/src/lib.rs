@@ -28,6 +28,7 @@ mod list;
 mod payments;
 mod refunds;
 mod settings;
+pub mod webhooks;
 
 pub use accounts::{ApiKeyRecord, MerchantRecord};
 pub use events::EventRecord;
@@ -35,6 +36,7 @@ pub use idempotency::{IdempotencyClaim, IdempotencyRecord, StoredResponse};
 pub use list::{Cursor, Filter, Page};
 pub use payments::PaymentRecord;
 pub use refunds::RefundRecord;
+pub use webhooks::{DeliveryRecord, WebhookEndpointRecord};
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

@@ -4,6 +4,7 @@
 //!   sandbox's delayed outcomes, crash recovery of payments handed to a
 //!   provider whose answer was never recorded);
 //! - expiry: unfinished payments past `expires_at` become `expired`;
+//! - webhooks: new events fanned out to deliveries, due deliveries attempted;
 //! - pruning: Idempotency-Key records past their retention.
 //!
 //! Every round handles at most `batch_size_max` items per job, and the loop
@@ -86,6 +87,22 @@ pub async fn run_round(gateway: &Gateway, config: &WorkerConfig) -> bool {
             tracing::error!(error = %error.chain(), "payment expiry failed");
             0
         });
+    let dispatched = gateway
+        .dispatch_events(config.batch_size_max)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::error!(error = %error.chain(), "event dispatch failed");
+            0
+        });
+    let delivered = gateway
+        .deliver_due_webhooks(config.batch_size_max)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::error!(error = %error.chain(), "webhook delivery failed");
+            0
+        });
     let full = usize::try_from(config.batch_size_max).unwrap_or(usize::MAX);
-    polled >= full || expired >= full
+    [polled, expired, dispatched, delivered]
+        .iter()
+        .any(|count| *count >= full)
 }

@@ -33,6 +33,12 @@ pub struct Config {
     pub worker_batch_size_max: i64,
     /// `text` or `json`.
     pub log_format: String,
+    /// Pauses before each webhook retry; empty means the default schedule
+    /// (12 attempts over about three days).
+    pub webhook_retry_delays_ms: Vec<u64>,
+    pub webhook_attempt_timeout_ms: u64,
+    /// An endpoint failing continuously this long is disabled.
+    pub webhook_endpoint_disable_after_seconds: i64,
 }
 
 impl Default for Config {
@@ -51,6 +57,9 @@ impl Default for Config {
             worker_idle_interval_ms: 100,
             worker_batch_size_max: 100,
             log_format: "text".into(),
+            webhook_retry_delays_ms: Vec::new(),
+            webhook_attempt_timeout_ms: 10_000,
+            webhook_endpoint_disable_after_seconds: 3 * 24 * 3600,
         }
     }
 }
@@ -146,6 +155,29 @@ impl Config {
         }
         if !(1..=10_000).contains(&self.worker_batch_size_max) {
             return Err(invalid("worker_batch_size_max", "must be 1 to 10000"));
+        }
+        if self.webhook_retry_delays_ms.len() > 50
+            || self
+                .webhook_retry_delays_ms
+                .iter()
+                .any(|delay| *delay > 7 * 86_400_000)
+        {
+            return Err(invalid(
+                "webhook_retry_delays_ms",
+                "at most 50 delays, each at most 7 days",
+            ));
+        }
+        if !(100..=60_000).contains(&self.webhook_attempt_timeout_ms) {
+            return Err(invalid(
+                "webhook_attempt_timeout_ms",
+                "must be 100 to 60000",
+            ));
+        }
+        if !(60..=30 * 86_400).contains(&self.webhook_endpoint_disable_after_seconds) {
+            return Err(invalid(
+                "webhook_endpoint_disable_after_seconds",
+                "must be 60 to 2592000 (30 days)",
+            ));
         }
         if self.log_format != "text" && self.log_format != "json" {
             return Err(invalid("log_format", "must be `text` or `json`"));

@@ -9,7 +9,7 @@ pub mod config;
 
 use config::Config;
 use malipo_core::fee::FeeSchedule;
-use malipo_gateway::{Gateway, GatewayConfig};
+use malipo_gateway::{Gateway, GatewayConfig, WebhookConfig};
 use malipo_http::HttpConfig;
 use malipo_store::{Store, StoreOptions};
 use malipo_worker::WorkerConfig;
@@ -30,7 +30,19 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 pub fn gateway_config(config: &Config) -> GatewayConfig {
+    let defaults = WebhookConfig::default();
+    let webhooks = WebhookConfig {
+        retry_delays_ms: if config.webhook_retry_delays_ms.is_empty() {
+            defaults.retry_delays_ms.clone()
+        } else {
+            config.webhook_retry_delays_ms.clone()
+        },
+        attempt_timeout_ms: config.webhook_attempt_timeout_ms,
+        endpoint_disable_after_seconds: config.webhook_endpoint_disable_after_seconds,
+        ..defaults
+    };
     GatewayConfig {
+        webhooks,
         default_fee: FeeSchedule {
             basis_points: config.default_fee_basis_points,
             fixed: config.default_fee_fixed,

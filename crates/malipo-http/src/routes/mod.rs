@@ -6,6 +6,7 @@ pub mod balance;
 pub mod payments;
 pub mod refunds;
 pub mod system;
+pub mod webhooks;
 
 use serde::Deserialize;
 use utoipa::ToSchema;

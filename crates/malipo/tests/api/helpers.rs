@@ -7,28 +7,17 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// The variable naming the PostgreSQL server for tests. Without it the
-/// PostgreSQL half of each test is skipped with a message, except in CI
-/// (`CI=true`), where a missing server is a failure.
-pub const POSTGRES_URL_VARIABLE: &str = "MALIPO_TEST_DATABASE_URL";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use malipo_test_support::Backend;
+use malipo_test_support::TestDatabase;
 
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub operator_token: String,
     running: Option<malipo::Running>,
-    database: TestDatabase,
-}
-
-enum TestDatabase {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { server_url: String, name: String },
+    // Dropped last (fields drop in order); a PostgreSQL database is dropped
+    // WITH (FORCE), closing the app's connections.
+    _database: TestDatabase,
 }
 
 pub struct Response {
@@ -79,35 +68,8 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 pub async fn spawn_app_with(backend: Backend, mut config: Config) -> Option<TestApp> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let database = match backend {
-        Backend::Sqlite => {
-            let directory = tempfile::tempdir().expect("temp dir");
-            config.database_url =
-                format!("sqlite://{}", directory.path().join("malipo.db").display());
-            TestDatabase::Sqlite(directory)
-        }
-        Backend::Postgres => {
-            let Ok(server_url) = std::env::var(POSTGRES_URL_VARIABLE) else {
-                if std::env::var("CI").is_ok_and(|value| value == "true") {
-                    panic!(
-                        "{POSTGRES_URL_VARIABLE} must be set in CI: PostgreSQL tests never skip there"
-                    );
-                }
-                eprintln!(
-                    "SKIPPED (PostgreSQL): set {POSTGRES_URL_VARIABLE}=postgres://… to run this test on PostgreSQL"
-                );
-                return None;
-            };
-            let name = format!("malipo_test_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = connect_postgres(&server_url).await;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut admin)
-                .await
-                .expect("create test database");
-            config.database_url = database_url_with_name(&server_url, &name);
-            TestDatabase::Postgres { server_url, name }
-        }
-    };
+    let database = TestDatabase::create(backend).await?;
+    config.database_url = database.url.clone();
     let running = malipo::start(&config).await.expect("app starts");
     let operator_token = running
         .first_operator_token
@@ -121,65 +83,8 @@ pub async fn spawn_app_with(backend: Backend, mut config: Config) -> Option<Test
             .expect("client"),
         operator_token,
         running: Some(running),
-        database,
+        _database: database,
     })
-}
-
-async fn connect_postgres(url: &str) -> sqlx::PgConnection {
-    use sqlx::Connection;
-    sqlx::PgConnection::connect(url)
-        .await
-        .expect("connect to the test PostgreSQL server")
-}
-
-/// `postgres://user@host:port/db?x` with the database name replaced.
-fn database_url_with_name(server_url: &str, name: &str) -> String {
-    let (without_query, query) = match server_url.split_once('?') {
-        Some((url, query)) => (url, Some(query)),
-        None => (server_url, None),
-    };
-    let scheme_end = without_query
-        .find("://")
-        .map(|index| index + 3)
-        .unwrap_or(0);
-    let base = match without_query[scheme_end..].find('/') {
-        Some(slash) => &without_query[..scheme_end + slash],
-        None => without_query,
-    };
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let running = self.running.take();
-        let TestDatabase::Postgres { server_url, name } = &self.database else {
-            return;
-        };
-        let (server_url, name) = (server_url.clone(), name.clone());
-        // Drop runs outside async context: stop the app and drop the
-        // database on a runtime of its own.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                if let Some(running) = running {
-                    drop(running);
-                }
-                let mut admin = connect_postgres(&server_url).await;
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut admin)
-                .await;
-            });
-        });
-        let _ = cleanup.join();
-    }
 }
 
 impl TestApp {
@@ -348,4 +253,125 @@ macro_rules! both_backends {
             }
         }
     };
+}
+
+/// A request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub signature: String,
+    pub body: String,
+    pub at: tokio::time::Instant,
+}
+
+/// A local HTTP server standing in for a merchant's webhook endpoint: it
+/// records every request and answers the queued statuses, then 200.
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    pub async fn start(statuses: Vec<u16>) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        Receiver::serve(listener, statuses)
+    }
+
+    /// Serves on an already bound listener (to come back on a known port).
+    pub fn serve(listener: tokio::net::TcpListener, statuses: Vec<u16>) -> Receiver {
+        use axum::extract::State;
+        use axum::http::{HeaderMap, StatusCode};
+        type Shared = (
+            std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+            std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<u16>>>,
+        );
+        async fn hook(
+            State((received, statuses)): State<Shared>,
+            headers: HeaderMap,
+            body: String,
+        ) -> StatusCode {
+            let signature = headers
+                .get("malipo-signature")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            received.lock().expect("lock").push(Received {
+                signature,
+                body,
+                at: tokio::time::Instant::now(),
+            });
+            let status = statuses.lock().expect("lock").pop_front().unwrap_or(200);
+            StatusCode::from_u16(status).expect("status")
+        }
+        let url = format!("http://{}/hooks", listener.local_addr().expect("address"));
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let queued = std::sync::Arc::new(std::sync::Mutex::new(statuses.into_iter().collect()));
+        let app = axum::Router::new()
+            .route("/hooks", axum::routing::post(hook))
+            .with_state((received.clone(), queued));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { url, received }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    /// Event types received so far, in order.
+    pub fn event_types(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .map(|received| {
+                let event: Value = serde_json::from_str(&received.body).expect("json event");
+                event["type"].as_str().expect("type").to_owned()
+            })
+            .collect()
+    }
+
+    /// Waits until `done` holds for what was received, or 20 s pass.
+    pub async fn wait_until(&self, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let received = self.received();
+            if done(&received) || tokio::time::Instant::now() > deadline {
+                return received;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// Checks a `Malipo-Signature` with Python's `hmac` module: an
+/// implementation independent of Malipo's. Answers how many `v1` entries
+/// verify with `secret`.
+pub fn verify_signature_independently(header: &str, body: &str, secret: &str) -> usize {
+    let script = r#"
+import hmac, hashlib, sys
+header, body, secret = sys.argv[1], sys.stdin.read(), sys.argv[2]
+parts = [part.split("=", 1) for part in header.split(",")]
+t = [v for k, v in parts if k == "t"][0]
+expected = hmac.new(secret.encode(), (t + "." + body).encode(), hashlib.sha256).hexdigest()
+print(sum(1 for k, v in parts if k == "v1" and hmac.compare_digest(v, expected)))
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, header, secret])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write body");
+    let output = child.wait_with_output().expect("python3 finishes");
+    assert!(output.status.success(), "python3 failed");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("a count")
 }

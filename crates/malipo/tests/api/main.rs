@@ -11,3 +11,4 @@ mod payments;
 mod refunds;
 mod system;
 mod validation;
+mod webhooks;
