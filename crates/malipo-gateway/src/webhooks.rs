@@ -10,6 +10,10 @@
 //!    (HMAC-SHA256 over `"<t>.<body>"`, Stripe's scheme), records the
 //!    attempt, and schedules the retry with backoff and jitter.
 //!
+//! Each endpoint gets its events one at a time, oldest first, so a healthy
+//! receiver sees them in order; a retried event may arrive after newer ones
+//! (as with Stripe, receivers should not rely on order across failures).
+//!
 //! Delivery is at least once: a crash at any moment leaves either an
 //! undispatched event or a pending delivery whose lease runs out, and both
 //! are picked up again after a restart.
@@ -638,14 +642,23 @@ impl Gateway {
             .await?;
         tx.commit().await?;
         let count = deliveries.len();
-        let attempts = deliveries
-            .into_iter()
-            .map(|delivery| self.attempt_delivery(delivery));
-        for result in futures::future::join_all(attempts).await {
-            if let Err(error) = result {
-                tracing::error!(error = %error.chain(), "webhook delivery failed to record");
-            }
+        // Endpoints in parallel; each endpoint's deliveries one after
+        // another, oldest first, so a healthy receiver sees events in order.
+        let mut by_endpoint: BTreeMap<String, Vec<DeliveryRecord>> = BTreeMap::new();
+        for delivery in deliveries {
+            by_endpoint
+                .entry(delivery.endpoint_id.clone())
+                .or_default()
+                .push(delivery);
         }
+        let queues = by_endpoint.into_values().map(|queue| async move {
+            for delivery in queue {
+                if let Err(error) = self.attempt_delivery(delivery).await {
+                    tracing::error!(error = %error.chain(), "webhook delivery failed to record");
+                }
+            }
+        });
+        futures::future::join_all(queues).await;
         Ok(count)
     }
 

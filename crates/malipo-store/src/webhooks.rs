@@ -280,10 +280,10 @@ impl Conn<'_> {
         let mut deliveries: Vec<DeliveryRecord> = run!(self, |c, postgres| {
             let sql = if postgres {
                 "SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1
-                 ORDER BY next_attempt_ms LIMIT $2 FOR UPDATE SKIP LOCKED"
+                 ORDER BY next_attempt_ms, id LIMIT $2 FOR UPDATE SKIP LOCKED"
             } else {
                 "SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1
-                 ORDER BY next_attempt_ms LIMIT $2"
+                 ORDER BY next_attempt_ms, id LIMIT $2"
             };
             sqlx::query_as(sql)
                 .bind(now_ms)

@@ -216,6 +216,21 @@ impl TestApp {
         }
     }
 
+    /// GETs a list until it holds `length` objects or 10 s pass (for records
+    /// written just after the effect a test observed).
+    pub async fn wait_for_list(&self, path: &str, key: &str, length: usize) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let list = self.get(path, key).await.expect(200);
+            if list["data"].as_array().expect("a list").len() >= length
+                || tokio::time::Instant::now() > deadline
+            {
+                return list;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn verify_ledger(&self) -> Value {
         self.get("/v1/admin/ledger/verify", &self.operator_token)
             .await

@@ -114,10 +114,10 @@ async fn failures_retry_on_schedule(app: &TestApp) {
     );
 
     let id = created["id"].as_str().expect("id");
+    // The receiver answers before the attempt is recorded: wait for the record.
     let attempts = app
-        .get(&format!("/v1/webhook_endpoints/{id}/deliveries"), &key)
-        .await
-        .expect(200);
+        .wait_for_list(&format!("/v1/webhook_endpoints/{id}/deliveries"), &key, 3)
+        .await;
     let statuses: Vec<_> = attempts["data"]
         .as_array()
         .expect("data")
@@ -146,9 +146,8 @@ async fn failures_retry_on_schedule(app: &TestApp) {
     receiver.wait_until(|received| received.len() >= 4).await;
     assert_eq!(receiver.received().len(), 4);
     let per_event = app
-        .get(&format!("/v1/events/{event_id}/deliveries"), &key)
-        .await
-        .expect(200);
+        .wait_for_list(&format!("/v1/events/{event_id}/deliveries"), &key, 4)
+        .await;
     assert_eq!(per_event["data"].as_array().expect("data").len(), 4);
 }
 both_backends!(failures_retry_on_schedule, super::fast_retries());
