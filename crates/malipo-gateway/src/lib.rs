@@ -172,6 +172,7 @@ impl Gateway {
         connectors: Connectors,
     ) -> GatewayResult<Gateway> {
         let key_hasher = auth::KeyHasher::load_or_create(&store).await?;
+        install_crypto_provider();
         let webhook_client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_millis(
@@ -214,6 +215,14 @@ impl Gateway {
     pub(crate) fn webhook_client(&self) -> &reqwest::Client {
         &self.inner.webhook_client
     }
+}
+
+/// Makes rustls use the `ring` provider (the only one compiled in; the
+/// default would pull in C code). Idempotent; every HTTP client Malipo
+/// builds needs it first.
+pub fn install_crypto_provider() {
+    // Fails only when a provider is already installed, which is the goal.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Now, in Unix milliseconds.

@@ -97,7 +97,12 @@ impl Config {
         } else if Path::new("malipo.toml").exists() {
             figment = figment.merge(Toml::file("malipo.toml"));
         }
-        figment = figment.merge(Env::prefixed("MALIPO_"));
+        // MALIPO_CONFIG names the file (a CLI flag) and MALIPO_TEST_* belong
+        // to the test suite: neither is a setting.
+        figment = figment.merge(Env::prefixed("MALIPO_").filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            key != "config" && !key.starts_with("test_")
+        }));
         if let Ok(url) = std::env::var("DATABASE_URL") {
             figment = figment.merge(Serialized::default("database_url", url));
         }
@@ -187,12 +192,37 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's Jail closures return its large error type; that's its API.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
     #[test]
     fn defaults_are_valid() {
         Config::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn environment_overrides_and_ignores_non_settings() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MALIPO_LISTEN", "127.0.0.1:9999");
+            jail.set_env("MALIPO_WEBHOOK_RETRY_DELAYS_MS", "[150, 300]");
+            jail.set_env("MALIPO_TEST_DATABASE_URL", "postgres://ignored");
+            jail.set_env("MALIPO_CONFIG", "ignored.toml");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.listen, "127.0.0.1:9999");
+            assert_eq!(config.webhook_retry_delays_ms, vec![150, 300]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MALIPO_LISTN", "127.0.0.1:9999");
+            assert!(Config::load(None).is_err());
+            Ok(())
+        });
     }
 
     #[test]

@@ -127,8 +127,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
     init_logging(&config);
-    // reqwest (connectors, benchmarks) uses rustls with the ring provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    malipo_gateway::install_crypto_provider();
     match cli.command {
         Command::Serve { demo } => serve(&config, demo).await,
         Command::Migrate => {

@@ -67,7 +67,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with(backend: Backend, mut config: Config) -> Option<TestApp> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    malipo_gateway::install_crypto_provider();
     let database = TestDatabase::create(backend).await?;
     config.database_url = database.url.clone();
     let running = malipo::start(&config).await.expect("app starts");

@@ -6,6 +6,7 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod crash;
 mod idempotency;
 mod payments;
 mod refunds;
