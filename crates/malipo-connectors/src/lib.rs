@@ -27,6 +27,9 @@ use std::fmt;
 pub struct ConnectorAccount {
     pub id: String,
     pub credentials: BTreeMap<String, String>,
+    /// Where the provider should send its callbacks for this account
+    /// (`{public_url}/v1/hooks/{provider}/{account}`), when known.
+    pub callback_url: Option<String>,
 }
 
 impl fmt::Debug for ConnectorAccount {

@@ -11,9 +11,13 @@
 //! | `0005` | stays `processing` until the payment expires |
 //! | anything else (or no phone) | succeeds at once |
 //!
-//! The answer to a status poll depends only on the phone and the time since
-//! the payment started, so the sandbox keeps no state and any node of a
-//! cluster answers the same.
+//! Like a real provider, the sandbox reports delayed outcomes with a signed
+//! callback to the account's callback URL (`/v1/hooks/sandbox/{account}`,
+//! HMAC-SHA256 of the body in `Malipo-Sandbox-Signature` with the account's
+//! webhook secret), so the gateway's inbound path is exercised end to end.
+//! Status polls are the fallback when a callback is lost: the answer to a
+//! poll depends only on the phone and the time since the payment started, so
+//! the sandbox keeps no state and any node of a cluster answers the same.
 
 use crate::{
     Connector, ConnectorError, PaymentOutcome, PaymentRequest, RefundOutcome, RefundRequest,
@@ -24,8 +28,13 @@ use malipo_core::objects::{Customer, Failure, NextAction};
 
 /// How long the `0003` / `0004` numbers stay processing.
 pub const DELAYED_OUTCOME_MS: i64 = 1_000;
-/// How often the worker should ask about a processing sandbox payment.
-pub const POLL_INTERVAL_MS: u64 = 250;
+/// When the worker should ask about a processing sandbox payment: after the
+/// callback was due, as the fallback for a lost one.
+pub const POLL_INTERVAL_MS: u64 = 2_500;
+/// The header carrying the callback's signature.
+pub const SIGNATURE_HEADER: &str = "malipo-sandbox-signature";
+/// The credential holding the account's callback secret.
+pub const WEBHOOK_SECRET_CREDENTIAL: &str = "webhook_secret";
 /// Default payment expiry for sandbox payments: 10 minutes.
 pub const PAYMENT_EXPIRY_SECONDS_DEFAULT: u64 = 600;
 
@@ -52,13 +61,73 @@ fn test_number(customer: &Customer) -> TestNumber {
 #[derive(Debug, Clone)]
 pub struct SandboxConnector {
     payment_expiry_seconds: u64,
+    client: reqwest::Client,
 }
 
 impl SandboxConnector {
+    /// Needs rustls' crypto provider installed (see
+    /// `malipo_gateway::install_crypto_provider`).
     pub fn new(payment_expiry_seconds: u64) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
         SandboxConnector {
             payment_expiry_seconds,
+            client,
         }
+    }
+
+    /// Sends the delayed outcome of a `0003` / `0004` payment as a signed
+    /// callback, like a provider would; losing it is harmless (the status
+    /// poll finds the outcome).
+    fn schedule_callback(&self, request: &PaymentRequest<'_>, number: TestNumber) {
+        let (Some(url), Some(secret)) = (
+            request.account.callback_url.clone(),
+            request
+                .account
+                .credentials
+                .get(WEBHOOK_SECRET_CREDENTIAL)
+                .cloned(),
+        ) else {
+            return;
+        };
+        let (status, failure_code) = match number {
+            TestNumber::SucceedLater => ("succeeded", None),
+            TestNumber::FailLater => ("failed", Some("cancelled_by_user")),
+            _ => return,
+        };
+        let body = serde_json::json!({
+            "id": format!("sbxevt_{}", request.payment_id),
+            "type": "payment.completed",
+            "payment": request.payment_id,
+            "status": status,
+            "failure_code": failure_code,
+        })
+        .to_string();
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(
+                DELAYED_OUTCOME_MS.unsigned_abs(),
+            ))
+            .await;
+            let signature = malipo_hooks::sign_hmac_body(
+                malipo_hooks::HmacAlgorithm::Sha256,
+                malipo_hooks::SignatureEncoding::Hex,
+                secret.as_bytes(),
+                body.as_bytes(),
+            );
+            let sent = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header(SIGNATURE_HEADER, signature)
+                .body(body)
+                .send()
+                .await;
+            if let Err(error) = sent {
+                tracing::warn!(%error, "sandbox callback not delivered; the status poll will find the outcome");
+            }
+        });
     }
 }
 
@@ -107,7 +176,9 @@ impl Connector for SandboxConnector {
         &self,
         request: &PaymentRequest<'_>,
     ) -> Result<PaymentOutcome, ConnectorError> {
-        Ok(match test_number(request.customer) {
+        let number = test_number(request.customer);
+        self.schedule_callback(request, number);
+        Ok(match number {
             TestNumber::SucceedAtOnce => PaymentOutcome::Succeeded {
                 provider_reference: reference(request.payment_id),
             },

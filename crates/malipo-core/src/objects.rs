@@ -310,3 +310,56 @@ pub struct WebhookAttempt {
     pub succeeded: bool,
     pub created: i64,
 }
+
+/// A merchant's account with a provider: where its callbacks arrive and
+/// how they are checked. Secrets are never shown after creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConnectorAccount {
+    /// `ca_…`
+    pub id: String,
+    /// Always `connector_account`.
+    pub object: &'static str,
+    pub livemode: bool,
+    /// e.g. `mpesa`, `paystack`, `sandbox`.
+    pub provider: String,
+    pub name: Option<String>,
+    /// Give this URL to the provider as the callback / webhook URL.
+    pub callback_url: String,
+    /// Addresses and CIDR blocks callbacks may come from (empty: any).
+    pub ip_allowlist: Vec<String>,
+    /// Whether a callback secret is configured (never shown).
+    pub has_webhook_secret: bool,
+    pub created: i64,
+    pub updated: i64,
+}
+
+/// One request a provider sent to `/v1/hooks/…`, kept for audit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InboundWebhook {
+    /// `ih_…`
+    pub id: String,
+    /// Always `inbound_webhook`.
+    pub object: &'static str,
+    pub provider: String,
+    pub account: Option<String>,
+    pub merchant: Option<String>,
+    pub livemode: Option<bool>,
+    pub source_ip: String,
+    pub method: String,
+    /// `[name, value]` pairs; secrets and signatures redacted.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// e.g. `verified`, `unsigned`, `bad_signature`, `stale_timestamp`,
+    /// `replayed`, `rate_limited`, `ip_refused`, `unknown_account`.
+    pub verdict: String,
+    /// The check that decided: `provider`, `source_ip`, `rate_limit`,
+    /// `signature`, `timestamp`, `replay`.
+    pub decided_by: String,
+    pub event_key: Option<String>,
+    /// `processed`, `duplicate`, `unmatched` (kept for reconciliation),
+    /// `awaiting_confirmation`, `rejected`, `error`.
+    pub outcome: String,
+    pub outcome_detail: Option<String>,
+    pub latency_ms: u64,
+    pub created: i64,
+}

@@ -11,6 +11,8 @@
 //! - [`refunds`]: partial and full refunds that can never exceed the payment.
 //! - [`balances`]: balances and balance transactions from the ledger.
 //! - [`idempotency`]: the Idempotency-Key protocol.
+//! - [`inbound`]: provider callbacks at `/v1/hooks/{provider}/{account}`:
+//!   connector accounts, the ordered checks, replay protection, the audit log.
 //! - [`webhooks`]: events, webhook endpoints, signed delivery with retries.
 //! - [`ledger_entries`]: which ledger accounts and transfers each event of a
 //!   payment's life produces.
@@ -22,6 +24,7 @@ pub mod auth;
 pub mod balances;
 mod error;
 pub mod idempotency;
+pub mod inbound;
 pub mod ledger_entries;
 pub mod merchants;
 pub mod payments;
@@ -152,6 +155,16 @@ struct Inner {
     key_hasher: auth::KeyHasher,
     /// For webhook deliveries: no redirects, bounded time.
     webhook_client: reqwest::Client,
+    /// The base URL providers reach this gateway at (callback URLs), set
+    /// once the server knows its address.
+    public_url: std::sync::OnceLock<String>,
+    /// How provider callbacks are authenticated, by provider name.
+    providers: malipo_hooks::ProviderRegistry,
+    /// Per (provider, account) callback counts in the current minute.
+    inbound_rate: inbound::RateWindows,
+    /// Each merchant's sandbox connector account per mode, once created.
+    sandbox_accounts:
+        std::sync::Mutex<BTreeMap<(String, bool), malipo_store::ConnectorAccountRecord>>,
 }
 
 impl Gateway {
@@ -192,6 +205,10 @@ impl Gateway {
                 config,
                 key_hasher,
                 webhook_client,
+                public_url: std::sync::OnceLock::new(),
+                providers: malipo_hooks::ProviderRegistry::builtin(),
+                inbound_rate: inbound::RateWindows::default(),
+                sandbox_accounts: std::sync::Mutex::new(BTreeMap::new()),
             }),
         })
     }
@@ -214,6 +231,28 @@ impl Gateway {
 
     pub(crate) fn webhook_client(&self) -> &reqwest::Client {
         &self.inner.webhook_client
+    }
+
+    /// Tells the gateway the base URL providers reach it at (e.g.
+    /// `https://pay.example.com`); callback URLs are built from it. Only the
+    /// first call counts.
+    pub fn set_public_url(&self, url: &str) {
+        let _ = self
+            .inner
+            .public_url
+            .set(url.trim_end_matches('/').to_owned());
+    }
+
+    pub fn public_url(&self) -> &str {
+        self.inner
+            .public_url
+            .get()
+            .map(String::as_str)
+            .unwrap_or("http://127.0.0.1:8080")
+    }
+
+    pub fn providers(&self) -> &malipo_hooks::ProviderRegistry {
+        &self.inner.providers
     }
 }
 

@@ -513,6 +513,20 @@ impl Gateway {
         Ok(Some(record.payment))
     }
 
+    /// The connector account a payment goes through: the merchant's
+    /// sandbox account for sandbox payments (its callback URL and secret).
+    async fn account_for(
+        &self,
+        record: &PaymentRecord,
+    ) -> GatewayResult<malipo_connectors::ConnectorAccount> {
+        if record.payment.connector == "sandbox" {
+            return self
+                .sandbox_account(&record.merchant_id, record.payment.livemode)
+                .await;
+        }
+        Ok(malipo_connectors::ConnectorAccount::default())
+    }
+
     /// Hands a written payment to its connector and records the answer.
     async fn start_with_connector(
         &self,
@@ -520,7 +534,7 @@ impl Gateway {
         record: PaymentRecord,
         guard: Option<&IdempotencyGuard>,
     ) -> GatewayResult<Payment> {
-        let account = malipo_connectors::ConnectorAccount::default();
+        let account = self.account_for(&record).await?;
         let payment = &record.payment;
         let answer = connector
             .start_payment(&PaymentRequest {

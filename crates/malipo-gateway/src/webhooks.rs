@@ -21,13 +21,11 @@
 use crate::auth::MerchantContext;
 use crate::payments::created_filters;
 use crate::{ApiError, ErrorKind, Gateway, GatewayError, GatewayResult, now_ms, now_seconds};
-use hmac::{Hmac, KeyInit, Mac};
 use malipo_core::id::{IdKind, looks_like, new_id, random_secret};
 use malipo_core::objects::{Event, EventData, List, Scope, WebhookAttempt, WebhookEndpoint};
 use malipo_store::{DeliveryRecord, EventRecord, Filter, Page, WebhookEndpointRecord};
 use rand::RngExt;
 use serde::Deserialize;
-use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -118,14 +116,13 @@ pub struct Redeliver {
 pub fn signature_header(secrets: &[&str], timestamp: i64, body: &[u8]) -> String {
     let mut header = format!("t={timestamp}");
     for secret in secrets {
-        let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) else {
-            continue;
-        };
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        header.push_str(",v1=");
-        header.push_str(&hex::encode(mac.finalize().into_bytes()));
+        // One scheme in one place: malipo-hooks verifies Stripe's callbacks
+        // with it, and signs ours with it.
+        let single = malipo_hooks::stripe_signature_header(secret.as_bytes(), timestamp, body);
+        if let Some((_, signatures)) = single.split_once(',') {
+            header.push(',');
+            header.push_str(signatures);
+        }
     }
     header
 }

@@ -130,6 +130,7 @@ pub fn router(gateway: Gateway, config: &HttpConfig) -> Router {
         .merge(routes::balance::router())
         .merge(routes::api_keys::router())
         .merge(routes::webhooks::router())
+        .merge(routes::hooks::router())
         .merge(routes::admin::router())
         .merge(routes::system::router())
         .merge(openapi::router())

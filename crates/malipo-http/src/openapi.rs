@@ -52,6 +52,8 @@ impl Modify for SecuritySchemes {
         routes::webhooks::delete, routes::webhooks::roll_secret, routes::webhooks::endpoint_deliveries,
         routes::webhooks::list_events, routes::webhooks::retrieve_event, routes::webhooks::event_deliveries,
         routes::webhooks::redeliver,
+        routes::hooks::receive, routes::hooks::create_account, routes::hooks::list_accounts,
+        routes::hooks::providers, routes::hooks::stats, routes::hooks::health, routes::hooks::inbound_log,
     ),
     components(schemas(ErrorBody, ErrorDetail, NoParameters)),
     modifiers(&SecuritySchemes),

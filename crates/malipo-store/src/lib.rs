@@ -23,6 +23,7 @@
 mod accounts;
 pub mod events;
 mod idempotency;
+pub mod inbound;
 pub mod ledger;
 mod list;
 mod payments;
@@ -33,6 +34,7 @@ pub mod webhooks;
 pub use accounts::{ApiKeyRecord, MerchantRecord};
 pub use events::EventRecord;
 pub use idempotency::{IdempotencyClaim, IdempotencyRecord, StoredResponse};
+pub use inbound::{ConnectorAccountRecord, InboundCount};
 pub use list::{Cursor, Filter, Page};
 pub use payments::PaymentRecord;
 pub use refunds::RefundRecord;

@@ -13,6 +13,9 @@ use std::path::Path;
 pub struct Config {
     /// Address to serve on.
     pub listen: String,
+    /// The URL providers reach this gateway at, for callback URLs (e.g.
+    /// `https://pay.example.com`); empty means `http://<listen address>`.
+    pub public_url: String,
     /// `sqlite://FILE` (created if missing) or `postgres://…`.
     pub database_url: String,
     /// Pooled database connections (readers on SQLite).
@@ -45,6 +48,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".into(),
+            public_url: String::new(),
             database_url: "sqlite://malipo.db".into(),
             database_connections_max: 8,
             sqlite_fsync_every_commit: true,
@@ -120,6 +124,13 @@ impl Config {
                     self.listen
                 ),
             ));
+        }
+        let public_url = &self.public_url;
+        if !(public_url.is_empty()
+            || public_url.starts_with("http://")
+            || public_url.starts_with("https://"))
+        {
+            return Err(invalid("public_url", "must start with http:// or https://"));
         }
         let url = &self.database_url;
         if !(url.starts_with("sqlite:")

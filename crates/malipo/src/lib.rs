@@ -101,6 +101,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let first_operator_token = gateway.bootstrap_operator_token().await?;
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let address = listener.local_addr()?;
+    if config.public_url.is_empty() {
+        gateway.set_public_url(&format!("http://{address}"));
+    } else {
+        gateway.set_public_url(&config.public_url);
+    }
     let http_config = HttpConfig {
         body_limit_bytes: config.body_limit_bytes,
         request_timeout_ms: config.request_timeout_ms,
@@ -114,11 +119,14 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     };
     let worker = malipo_worker::spawn(gateway.clone(), worker_config, shutdown.subscribe());
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown_signal.wait_for(|stop| *stop).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = shutdown_signal.wait_for(|stop| *stop).await;
+        })
+        .await
     });
     Ok(Running {
         address,

@@ -8,6 +8,7 @@ mod admin;
 mod auth;
 mod crash;
 mod idempotency;
+mod inbound;
 mod payments;
 mod refunds;
 mod system;
