@@ -740,44 +740,14 @@ impl Gateway {
         conn.insert_attempt(&delivery.merchant_id, &attempt).await?;
         conn.update_delivery(&delivery).await?;
         if let Some(mut current) = conn.webhook_endpoint(&delivery.endpoint_id).await? {
-            let changed = self.track_endpoint_health(&mut current, succeeded, now);
+            let disable_after = self.config().webhooks.endpoint_disable_after_seconds;
+            let changed = track_endpoint_health(&mut current, succeeded, now, disable_after);
             if changed {
                 conn.update_webhook_endpoint(&current).await?;
             }
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Notes a success or failure on the endpoint; disables it after
-    /// failing for too long. Answers whether the record changed.
-    fn track_endpoint_health(
-        &self,
-        record: &mut WebhookEndpointRecord,
-        succeeded: bool,
-        now: i64,
-    ) -> bool {
-        if succeeded {
-            return record.failing_since.take().is_some();
-        }
-        let Some(since) = record.failing_since else {
-            record.failing_since = Some(now);
-            return true;
-        };
-        if record.endpoint.enabled
-            && now - since >= self.config().webhooks.endpoint_disable_after_seconds
-        {
-            record.endpoint.enabled = false;
-            record.endpoint.disabled_reason = Some(format!(
-                "deliveries failed continuously since {since} (Unix time)"
-            ));
-            record.endpoint.updated = now;
-            metrics::counter!("malipo_webhook_endpoints_disabled_total").increment(1);
-            tracing::warn!(endpoint = %record.endpoint.id, merchant = %record.merchant_id, failing_since = since,
-                "ALERT: webhook endpoint disabled after failing continuously");
-            return true;
-        }
-        false
     }
 
     async fn post_webhook(&self, record: &WebhookEndpointRecord, body: &[u8]) -> AttemptResult {
@@ -862,6 +832,36 @@ impl Gateway {
     }
 }
 
+/// Notes a success or failure on the endpoint; disables it once it has
+/// failed without a single success for `disable_after_seconds`. Answers
+/// whether the record changed.
+fn track_endpoint_health(
+    record: &mut WebhookEndpointRecord,
+    succeeded: bool,
+    now: i64,
+    disable_after_seconds: i64,
+) -> bool {
+    if succeeded {
+        return record.failing_since.take().is_some();
+    }
+    let Some(since) = record.failing_since else {
+        record.failing_since = Some(now);
+        return true;
+    };
+    if record.endpoint.enabled && now - since >= disable_after_seconds {
+        record.endpoint.enabled = false;
+        record.endpoint.disabled_reason = Some(format!(
+            "deliveries failed continuously since {since} (Unix time)"
+        ));
+        record.endpoint.updated = now;
+        metrics::counter!("malipo_webhook_endpoints_disabled_total").increment(1);
+        tracing::warn!(endpoint = %record.endpoint.id, merchant = %record.merchant_id, failing_since = since,
+            "ALERT: webhook endpoint disabled after failing continuously");
+        return true;
+    }
+    false
+}
+
 fn new_delivery(event: &EventRecord, endpoint_id: &str, now_ms: i64) -> DeliveryRecord {
     DeliveryRecord {
         id: new_id(IdKind::WebhookDelivery),
@@ -939,6 +939,51 @@ mod tests {
         assert!(validate_url("http://localhost/hooks", true).is_err());
         assert!(validate_url("ftp://shop.example/hooks", false).is_err());
         assert!(validate_url("not a url", false).is_err());
+    }
+
+    #[test]
+    fn endpoints_failing_for_too_long_are_disabled() {
+        let mut record = WebhookEndpointRecord {
+            merchant_id: "mch_1".into(),
+            endpoint: WebhookEndpoint {
+                id: "we_1".into(),
+                object: "webhook_endpoint",
+                livemode: true,
+                url: "https://shop.example/h".into(),
+                description: None,
+                enabled_events: vec!["*".into()],
+                enabled: true,
+                disabled_reason: None,
+                secret: None,
+                previous_secret_expires_at: None,
+                created: 0,
+                updated: 0,
+            },
+            secret: "whsec_x".into(),
+            previous_secret: None,
+            failing_since: None,
+        };
+        assert!(track_endpoint_health(&mut record, false, 1_000, 3_600));
+        assert_eq!(record.failing_since, Some(1_000));
+        assert!(
+            !track_endpoint_health(&mut record, false, 2_000, 3_600),
+            "still within the window"
+        );
+        assert!(
+            track_endpoint_health(&mut record, true, 2_500, 3_600),
+            "a success clears the failure"
+        );
+        assert_eq!(record.failing_since, None);
+        track_endpoint_health(&mut record, false, 3_000, 3_600);
+        assert!(track_endpoint_health(&mut record, false, 6_600, 3_600));
+        assert!(!record.endpoint.enabled);
+        assert!(
+            record
+                .endpoint
+                .disabled_reason
+                .as_deref()
+                .is_some_and(|reason| reason.contains("3000"))
+        );
     }
 
     #[test]

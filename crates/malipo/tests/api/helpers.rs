@@ -17,7 +17,7 @@ pub struct TestApp {
     running: Option<malipo::Running>,
     // Dropped last (fields drop in order); a PostgreSQL database is dropped
     // WITH (FORCE), closing the app's connections.
-    _database: TestDatabase,
+    database: TestDatabase,
 }
 
 pub struct Response {
@@ -83,11 +83,23 @@ pub async fn spawn_app_with(backend: Backend, mut config: Config) -> Option<Test
             .expect("client"),
         operator_token,
         running: Some(running),
-        _database: database,
+        database,
     })
 }
 
+/// Another node on the same database as `app` (several `malipo serve`
+/// processes sharing one PostgreSQL).
+pub async fn spawn_node(database_url: &str, mut config: Config) -> malipo::Running {
+    config.database_url = database_url.to_owned();
+    malipo::start(&config).await.expect("node starts")
+}
+
 impl TestApp {
+    /// The database this app runs on.
+    pub fn database_url(&self) -> &str {
+        &self.database.url
+    }
+
     /// The running gateway, for checks the API does not expose yet.
     pub fn gateway(&self) -> &malipo_gateway::Gateway {
         &self.running.as_ref().expect("running").gateway
