@@ -61,6 +61,18 @@ enum Command {
     },
     /// Measure throughput (ledger transfers/s, payments/s) on this machine.
     Bench(bench::BenchArgs),
+    /// Run a local simulator of a provider's API (mpesa, mtn-momo, airtel,
+    /// relworx) that speaks its wire format, until Ctrl-C.
+    Simulate {
+        /// mpesa (Daraja), mtn-momo, airtel or relworx.
+        provider: String,
+        /// 0 picks a free port.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// How long before the simulator sends its callbacks.
+        #[arg(long, default_value_t = 1000)]
+        callback_delay_ms: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -189,6 +201,11 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(&config, args).await,
+        Command::Simulate {
+            provider,
+            port,
+            callback_delay_ms,
+        } => simulate(&provider, port, callback_delay_ms).await,
     }
 }
 
@@ -240,6 +257,24 @@ async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         let _ = shutdown.send(true);
     });
     running.wait().await
+}
+
+async fn simulate(provider: &str, port: u16, callback_delay_ms: u64) -> anyhow::Result<()> {
+    let provider: malipo_simulators::Provider = provider.parse().map_err(|_| {
+        anyhow::anyhow!("unknown provider `{provider}`: use mpesa, mtn-momo, airtel or relworx")
+    })?;
+    let config = malipo_simulators::SimulatorConfig {
+        callback_delay_ms,
+        ..malipo_simulators::SimulatorConfig::on_port(port)
+    };
+    let running = malipo_simulators::spawn(provider, config).await?;
+    println!(
+        "{provider} simulator listening on {} (Ctrl-C stops it)",
+        running.base_url()
+    );
+    wait_for_signal().await;
+    running.shutdown().await;
+    Ok(())
 }
 
 async fn wait_for_signal() {
