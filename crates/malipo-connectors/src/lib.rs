@@ -135,6 +135,14 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// How long a payment may stay incomplete before it expires.
     fn payment_expiry_seconds(&self) -> u64;
 
+    /// Whether the connector answers from inside this process and moves no
+    /// real money (the sandbox). The gateway may then ask it before writing
+    /// the payment and record both in one transaction; a real provider is
+    /// always asked after the payment is durably written.
+    fn answers_in_process(&self) -> bool {
+        false
+    }
+
     async fn start_payment(
         &self,
         request: &PaymentRequest<'_>,

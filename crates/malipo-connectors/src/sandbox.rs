@@ -172,6 +172,10 @@ impl Connector for SandboxConnector {
         self.payment_expiry_seconds
     }
 
+    fn answers_in_process(&self) -> bool {
+        true
+    }
+
     async fn start_payment(
         &self,
         request: &PaymentRequest<'_>,

@@ -467,6 +467,14 @@ impl Gateway {
             record.started_ms = Some(now_ms);
             record.next_poll_ms = Some(now_ms + self.config().recovery_poll_after_ms);
         }
+        // A connector that answers in-process (the sandbox) moves no real
+        // money, so nothing is lost by asking it first: the payment is then
+        // written with its first answer in one transaction instead of two.
+        let first_answer = if new.confirm && connector.answers_in_process() {
+            Some(self.ask_connector(connector.as_ref(), &record).await?)
+        } else {
+            None
+        };
         let mut tx = self.store().begin().await?;
         let mut conn = tx.conn();
         conn.insert_payment(&record).await?;
@@ -478,6 +486,12 @@ impl Gateway {
             &record.payment,
         )
         .await?;
+        if let Some(outcome) = first_answer {
+            apply_outcome(&mut conn, &mut record, outcome).await?;
+            complete(&mut conn, guard.as_ref(), &record.payment).await?;
+            tx.commit().await?;
+            return Ok(record.payment);
+        }
         if new.confirm {
             recovery_point(&mut conn, guard.as_ref(), &record.payment.id).await?;
         } else {
@@ -528,13 +542,15 @@ impl Gateway {
     }
 
     /// Hands a written payment to its connector and records the answer.
-    async fn start_with_connector(
+    /// Asks the connector to start a payment; what the provider said, with
+    /// transport failures mapped to outcomes (unreachable: keep processing
+    /// and let the status poll find out; rejected: failed).
+    async fn ask_connector(
         &self,
-        connector: Arc<dyn Connector>,
-        record: PaymentRecord,
-        guard: Option<&IdempotencyGuard>,
-    ) -> GatewayResult<Payment> {
-        let account = self.account_for(&record).await?;
+        connector: &dyn Connector,
+        record: &PaymentRecord,
+    ) -> GatewayResult<PaymentOutcome> {
+        let account = self.account_for(record).await?;
         let payment = &record.payment;
         let answer = connector
             .start_payment(&PaymentRequest {
@@ -549,10 +565,8 @@ impl Gateway {
                 livemode: payment.livemode,
             })
             .await;
-        let outcome = match answer {
+        Ok(match answer {
             Ok(outcome) => outcome,
-            // The provider may or may not hold the request: keep processing
-            // and let the status poll find out.
             Err(ConnectorError::Unavailable(reason)) => {
                 tracing::warn!(payment = %payment.id, %reason, "provider unavailable while starting a payment");
                 PaymentOutcome::Processing {
@@ -569,7 +583,17 @@ impl Gateway {
                     message: error.to_string(),
                 },
             },
-        };
+        })
+    }
+
+    /// Hands a written payment to its connector and records the answer.
+    async fn start_with_connector(
+        &self,
+        connector: Arc<dyn Connector>,
+        record: PaymentRecord,
+        guard: Option<&IdempotencyGuard>,
+    ) -> GatewayResult<Payment> {
+        let outcome = self.ask_connector(connector.as_ref(), &record).await?;
         let mut tx = self.store().begin().await?;
         let mut conn = tx.conn();
         let mut record = conn

@@ -620,8 +620,9 @@ impl Gateway {
                         .await?;
                 }
             }
-            tx.conn().mark_event_dispatched(&event.id).await?;
         }
+        let ids: Vec<String> = events.iter().map(|event| event.id.clone()).collect();
+        tx.conn().mark_events_dispatched(&ids).await?;
         tx.commit().await?;
         Ok(events.len())
     }

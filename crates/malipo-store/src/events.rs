@@ -83,10 +83,21 @@ impl Conn<'_> {
         rows.into_iter().map(EventRecord::try_from).collect()
     }
 
-    pub async fn mark_event_dispatched(&mut self, id: &str) -> Result<(), StoreError> {
-        run!(self, |c| {
-            sqlx::query("UPDATE events SET dispatched = TRUE WHERE id = $1")
-                .bind(id)
+    /// Marks events as fanned out, in one statement.
+    pub async fn mark_events_dispatched(&mut self, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids =
+            serde_json::to_string(ids).map_err(|error| crate::corrupt(format!("ids: {error}")))?;
+        run!(self, |c, postgres| {
+            let sql = if postgres {
+                "UPDATE events SET dispatched = TRUE WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))"
+            } else {
+                "UPDATE events SET dispatched = TRUE WHERE id IN (SELECT value FROM json_each($1))"
+            };
+            sqlx::query(sql)
+                .bind(&ids)
                 .execute(&mut **c)
                 .await
                 .map(|done| done.rows_affected())

@@ -143,25 +143,33 @@ impl Conn<'_> {
         accounts: &[Account],
         created: i64,
     ) -> Result<(), StoreError> {
-        for account in accounts {
-            run!(self, |c| {
-                sqlx::query(
-                    "INSERT INTO ledger_accounts (id, asset, debits_must_not_exceed_credits,
-                         credits_must_not_exceed_debits, debits_pending, debits_posted, credits_pending,
-                         credits_posted, created)
-                     VALUES ($1, $2, $3, $4, '0', '0', '0', '0', $5)
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(&account.id)
-                .bind(&account.asset)
-                .bind(account.flags.debits_must_not_exceed_credits)
-                .bind(account.flags.credits_must_not_exceed_debits)
-                .bind(created)
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        run!(self, |c| {
+            let mut builder = QueryBuilder::new(
+                "INSERT INTO ledger_accounts (id, asset, debits_must_not_exceed_credits,
+                     credits_must_not_exceed_debits, debits_pending, debits_posted, credits_pending,
+                     credits_posted, created) ",
+            );
+            builder.push_values(accounts, |mut row, account| {
+                row.push_bind(&account.id)
+                    .push_bind(&account.asset)
+                    .push_bind(account.flags.debits_must_not_exceed_credits)
+                    .push_bind(account.flags.credits_must_not_exceed_debits)
+                    .push_bind("0")
+                    .push_bind("0")
+                    .push_bind("0")
+                    .push_bind("0")
+                    .push_bind(created);
+            });
+            builder.push(" ON CONFLICT (id) DO NOTHING");
+            builder
+                .build()
                 .execute(&mut **c)
                 .await
                 .map(|done| done.rows_affected())
-            })?;
-        }
+        })?;
         Ok(())
     }
 
@@ -174,10 +182,10 @@ impl Conn<'_> {
         now_ms: i64,
     ) -> Result<BatchOutcome, StoreError> {
         if requests.len() > TRANSFERS_PER_BATCH_MAX {
-            return Err(corrupt(format!(
-                "a ledger batch may carry at most {TRANSFERS_PER_BATCH_MAX} transfers, got {}",
-                requests.len()
-            )));
+            return Err(StoreError::BatchTooLarge {
+                max: TRANSFERS_PER_BATCH_MAX,
+                got: requests.len(),
+            });
         }
         let mut transfer_ids: BTreeSet<&str> =
             requests.iter().map(|request| request.id.as_str()).collect();
@@ -212,21 +220,45 @@ impl Conn<'_> {
     }
 
     async fn write_batch_outcome(&mut self, outcome: &BatchOutcome) -> Result<(), StoreError> {
-        for account in &outcome.changed_accounts {
-            run!(self, |c| {
-                sqlx::query(
-                    "UPDATE ledger_accounts SET debits_pending = $1, debits_posted = $2, credits_pending = $3,
-                         credits_posted = $4
-                     WHERE id = $5",
-                )
-                .bind(account.debits_pending.to_string())
-                .bind(account.debits_posted.to_string())
-                .bind(account.credits_pending.to_string())
-                .bind(account.credits_posted.to_string())
-                .bind(&account.id)
-                .execute(&mut **c)
-                .await
-                .map(|done| done.rows_affected())
+        if !outcome.changed_accounts.is_empty() {
+            // One statement for every changed account: balances travel as a
+            // JSON array of [id, debits_pending, debits_posted,
+            // credits_pending, credits_posted], amounts as decimal strings.
+            let balances: Vec<[String; 5]> = outcome
+                .changed_accounts
+                .iter()
+                .map(|account| {
+                    [
+                        account.id.clone(),
+                        account.debits_pending.to_string(),
+                        account.debits_posted.to_string(),
+                        account.credits_pending.to_string(),
+                        account.credits_posted.to_string(),
+                    ]
+                })
+                .collect();
+            let balances = serde_json::to_string(&balances)
+                .map_err(|error| corrupt(format!("balances: {error}")))?;
+            run!(self, |c, postgres| {
+                let sql = if postgres {
+                    "UPDATE ledger_accounts AS account SET debits_pending = change.value->>1,
+                         debits_posted = change.value->>2, credits_pending = change.value->>3,
+                         credits_posted = change.value->>4
+                     FROM jsonb_array_elements($1::jsonb) AS change(value)
+                     WHERE account.id = change.value->>0"
+                } else {
+                    "UPDATE ledger_accounts SET debits_pending = json_extract(change.value, '$[1]'),
+                         debits_posted = json_extract(change.value, '$[2]'),
+                         credits_pending = json_extract(change.value, '$[3]'),
+                         credits_posted = json_extract(change.value, '$[4]')
+                     FROM json_each($1) AS change
+                     WHERE ledger_accounts.id = json_extract(change.value, '$[0]')"
+                };
+                sqlx::query(sql)
+                    .bind(&balances)
+                    .execute(&mut **c)
+                    .await
+                    .map(|done| done.rows_affected())
             })?;
         }
         if !outcome.created.is_empty() {

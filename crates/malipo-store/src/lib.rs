@@ -90,6 +90,8 @@ pub enum StoreError {
     Ledger(#[from] malipo_ledger::BatchError),
     #[error("invalid database url: {0}")]
     InvalidUrl(String),
+    #[error("a ledger batch may carry at most {max} transfers, got {got}")]
+    BatchTooLarge { max: usize, got: usize },
 }
 
 impl StoreError {
