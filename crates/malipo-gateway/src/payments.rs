@@ -326,9 +326,22 @@ pub(crate) async fn transition(
     .await
 }
 
-/// Applies what the provider said about a payment. A payment that is
-/// already final is left as it is (a late or duplicate answer).
+/// Applies what the provider said about a payment and writes the payment
+/// back. A payment that is already final is left as it is (a late or
+/// duplicate answer).
 pub(crate) async fn apply_outcome(
+    conn: &mut Conn<'_>,
+    record: &mut PaymentRecord,
+    outcome: PaymentOutcome,
+) -> GatewayResult<()> {
+    change_for_outcome(conn, record, outcome).await?;
+    conn.update_payment(record).await?;
+    Ok(())
+}
+
+/// [`apply_outcome`] without writing the payment row: the caller inserts or
+/// updates it (a new payment is inserted once, in its final state).
+async fn change_for_outcome(
     conn: &mut Conn<'_>,
     record: &mut PaymentRecord,
     outcome: PaymentOutcome,
@@ -380,7 +393,6 @@ pub(crate) async fn apply_outcome(
     } else {
         record.payment.updated = now_seconds();
     }
-    conn.update_payment(record).await?;
     Ok(())
 }
 
@@ -405,10 +417,16 @@ impl Gateway {
         method: PaymentMethod,
     ) -> GatewayResult<FeeSchedule> {
         let mut reader = self.store().reader().await?;
-        let merchant = reader.conn().merchant(merchant_id).await?;
+        let schedules = reader
+            .conn()
+            .merchant(merchant_id)
+            .await?
+            .map(|merchant| merchant.fee_schedules)
+            .unwrap_or_default();
         let config = self.config();
-        Ok(merchant
-            .and_then(|merchant| merchant.fee_schedules.get(method.as_str()).copied())
+        Ok(schedules
+            .get(method.as_str())
+            .copied()
             .or_else(|| config.default_fees_by_method.get(method.as_str()).copied())
             .unwrap_or(config.default_fee))
     }
@@ -477,6 +495,21 @@ impl Gateway {
         };
         let mut tx = self.store().begin().await?;
         let mut conn = tx.conn();
+        if let Some(outcome) = first_answer {
+            emit(
+                &mut conn,
+                &record.merchant_id,
+                record.payment.livemode,
+                "payment.created",
+                &record.payment,
+            )
+            .await?;
+            change_for_outcome(&mut conn, &mut record, outcome).await?;
+            conn.insert_payment(&record).await?;
+            complete(&mut conn, guard.as_ref(), &record.payment).await?;
+            tx.commit().await?;
+            return Ok(record.payment);
+        }
         conn.insert_payment(&record).await?;
         emit(
             &mut conn,
@@ -486,12 +519,6 @@ impl Gateway {
             &record.payment,
         )
         .await?;
-        if let Some(outcome) = first_answer {
-            apply_outcome(&mut conn, &mut record, outcome).await?;
-            complete(&mut conn, guard.as_ref(), &record.payment).await?;
-            tx.commit().await?;
-            return Ok(record.payment);
-        }
         if new.confirm {
             recovery_point(&mut conn, guard.as_ref(), &record.payment.id).await?;
         } else {

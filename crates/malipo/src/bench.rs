@@ -940,7 +940,6 @@ async fn payments_backend(
     let config = Config {
         listen: "127.0.0.1:0".into(),
         database_url: url.to_owned(),
-        sqlite_fsync_every_commit: true,
         ..config.clone()
     };
     let running = malipo::start(&config).await?;
