@@ -19,7 +19,8 @@ use malipo_core::id::{IdKind, looks_like, new_id};
 use malipo_core::metadata::{self, Metadata};
 use malipo_core::objects::{BalanceTransaction, Customer, Failure, List, Payment};
 use malipo_core::payment::{PaymentMethod, PaymentStatus, PaymentTransition};
-use malipo_store::{Conn, EventRecord, Filter, Page, PaymentRecord};
+use malipo_ledger::TransferError;
+use malipo_store::{Conn, EventRecord, Filter, Page, PaymentRecord, StoreError};
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
@@ -210,17 +211,26 @@ pub(crate) async fn emit(
     event_type: &str,
     object: &impl serde::Serialize,
 ) -> GatewayResult<()> {
-    let data = serde_json::to_string(object).map_err(GatewayError::internal)?;
-    conn.insert_event(&EventRecord {
+    conn.insert_event(&event(merchant_id, livemode, event_type, object)?)
+        .await?;
+    Ok(())
+}
+
+/// An event of the merchant's with the object as it is now, to insert.
+pub(crate) fn event(
+    merchant_id: &str,
+    livemode: bool,
+    event_type: &str,
+    object: &impl serde::Serialize,
+) -> GatewayResult<EventRecord> {
+    Ok(EventRecord {
         id: new_id(IdKind::Event),
         merchant_id: merchant_id.to_owned(),
         livemode,
         event_type: event_type.to_owned(),
-        data,
+        data: serde_json::to_string(object).map_err(GatewayError::internal)?,
         created: now_seconds(),
     })
-    .await?;
-    Ok(())
 }
 
 /// Posts ledger transfers, creating the accounts first.
@@ -232,8 +242,22 @@ pub(crate) async fn post(
     if transfers.is_empty() {
         return Ok(());
     }
-    conn.ensure_ledger_accounts(accounts, now_seconds()).await?;
-    let outcome = conn.post_transfers(transfers, now_ms()).await?;
+    // Accounts are created on first use. Posting first and creating only
+    // when the engine says an account is missing costs nothing in the steady
+    // state; the engine decides before anything is written, so the retry
+    // starts from a clean slate.
+    let outcome = match conn.post_transfers(transfers, now_ms()).await {
+        Err(StoreError::Ledger(error))
+            if matches!(
+                error.error,
+                TransferError::DebitAccountNotFound | TransferError::CreditAccountNotFound
+            ) =>
+        {
+            conn.ensure_ledger_accounts(accounts, now_seconds()).await?;
+            conn.post_transfers(transfers, now_ms()).await?
+        }
+        other => other?,
+    };
     metrics::counter!("malipo_ledger_transfers_total").increment(outcome.created.len() as u64);
     Ok(())
 }
@@ -250,14 +274,15 @@ fn event_type_for(status: PaymentStatus) -> &'static str {
     }
 }
 
-/// Moves a payment through `transition`, with its ledger entries, balance
-/// transaction and event, inside the caller's transaction. The caller holds
+/// Moves a payment through `transition`, with its ledger entries and balance
+/// transaction, inside the caller's transaction; answers the event to
+/// insert (callers batch it with others). The caller holds
 /// the payment's row lock and writes the record afterwards.
 pub(crate) async fn transition(
     conn: &mut Conn<'_>,
     record: &mut PaymentRecord,
     transition: PaymentTransition,
-) -> GatewayResult<()> {
+) -> GatewayResult<EventRecord> {
     let next = record
         .payment
         .status
@@ -316,14 +341,12 @@ pub(crate) async fn transition(
         record.payment.next_action = None;
     }
     metrics::counter!("malipo_payments_total", "status" => next.as_str()).increment(1);
-    emit(
-        conn,
+    event(
         &record.merchant_id,
         record.payment.livemode,
         event_type_for(next),
         &record.payment,
     )
-    .await
 }
 
 /// Applies what the provider said about a payment and writes the payment
@@ -334,7 +357,9 @@ pub(crate) async fn apply_outcome(
     record: &mut PaymentRecord,
     outcome: PaymentOutcome,
 ) -> GatewayResult<()> {
-    change_for_outcome(conn, record, outcome).await?;
+    if let Some(event) = change_for_outcome(conn, record, outcome).await? {
+        conn.insert_event(&event).await?;
+    }
     conn.update_payment(record).await?;
     Ok(())
 }
@@ -345,9 +370,9 @@ async fn change_for_outcome(
     conn: &mut Conn<'_>,
     record: &mut PaymentRecord,
     outcome: PaymentOutcome,
-) -> GatewayResult<()> {
+) -> GatewayResult<Option<EventRecord>> {
     if record.payment.status.is_terminal() {
-        return Ok(());
+        return Ok(None);
     }
     let (provider_reference, step) = match outcome {
         PaymentOutcome::Succeeded { provider_reference } => {
@@ -389,11 +414,10 @@ async fn change_for_outcome(
         record.provider_reference = provider_reference;
     }
     if let Some(step) = step {
-        transition(conn, record, step).await?;
-    } else {
-        record.payment.updated = now_seconds();
+        return Ok(Some(transition(conn, record, step).await?));
     }
-    Ok(())
+    record.payment.updated = now_seconds();
+    Ok(None)
 }
 
 impl Gateway {
@@ -496,15 +520,14 @@ impl Gateway {
         let mut tx = self.store().begin().await?;
         let mut conn = tx.conn();
         if let Some(outcome) = first_answer {
-            emit(
-                &mut conn,
+            let mut events = vec![event(
                 &record.merchant_id,
                 record.payment.livemode,
                 "payment.created",
                 &record.payment,
-            )
-            .await?;
-            change_for_outcome(&mut conn, &mut record, outcome).await?;
+            )?];
+            events.extend(change_for_outcome(&mut conn, &mut record, outcome).await?);
+            conn.insert_events(&events).await?;
             conn.insert_payment(&record).await?;
             complete(&mut conn, guard.as_ref(), &record.payment).await?;
             tx.commit().await?;
@@ -690,7 +713,8 @@ impl Gateway {
             )
             .into());
         }
-        transition(&mut conn, &mut record, PaymentTransition::Cancel).await?;
+        let canceled = transition(&mut conn, &mut record, PaymentTransition::Cancel).await?;
+        conn.insert_event(&canceled).await?;
         conn.update_payment(&record).await?;
         complete(&mut conn, guard.as_ref(), &record.payment).await?;
         tx.commit().await?;
@@ -841,6 +865,7 @@ impl Gateway {
         let mut conn = tx.conn();
         let ids = conn.payments_due_for_expiry(now_seconds(), limit).await?;
         let mut expired = 0;
+        let mut events = Vec::new();
         for id in ids {
             let Some(mut record) = conn.payment_by_id_for_update(&id).await? else {
                 continue;
@@ -852,10 +877,11 @@ impl Gateway {
                 code: "expired".into(),
                 message: "the payment was not completed before it expired".into(),
             });
-            transition(&mut conn, &mut record, PaymentTransition::Expire).await?;
+            events.push(transition(&mut conn, &mut record, PaymentTransition::Expire).await?);
             conn.update_payment(&record).await?;
             expired += 1;
         }
+        conn.insert_events(&events).await?;
         tx.commit().await?;
         Ok(expired)
     }

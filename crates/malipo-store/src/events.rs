@@ -41,6 +41,32 @@ impl TryFrom<EventRow> for EventRecord {
 }
 
 impl Conn<'_> {
+    /// Inserts several events in one statement.
+    pub async fn insert_events(&mut self, events: &[EventRecord]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        run!(self, |c| {
+            let mut builder = sqlx::QueryBuilder::new(
+                "INSERT INTO events (id, merchant_id, livemode, event_type, data, created) ",
+            );
+            builder.push_values(events, |mut row, event| {
+                row.push_bind(&event.id)
+                    .push_bind(&event.merchant_id)
+                    .push_bind(event.livemode)
+                    .push_bind(&event.event_type)
+                    .push_bind(&event.data)
+                    .push_bind(event.created);
+            });
+            builder
+                .build()
+                .execute(&mut **c)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        Ok(())
+    }
+
     pub async fn insert_event(&mut self, event: &EventRecord) -> Result<(), StoreError> {
         run!(self, |c| {
             sqlx::query(
