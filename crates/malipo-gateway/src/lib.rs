@@ -61,6 +61,9 @@ pub struct GatewayConfig {
     pub recovery_poll_after_ms: i64,
     /// Webhook delivery settings.
     pub webhooks: WebhookConfig,
+    /// Provider callback definitions added to (or replacing) the built-in
+    /// ones: a provider whose scheme Malipo knows is configuration, not code.
+    pub extra_providers: Vec<malipo_hooks::ProviderDefinition>,
 }
 
 /// How merchant webhooks are delivered.
@@ -114,6 +117,7 @@ impl Default for GatewayConfig {
             sandbox_payment_expiry_seconds: 600,
             recovery_poll_after_ms: 5_000,
             webhooks: WebhookConfig::default(),
+            extra_providers: Vec::new(),
         }
     }
 }
@@ -184,6 +188,15 @@ impl Gateway {
         config: GatewayConfig,
         connectors: Connectors,
     ) -> GatewayResult<Gateway> {
+        let mut providers = malipo_hooks::ProviderRegistry::builtin();
+        for definition in &config.extra_providers {
+            providers.insert(definition.clone()).map_err(|error| {
+                GatewayError::internal(ApiError::invalid(
+                    "extra_providers",
+                    format!("provider `{}`: {error}", definition.name),
+                ))
+            })?;
+        }
         let key_hasher = auth::KeyHasher::load_or_create(&store).await?;
         install_crypto_provider();
         let webhook_client = reqwest::Client::builder()
@@ -206,7 +219,7 @@ impl Gateway {
                 key_hasher,
                 webhook_client,
                 public_url: std::sync::OnceLock::new(),
-                providers: malipo_hooks::ProviderRegistry::builtin(),
+                providers,
                 inbound_rate: inbound::RateWindows::default(),
                 sandbox_accounts: std::sync::Mutex::new(BTreeMap::new()),
             }),

@@ -42,6 +42,9 @@ pub struct Config {
     pub webhook_attempt_timeout_ms: u64,
     /// An endpoint failing continuously this long is disabled.
     pub webhook_endpoint_disable_after_seconds: i64,
+    /// A JSON file with a list of provider callback definitions (see
+    /// docs/webhooks.md) added to, or replacing, the built-in ones.
+    pub providers_file: String,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             webhook_retry_delays_ms: Vec::new(),
             webhook_attempt_timeout_ms: 10_000,
             webhook_endpoint_disable_after_seconds: 3 * 24 * 3600,
+            providers_file: String::new(),
         }
     }
 }
@@ -113,6 +117,38 @@ impl Config {
         let config: Config = figment.extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The provider definitions of `providers_file`, validated.
+    pub fn extra_providers(&self) -> Result<Vec<malipo_hooks::ProviderDefinition>, ConfigError> {
+        if self.providers_file.is_empty() {
+            return Ok(Vec::new());
+        }
+        let text = std::fs::read_to_string(&self.providers_file).map_err(|error| {
+            invalid(
+                "providers_file",
+                format!("can't read {}: {error}", self.providers_file),
+            )
+        })?;
+        let definitions: Vec<malipo_hooks::ProviderDefinition> = serde_json::from_str(&text)
+            .map_err(|error| {
+                invalid(
+                    "providers_file",
+                    format!(
+                        "{} is not a list of provider definitions: {error}",
+                        self.providers_file
+                    ),
+                )
+            })?;
+        for definition in &definitions {
+            definition.validate().map_err(|error| {
+                invalid(
+                    "providers_file",
+                    format!("provider `{}`: {error}", definition.name),
+                )
+            })?;
+        }
+        Ok(definitions)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -195,6 +231,7 @@ impl Config {
                 "must be 60 to 2592000 (30 days)",
             ));
         }
+        self.extra_providers()?;
         if self.log_format != "text" && self.log_format != "json" {
             return Err(invalid("log_format", "must be `text` or `json`"));
         }
@@ -234,6 +271,25 @@ mod tests {
             assert!(Config::load(None).is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn providers_come_from_a_file() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let path = directory.path().join("providers.json");
+        let definition = r#"[{"name": "pesapal", "display_name": "Pesapal",
+            "scheme": {"kind": "hmac_body", "algorithm": "sha256", "encoding": "base64", "header": "x-pesapal-signature"},
+            "event_id": [["/OrderTrackingId"]], "success_response": {"status": 200}}]"#;
+        std::fs::write(&path, definition).expect("write");
+        let config = Config {
+            providers_file: path.display().to_string(),
+            ..Config::default()
+        };
+        let providers = config.extra_providers().expect("valid");
+        assert_eq!(providers[0].name, "pesapal");
+        std::fs::write(&path, r#"[{"name": "broken"}]"#).expect("write");
+        let error = config.validate().expect_err("invalid");
+        assert!(error.to_string().contains("providers_file"), "{error}");
     }
 
     #[test]

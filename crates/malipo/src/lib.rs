@@ -49,6 +49,8 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
         },
         sandbox_payment_expiry_seconds: config.sandbox_payment_expiry_seconds,
         idempotency_retention_hours: config.idempotency_retention_hours,
+        // Validated when the configuration was loaded.
+        extra_providers: config.extra_providers().unwrap_or_default(),
         ..GatewayConfig::default()
     }
 }
