@@ -330,3 +330,66 @@ async fn unsigned_providers_wait_for_confirmation(app: &TestApp) {
     );
 }
 both_backends!(unsigned_providers_wait_for_confirmation);
+
+fn with_configured_provider() -> malipo::config::Config {
+    // Kept for the life of the test process: the app reads it at start.
+    let path = std::env::temp_dir().join(format!(
+        "malipo-providers-{}.json",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let definition = r#"[{"name": "pesapal", "display_name": "Pesapal",
+        "scheme": {"kind": "hmac_body", "algorithm": "sha256", "encoding": "base64", "header": "x-pesapal-signature"},
+        "event_id": [["/OrderTrackingId"]], "success_response": {"status": 200, "content_type": "application/json", "body": "{\"status\":200}"}}]"#;
+    std::fs::write(&path, definition).expect("write providers file");
+    malipo::config::Config {
+        providers_file: path.display().to_string(),
+        ..crate::helpers::test_config()
+    }
+}
+
+async fn configured_providers_are_served(app: &TestApp) {
+    let key = app.test_key().await;
+    let account = app
+        .post(
+            "/v1/connector_accounts",
+            &key,
+            &json!({"provider": "pesapal", "webhook_secret": "pesapal-secret"}),
+        )
+        .await
+        .expect(200);
+    let url = account["callback_url"].as_str().expect("url");
+    let body = r#"{"OrderTrackingId":"b945e4af-80a5-4ec1-8706-e03f8332fb04","OrderNotificationType":"IPNCHANGE"}"#;
+    let signature = malipo_hooks::sign_hmac_body(
+        malipo_hooks::HmacAlgorithm::Sha256,
+        malipo_hooks::SignatureEncoding::Base64,
+        b"pesapal-secret",
+        body.as_bytes(),
+    );
+    let (status, answer) = post_hook(app, url, body, &[("x-pesapal-signature", signature)]).await;
+    assert_eq!((status, answer.as_str()), (200, r#"{"status":200}"#));
+    assert_eq!(
+        post_hook(
+            app,
+            url,
+            body,
+            &[("x-pesapal-signature", "bm9wZQ==".into())]
+        )
+        .await
+        .0,
+        401
+    );
+    let log = inbound_log(app, "provider=pesapal").await;
+    let verdicts: Vec<_> = log
+        .iter()
+        .map(|entry| entry["verdict"].as_str().expect("verdict"))
+        .collect();
+    assert_eq!(verdicts, ["bad_signature", "verified"]);
+    assert_eq!(
+        log[1]["event_key"],
+        "id:b945e4af-80a5-4ec1-8706-e03f8332fb04"
+    );
+}
+both_backends!(
+    configured_providers_are_served,
+    super::with_configured_provider()
+);
