@@ -203,6 +203,20 @@ fn unexpected_state(message: String) -> ApiError {
     ApiError::new(ErrorKind::Conflict, "payment_unexpected_state", message)
 }
 
+/// The caller's payment, locked for the rest of the transaction; 404 when
+/// this merchant has no such payment in this mode.
+async fn lock_payment(
+    conn: &mut Conn<'_>,
+    context: &MerchantContext,
+    id: &str,
+) -> GatewayResult<PaymentRecord> {
+    not_found_unless_shaped(id)?;
+    Ok(conn
+        .payment_for_update(&context.merchant_id, context.livemode(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("payment", id))?)
+}
+
 /// Writes one event of the merchant's, with the object as it is now.
 pub(crate) async fn emit(
     conn: &mut Conn<'_>,
@@ -665,13 +679,9 @@ impl Gateway {
         guard: Option<IdempotencyGuard>,
     ) -> GatewayResult<Payment> {
         context.require(malipo_core::objects::Scope::PaymentsWrite)?;
-        not_found_unless_shaped(id)?;
         let mut tx = self.store().begin().await?;
         let mut conn = tx.conn();
-        let mut record = conn
-            .payment_for_update(&context.merchant_id, context.livemode(), id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("payment", id))?;
+        let mut record = lock_payment(&mut conn, context, id).await?;
         if record.payment.status != PaymentStatus::RequiresConfirmation
             || record.started_ms.is_some()
         {
@@ -698,13 +708,9 @@ impl Gateway {
         guard: Option<IdempotencyGuard>,
     ) -> GatewayResult<Payment> {
         context.require(malipo_core::objects::Scope::PaymentsWrite)?;
-        not_found_unless_shaped(id)?;
         let mut tx = self.store().begin().await?;
         let mut conn = tx.conn();
-        let mut record = conn
-            .payment_for_update(&context.merchant_id, context.livemode(), id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("payment", id))?;
+        let mut record = lock_payment(&mut conn, context, id).await?;
         if record.payment.status == PaymentStatus::RequiresConfirmation
             && record.started_ms.is_some()
         {

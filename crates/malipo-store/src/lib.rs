@@ -105,6 +105,27 @@ pub(crate) fn corrupt(what: impl Into<String>) -> StoreError {
     StoreError::Corrupt(what.into())
 }
 
+/// `postgres://user@host:port/db?options` with the database name replaced
+/// (tests and benchmarks create a fresh database on the server a URL names).
+pub fn postgres_url_with_database(server_url: &str, name: &str) -> String {
+    let (without_query, query) = match server_url.split_once('?') {
+        Some((url, query)) => (url, Some(query)),
+        None => (server_url, None),
+    };
+    let scheme_end = without_query
+        .find("://")
+        .map(|index| index + 3)
+        .unwrap_or(0);
+    let base = match without_query[scheme_end..].find('/') {
+        Some(slash) => &without_query[..scheme_end + slash],
+        None => without_query,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
 /// How to open the store.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -299,4 +320,25 @@ impl Reader {
 pub enum Conn<'c> {
     Sqlite(&'c mut SqliteConnection),
     Postgres(&'c mut PgConnection),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::postgres_url_with_database;
+
+    #[test]
+    fn replaces_the_database_name() {
+        assert_eq!(
+            postgres_url_with_database("postgres://u@h:5432/postgres", "t1"),
+            "postgres://u@h:5432/t1"
+        );
+        assert_eq!(
+            postgres_url_with_database("postgres://u@h:5432", "t1"),
+            "postgres://u@h:5432/t1"
+        );
+        assert_eq!(
+            postgres_url_with_database("postgres://u@h/db?sslmode=disable", "t1"),
+            "postgres://u@h/t1?sslmode=disable"
+        );
+    }
 }

@@ -65,33 +65,13 @@ impl TestDatabase {
                     .execute(&mut admin)
                     .await
                     .expect("create test database");
-                let url = url_with_database(&server_url, &name);
+                let url = malipo_store::postgres_url_with_database(&server_url, &name);
                 Some(TestDatabase {
                     url,
                     cleanup: Cleanup::Postgres { server_url, name },
                 })
             }
         }
-    }
-}
-
-/// `postgres://user@host:port/db?x` with the database name replaced.
-pub fn url_with_database(server_url: &str, name: &str) -> String {
-    let (without_query, query) = match server_url.split_once('?') {
-        Some((url, query)) => (url, Some(query)),
-        None => (server_url, None),
-    };
-    let scheme_end = without_query
-        .find("://")
-        .map(|index| index + 3)
-        .unwrap_or(0);
-    let base = match without_query[scheme_end..].find('/') {
-        Some(slash) => &without_query[..scheme_end + slash],
-        None => without_query,
-    };
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
     }
 }
 
@@ -118,26 +98,5 @@ impl Drop for TestDatabase {
             });
         });
         let _ = cleanup.join();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replaces_the_database_name() {
-        assert_eq!(
-            url_with_database("postgres://u@h:5432/postgres", "t1"),
-            "postgres://u@h:5432/t1"
-        );
-        assert_eq!(
-            url_with_database("postgres://u@h:5432", "t1"),
-            "postgres://u@h:5432/t1"
-        );
-        assert_eq!(
-            url_with_database("postgres://u@h/db?sslmode=disable", "t1"),
-            "postgres://u@h/t1?sslmode=disable"
-        );
     }
 }
