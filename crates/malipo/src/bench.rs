@@ -12,6 +12,9 @@
 //!   confirm on the sandbox connector, with ledger and outbox), a
 //!   closed-loop run for the maximum and an open-loop run at a fixed rate
 //!   for latency.
+//! - `webhooks`: outgoing webhook deliveries/s from the worker to a local
+//!   sink (and the lag from a payment's answer to its event's arrival), and
+//!   signed inbound provider callbacks/s.
 //! - `all`: everything, in one run, with the design goals as ratios.
 //!
 //! Every database is created for the run and removed after it; all traffic
@@ -26,9 +29,11 @@ use malipo::config::Config;
 use malipo_gateway::merchants::CreateMerchant;
 use malipo_ledger::{Account, AccountFlags, TransferKind, TransferRequest};
 use malipo_store::{Store, StoreError, StoreOptions};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Mutex, mpsc};
 
@@ -57,7 +62,8 @@ const PAYMENT_BODY: &str =
     r#"{"amount":1000,"currency":"kes","method":"sandbox","customer":{"phone":"254700000000"}}"#;
 
 /// Measure throughput on this machine: ledger transfers/s, the pgbench
-/// reference, payments/s through the HTTP API.
+/// reference, payments/s through the HTTP API, webhook deliveries/s and
+/// provider callbacks/s.
 #[derive(Args)]
 #[command(
     after_help = "Results are printed as Markdown tables on stdout (progress on stderr).\n\n\
@@ -69,6 +75,7 @@ const PAYMENT_BODY: &str =
     malipo bench all --postgres postgres://postgres@127.0.0.1:5432/postgres\n  \
     malipo bench ledger --postgres postgres://postgres@127.0.0.1:5432/postgres --batch-sizes 1,100,1000\n  \
     malipo bench payments --connections 64 --payments-seconds 15\n  \
+    malipo bench webhooks --webhook-payments 5000 --webhook-merchants 4\n  \
     malipo bench pgbench --postgres postgres://postgres@127.0.0.1:5432/postgres"
 )]
 pub struct BenchArgs {
@@ -110,8 +117,15 @@ enum BenchCommand {
         #[command(flatten)]
         payments: PaymentsOptions,
     },
-    /// pgbench (with --postgres), ledger and payments in one run, then the
-    /// design goals as ratios.
+    /// Webhooks: outgoing deliveries/s from the worker to a local sink,
+    /// with the lag from each payment's answer to its events' arrival, and
+    /// signed inbound Stripe-style callbacks/s.
+    Webhooks {
+        #[command(flatten)]
+        webhooks: WebhooksOptions,
+    },
+    /// pgbench (with --postgres), ledger, payments and webhooks in one run,
+    /// then the design goals as ratios.
     All {
         #[command(flatten)]
         ledger: LedgerOptions,
@@ -119,6 +133,8 @@ enum BenchCommand {
         pgbench: PgbenchOptions,
         #[command(flatten)]
         payments: PaymentsOptions,
+        #[command(flatten)]
+        webhooks: WebhooksOptions,
     },
 }
 
@@ -194,6 +210,45 @@ struct PaymentsOptions {
     idempotency_keys: bool,
 }
 
+#[derive(Args, Clone)]
+struct WebhooksOptions {
+    /// Payments of the burst run: created as fast as the API takes them;
+    /// each emits 2 events, each delivered to the sink.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    webhook_payments: u64,
+    /// Connections creating the payments.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    webhook_connections: u32,
+    /// Merchants the payments are spread over, each with one webhook
+    /// endpoint on the sink (the worker delivers to different endpoints in
+    /// parallel, to one endpoint one event at a time).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    webhook_merchants: u32,
+    /// Payments/s of the paced run (the lag when the worker keeps up); 0
+    /// skips it.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    paced_rate: u32,
+    /// Seconds of payments of the paced run.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    paced_seconds: u64,
+    /// Give up waiting for deliveries this long after a run's first payment
+    /// (and report what arrived).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    delivery_timeout_seconds: u64,
+    /// Seconds of the closed-loop run of signed provider callbacks; 0 skips
+    /// it.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=600))]
+    callback_seconds: u64,
+    /// Connections sending callbacks.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    callback_connections: u32,
+    /// Connector accounts the callbacks are spread over (round robin). The
+    /// gateway admits 600 callbacks per minute per account, so with few
+    /// accounts the rate limiter, not the gateway, sets the pace.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    callback_accounts: u32,
+}
+
 /// Runs the chosen benchmarks and prints their tables.
 pub async fn run(config: &Config, args: BenchArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
@@ -226,10 +281,14 @@ pub async fn run(config: &Config, args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Payments { payments } => {
             report.payments = run_payments(config, &targets, &payments).await?;
         }
+        BenchCommand::Webhooks { webhooks } => {
+            report.webhooks = run_webhooks(config, &targets, &webhooks).await?;
+        }
         BenchCommand::All {
             ledger,
             pgbench,
             payments,
+            webhooks,
         } => {
             if let Some(server) = &targets.postgres {
                 report.pgbench = Some(run_pgbench(server, &pgbench).await?);
@@ -238,6 +297,7 @@ pub async fn run(config: &Config, args: BenchArgs) -> anyhow::Result<()> {
             }
             report.ledger = run_ledger(&targets, &ledger).await?;
             report.payments = run_payments(config, &targets, &payments).await?;
+            report.webhooks = run_webhooks(config, &targets, &webhooks).await?;
         }
     }
     println!("{}", report.markdown());
@@ -297,7 +357,7 @@ impl FreshDatabase {
             .with_context(|| format!("CREATE DATABASE {name}"))?;
         let _ = admin.close().await;
         Ok(FreshDatabase::Postgres {
-            url: database_url_with_name(server, &name),
+            url: malipo_store::postgres_url_with_database(server, &name),
             server: server.to_owned(),
             name,
         })
@@ -357,26 +417,6 @@ where
     let result = work(database.url().to_owned(), database.backend()).await;
     database.remove().await;
     result
-}
-
-/// `postgres://user@host:port/db?x` with the database name replaced.
-fn database_url_with_name(server_url: &str, name: &str) -> String {
-    let (without_query, query) = match server_url.split_once('?') {
-        Some((url, query)) => (url, Some(query)),
-        None => (server_url, None),
-    };
-    let scheme_end = without_query
-        .find("://")
-        .map(|index| index + 3)
-        .unwrap_or(0);
-    let base = match without_query[scheme_end..].find('/') {
-        Some(slash) => &without_query[..scheme_end + slash],
-        None => without_query,
-    };
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
 }
 
 /// The URL without its password, for printing.
@@ -899,13 +939,16 @@ struct Target {
 }
 
 /// What each request of a load run asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Endpoint {
     /// `POST /v1/payments`: create + confirm one payment.
     CreatePayment,
     /// `GET /healthz`: no database, no authentication; the ceiling of the
     /// HTTP stack and the load generator on this machine.
     Healthz,
+    /// A signed Stripe-style callback with a unique event id to one of
+    /// these `/v1/hooks/stripe/{account}` paths (round robin).
+    StripeCallback { paths: Vec<String> },
 }
 
 async fn run_payments(
@@ -943,22 +986,17 @@ async fn payments_backend(
         ..config.clone()
     };
     let running = malipo::start(&config).await?;
-    let created = running
-        .gateway
-        .create_merchant(CreateMerchant {
-            name: "Bench Merchant".into(),
-            email: None,
-            fee_schedules: Default::default(),
-        })
-        .await?;
-    let secret = created
-        .test_secret_key
-        .secret
-        .context("a new merchant's test key carries its secret")?;
+    let authorization = match bench_merchant(&running.gateway, "Bench Merchant").await {
+        Ok(authorization) => authorization,
+        Err(error) => {
+            running.stop().await;
+            return Err(error);
+        }
+    };
     let target = Arc::new(Target {
         address: running.address,
         host: running.address.to_string(),
-        authorization: format!("Bearer {secret}"),
+        authorization,
         idempotency_keys: options.idempotency_keys,
         endpoint: Endpoint::CreatePayment,
     });
@@ -978,6 +1016,23 @@ async fn payments_backend(
     Ok(runs)
 }
 
+/// Creates a merchant; answers the `Authorization` header value of its
+/// test secret key.
+async fn bench_merchant(gateway: &malipo_gateway::Gateway, name: &str) -> anyhow::Result<String> {
+    let created = gateway
+        .create_merchant(CreateMerchant {
+            name: name.into(),
+            email: None,
+            fee_schedules: Default::default(),
+        })
+        .await?;
+    let secret = created
+        .test_secret_key
+        .secret
+        .context("a new merchant's test key carries its secret")?;
+    Ok(format!("Bearer {secret}"))
+}
+
 async fn payments_runs(
     target: &Arc<Target>,
     backend: &'static str,
@@ -991,6 +1046,7 @@ async fn payments_runs(
             errors,
             first_error,
             mut micros,
+            ..
         } = run;
         PaymentsResult {
             backend,
@@ -1009,7 +1065,7 @@ async fn payments_runs(
     // A probe first: a wrong body or key should fail loudly, not as
     // a table of errors.
     let mut probe = connect(target.address).await?;
-    send_payment(&mut probe, target, 0)
+    send_request(&mut probe, target, 0)
         .await
         .map_err(|error| anyhow::anyhow!("the first payment failed: {error}"))?;
     drop(probe);
@@ -1120,15 +1176,34 @@ async fn connect(address: SocketAddr) -> anyhow::Result<Sender> {
     Ok(sender)
 }
 
-/// Creates (and confirms) one payment; `Err` describes what went wrong.
-async fn send_payment(sender: &mut Sender, target: &Target, sequence: u64) -> Result<(), String> {
-    if target.endpoint == Endpoint::Healthz {
-        let request = hyper::Request::get("/healthz")
-            .header(hyper::header::HOST, &target.host)
-            .body(Full::new(Bytes::new()))
-            .map_err(|error| format!("building the request: {error}"))?;
-        return exchange(sender, request, |_| Ok(())).await;
+/// Sends one request of `target`'s kind; `Err` describes what went wrong.
+/// `sequence` is unique per request of a run.
+async fn send_request(sender: &mut Sender, target: &Target, sequence: u64) -> Result<(), String> {
+    match &target.endpoint {
+        Endpoint::Healthz => {
+            let request = hyper::Request::get("/healthz")
+                .header(hyper::header::HOST, &target.host)
+                .body(Full::new(Bytes::new()))
+                .map_err(|error| format!("building the request: {error}"))?;
+            exchange(sender, request, |_| Ok(())).await
+        }
+        Endpoint::CreatePayment => {
+            let request = payment_request(target, sequence)?;
+            exchange(sender, request, payment_succeeded).await
+        }
+        Endpoint::StripeCallback { paths } => {
+            let index = usize::try_from(sequence % paths.len().max(1) as u64).unwrap_or(0);
+            let path = paths
+                .get(index)
+                .ok_or_else(|| "no callback path".to_owned())?;
+            let request = stripe_callback_request(&target.host, path)?;
+            exchange(sender, request, |_| Ok(())).await
+        }
     }
+}
+
+/// `POST /v1/payments` with [`PAYMENT_BODY`] as `target`'s merchant.
+fn payment_request(target: &Target, sequence: u64) -> Result<hyper::Request<Full<Bytes>>, String> {
     let mut request = hyper::Request::post("/v1/payments")
         .header(hyper::header::HOST, &target.host)
         .header(hyper::header::AUTHORIZATION, &target.authorization)
@@ -1139,29 +1214,31 @@ async fn send_payment(sender: &mut Sender, target: &Target, sequence: u64) -> Re
             format!("bench-{}-{sequence}", uuid::Uuid::new_v4().simple()),
         );
     }
-    let request = request
+    request
         .body(Full::new(Bytes::from_static(PAYMENT_BODY.as_bytes())))
-        .map_err(|error| format!("building the request: {error}"))?;
-    exchange(sender, request, |body| {
-        if contains(body, br#""status":"succeeded""#) {
-            Ok(())
-        } else {
-            Err(format!(
-                "the payment did not succeed: {}",
-                String::from_utf8_lossy(&body[..body.len().min(300)])
-            ))
-        }
-    })
-    .await
+        .map_err(|error| format!("building the request: {error}"))
+}
+
+/// Accepts a payment answered `"status":"succeeded"`.
+fn payment_succeeded(body: &[u8]) -> Result<(), String> {
+    if contains(body, br#""status":"succeeded""#) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the payment did not succeed: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        ))
+    }
 }
 
 /// Sends `request`, reads the whole response, and checks it: a 200 whose
-/// body `check` accepts. Bounded by [`OPERATION_TIMEOUT`].
-async fn exchange(
+/// body `check` accepts (and answers from). Bounded by
+/// [`OPERATION_TIMEOUT`].
+async fn exchange<T>(
     sender: &mut Sender,
     request: hyper::Request<Full<Bytes>>,
-    check: impl FnOnce(&[u8]) -> Result<(), String>,
-) -> Result<(), String> {
+    check: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Result<T, String> {
     let exchange = async {
         sender
             .ready()
@@ -1202,7 +1279,10 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 struct LoadRun {
     elapsed: Duration,
     ok: u64,
+    /// Every failed request, including the rate-limited ones.
     errors: u64,
+    /// Requests answered `429 Too Many Requests`.
+    rate_limited: u64,
     first_error: Option<String>,
     /// Latency of every completed request (ok or not).
     micros: Vec<u64>,
@@ -1212,6 +1292,7 @@ impl LoadRun {
     fn absorb(&mut self, other: LoadRun) {
         self.ok += other.ok;
         self.errors += other.errors;
+        self.rate_limited += other.rate_limited;
         self.micros.extend(other.micros);
         if self.first_error.is_none() {
             self.first_error = other.first_error;
@@ -1224,6 +1305,9 @@ impl LoadRun {
             Ok(()) => self.ok += 1,
             Err(error) => {
                 self.errors += 1;
+                if error.starts_with("HTTP 429") {
+                    self.rate_limited += 1;
+                }
                 self.first_error.get_or_insert(error);
             }
         }
@@ -1248,10 +1332,10 @@ where
         };
         sequence += 1;
         let outcome = match &mut sender {
-            Some(connection) => send_payment(connection, &target, sequence).await,
+            Some(connection) => send_request(connection, &target, sequence).await,
             None => match connect(target.address).await {
                 Ok(mut connection) => {
-                    let outcome = send_payment(&mut connection, &target, sequence).await;
+                    let outcome = send_request(&mut connection, &target, sequence).await;
                     sender = Some(connection);
                     outcome
                 }
@@ -1357,6 +1441,765 @@ async fn open_loop(target: &Arc<Target>, connections: u32, rate: u32, seconds: u
 }
 
 // ---------------------------------------------------------------------------
+// Webhooks
+// ---------------------------------------------------------------------------
+
+/// Events each benchmarked payment emits, both in the transaction that
+/// writes it: `payment.created` and `payment.succeeded` (the sandbox
+/// phone of [`PAYMENT_BODY`] succeeds at once).
+const EVENTS_PER_PAYMENT: u64 = 2;
+/// The secret the benchmark's Stripe connector accounts check callbacks
+/// with.
+const CALLBACK_SECRET: &str = "whsec_bench";
+/// Unmeasured seconds of callbacks before the measured run.
+const CALLBACK_WARMUP_SECONDS: u64 = 1;
+/// How long a stopping sink may take to close its connections.
+const SINK_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What `webhooks` measured.
+#[derive(Default)]
+struct WebhooksReport {
+    deliveries: Vec<DeliveryResult>,
+    callbacks: Vec<CallbackResult>,
+}
+
+/// One outgoing run: payments created through the API, their events
+/// delivered by the worker to the local sink.
+#[derive(Debug, Clone)]
+struct DeliveryResult {
+    backend: &'static str,
+    /// `burst` or `paced at N/s`.
+    load: String,
+    /// Merchants, each with one endpoint on the sink.
+    merchants: u32,
+    /// The worker's `worker_batch_size_max` and `worker_idle_interval_ms`.
+    worker_batch: i64,
+    worker_idle_ms: u64,
+    /// Payments the API answered `succeeded`, and the failed requests.
+    payments: u64,
+    payment_errors: u64,
+    /// First payment sent to the last one answered.
+    creating: Duration,
+    /// [`EVENTS_PER_PAYMENT`] per created payment.
+    expected: u64,
+    /// Distinct expected events the sink received (each counted once).
+    delivered: u64,
+    /// Deliveries of an event the sink had already received.
+    duplicates: u64,
+    /// Deliveries whose `Malipo-Signature` did not verify.
+    bad_signatures: u64,
+    /// First payment sent to the last expected event received (to the
+    /// give-up time when some never arrived).
+    elapsed: Duration,
+    /// Last payment answered to the last expected event received.
+    drain: Duration,
+    /// Per delivered event: its payment answered to the event received.
+    lag: LatencySummary,
+    first_error: Option<String>,
+}
+
+impl DeliveryResult {
+    fn deliveries_per_second(&self) -> f64 {
+        per_second(self.delivered, self.elapsed)
+    }
+
+    fn complete(&self) -> bool {
+        self.expected > 0 && self.delivered == self.expected
+    }
+}
+
+/// One closed-loop run of signed provider callbacks.
+#[derive(Debug, Clone)]
+struct CallbackResult {
+    backend: &'static str,
+    connections: u32,
+    accounts: u32,
+    elapsed: Duration,
+    /// Answered 200 (verified and recorded).
+    accepted: u64,
+    /// Answered 429 by the per-account rate limit.
+    rate_limited: u64,
+    /// Every other failure.
+    other_errors: u64,
+    latency: LatencySummary,
+    /// Callbacks the gateway recorded as `verified` during the run
+    /// (`inbound_stats`, after minus before); `None` if it could not say.
+    recorded_verified: Option<i64>,
+    first_error: Option<String>,
+}
+
+impl CallbackResult {
+    fn callbacks_per_second(&self) -> f64 {
+        per_second(self.accepted, self.elapsed)
+    }
+}
+
+/// How an outgoing run creates its payments.
+#[derive(Debug, Clone, Copy)]
+enum DeliveryLoad {
+    /// This many, as fast as the API takes them.
+    Burst(u64),
+    /// `rate` per second for `seconds`.
+    Paced { rate: u32, seconds: u64 },
+}
+
+async fn run_webhooks(
+    config: &Config,
+    targets: &Targets,
+    options: &WebhooksOptions,
+) -> anyhow::Result<WebhooksReport> {
+    let mut report = WebhooksReport::default();
+    let mut backends: Vec<Option<&str>> = Vec::new();
+    if targets.sqlite {
+        backends.push(None);
+    }
+    if let Some(server) = &targets.postgres {
+        backends.push(Some(server));
+    }
+    for postgres in backends {
+        let (deliveries, callbacks) = with_fresh_database(postgres, |url, backend| async move {
+            webhooks_backend(config, &url, backend, options).await
+        })
+        .await?;
+        report.deliveries.extend(deliveries);
+        report.callbacks.extend(callbacks);
+    }
+    Ok(report)
+}
+
+/// Every webhook run on one backend, on one gateway started for them.
+async fn webhooks_backend(
+    config: &Config,
+    url: &str,
+    backend: &'static str,
+    options: &WebhooksOptions,
+) -> anyhow::Result<(Vec<DeliveryResult>, Option<CallbackResult>)> {
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: url.to_owned(),
+        ..config.clone()
+    };
+    let running = malipo::start(&config).await?;
+    let measured = async {
+        let mut deliveries = Vec::new();
+        let mut loads = vec![DeliveryLoad::Burst(options.webhook_payments)];
+        if options.paced_rate > 0 {
+            loads.push(DeliveryLoad::Paced {
+                rate: options.paced_rate,
+                seconds: options.paced_seconds,
+            });
+        }
+        for load in loads {
+            let result = delivery_run(&running, &config, backend, options, load).await?;
+            eprintln!(
+                "webhooks {backend} {}: {} of {} events delivered, {:.0} deliveries/s, lag p50 {:.0} ms, p99 {:.0} ms",
+                result.load,
+                result.delivered,
+                result.expected,
+                result.deliveries_per_second(),
+                result.lag.p50_ms,
+                result.lag.p99_ms
+            );
+            if let Some(error) = &result.first_error {
+                eprintln!("  first error: {error}");
+            }
+            deliveries.push(result);
+        }
+        let callbacks = if options.callback_seconds > 0 {
+            let result = callback_run(&running, backend, options).await?;
+            eprintln!(
+                "webhooks {backend}: {:.0} callbacks/s, p50 {:.1} ms, p99 {:.1} ms, {} rate-limited, {} other errors",
+                result.callbacks_per_second(),
+                result.latency.p50_ms,
+                result.latency.p99_ms,
+                result.rate_limited,
+                result.other_errors
+            );
+            if let Some(error) = &result.first_error {
+                eprintln!("  first error: {error}");
+            }
+            Some(result)
+        } else {
+            None
+        };
+        Ok::<_, anyhow::Error>((deliveries, callbacks))
+    }
+    .await;
+    running.stop().await;
+    measured
+}
+
+/// Creates `merchants` merchants, each with a webhook endpoint for every
+/// event on `sink`; answers each one's payment target.
+async fn merchants_with_endpoints(
+    running: &malipo::Running,
+    sink: &Sink,
+    merchants: u32,
+) -> anyhow::Result<Vec<Target>> {
+    let host = running.address.to_string();
+    let mut sender = connect(running.address).await?;
+    let mut targets = Vec::new();
+    for index in 0..merchants {
+        let authorization =
+            bench_merchant(&running.gateway, &format!("Bench Webhooks {index}")).await?;
+        let endpoint = api_post(
+            &mut sender,
+            &host,
+            &authorization,
+            "/v1/webhook_endpoints",
+            &serde_json::json!({ "url": sink.url, "enabled_events": ["*"] }),
+        )
+        .await?;
+        let secret = endpoint["secret"]
+            .as_str()
+            .context("a new webhook endpoint's answer carries its secret")?;
+        sink.add_secret(secret);
+        targets.push(Target {
+            address: running.address,
+            host: host.clone(),
+            authorization,
+            idempotency_keys: false,
+            endpoint: Endpoint::CreatePayment,
+        });
+    }
+    Ok(targets)
+}
+
+/// One outgoing run on a fresh sink and fresh merchants: creates the
+/// payments, then waits (at most `--delivery-timeout-seconds` from the
+/// first payment) until the sink has every one of their events.
+async fn delivery_run(
+    running: &malipo::Running,
+    config: &Config,
+    backend: &'static str,
+    options: &WebhooksOptions,
+    load: DeliveryLoad,
+) -> anyhow::Result<DeliveryResult> {
+    let mut sink = Sink::start().await?;
+    let targets = match merchants_with_endpoints(running, &sink, options.webhook_merchants).await {
+        Ok(targets) => Arc::new(targets),
+        Err(error) => {
+            sink.stop().await;
+            return Err(error);
+        }
+    };
+    let (count, rate, label) = match load {
+        DeliveryLoad::Burst(count) => (count, None, format!("burst of {}", grouped(count))),
+        DeliveryLoad::Paced { rate, seconds } => (
+            u64::from(rate) * seconds,
+            Some(rate),
+            format!("paced at {}/s", grouped(u64::from(rate))),
+        ),
+    };
+    eprintln!(
+        "webhooks {backend}: {label}: {} payments over {} connections, {} merchant(s)",
+        grouped(count),
+        options.webhook_connections,
+        options.webhook_merchants
+    );
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(options.delivery_timeout_seconds);
+    let creation =
+        create_payments(&targets, options.webhook_connections, count, rate, deadline).await;
+    if creation.answered.is_empty() {
+        sink.stop().await;
+        bail!(
+            "no payment was created: {}",
+            creation
+                .first_error
+                .as_deref()
+                .unwrap_or("no error recorded")
+        );
+    }
+    let expected = EVENTS_PER_PAYMENT * creation.answered.len() as u64;
+    let arrivals = collect_deliveries(&mut sink, &creation.answered, expected, deadline).await;
+    sink.stop().await;
+    let last_answered = creation.answered.values().max().copied().unwrap_or(started);
+    let end = arrivals.last.unwrap_or_else(Instant::now);
+    let mut first_error = creation.first_error;
+    if arrivals.unmatched > 0 {
+        first_error.get_or_insert(format!(
+            "{} deliveries for no payment of this run",
+            arrivals.unmatched
+        ));
+    }
+    if (arrivals.seen as u64) < expected {
+        first_error.get_or_insert(format!(
+            "gave up after {} s with {} of {expected} events delivered",
+            options.delivery_timeout_seconds, arrivals.seen
+        ));
+    }
+    let mut lags = arrivals.lag_micros;
+    Ok(DeliveryResult {
+        backend,
+        load: label,
+        merchants: options.webhook_merchants,
+        worker_batch: config.worker_batch_size_max,
+        worker_idle_ms: config.worker_idle_interval_ms,
+        payments: creation.answered.len() as u64,
+        payment_errors: creation.errors,
+        creating: last_answered.saturating_duration_since(started),
+        expected,
+        delivered: arrivals.seen as u64,
+        duplicates: arrivals.duplicates,
+        bad_signatures: arrivals.bad_signatures,
+        elapsed: end.saturating_duration_since(started),
+        drain: end.saturating_duration_since(last_answered),
+        lag: summarize(&mut lags),
+        first_error,
+    })
+}
+
+/// The payments a run created.
+struct Creation {
+    /// Each created payment's id and when its answer arrived.
+    answered: HashMap<String, Instant>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// Creates `count` payments over `connections` connections, round robin
+/// over `targets`' merchants: as fast as they are answered, or the i-th at
+/// `i / rate` s when `rate` is given. Stops early at `deadline`.
+async fn create_payments(
+    targets: &Arc<Vec<Target>>,
+    connections: u32,
+    count: u64,
+    rate: Option<u32>,
+    deadline: Instant,
+) -> Creation {
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let targets = targets.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                let mut created: Vec<(String, Instant)> = Vec::new();
+                let mut run = LoadRun::default();
+                let mut sender: Option<Sender> = None;
+                loop {
+                    // Each index is taken once, so the loop runs at most
+                    // `count` times over all connections.
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= count || Instant::now() >= deadline {
+                        break;
+                    }
+                    if let Some(rate) = rate {
+                        let due = started + Duration::from_secs_f64(index as f64 / f64::from(rate));
+                        tokio::time::sleep_until(due.min(deadline).into()).await;
+                    }
+                    let slot = usize::try_from(index % targets.len().max(1) as u64).unwrap_or(0);
+                    let Some(target) = targets.get(slot) else {
+                        break;
+                    };
+                    let connection = match &mut sender {
+                        Some(connection) => connection,
+                        None => match connect(target.address).await {
+                            Ok(connection) => sender.insert(connection),
+                            Err(error) => {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                run.record(Err(format!("connecting: {error}")), 0);
+                                continue;
+                            }
+                        },
+                    };
+                    let outcome = match payment_request(target, index) {
+                        Ok(request) => {
+                            exchange(connection, request, |body| {
+                                payment_succeeded(body)?;
+                                payment_id(body)
+                                    .ok_or_else(|| "no payment id in the answer".to_owned())
+                            })
+                            .await
+                        }
+                        Err(error) => Err(error),
+                    };
+                    match outcome {
+                        Ok(id) => created.push((id, Instant::now())),
+                        Err(error) => {
+                            sender = None;
+                            run.record(Err(error), 0);
+                        }
+                    }
+                }
+                (created, run)
+            })
+        })
+        .collect();
+    let mut creation = Creation {
+        answered: HashMap::new(),
+        errors: 0,
+        first_error: None,
+    };
+    for task in tasks {
+        match task.await {
+            Ok((created, run)) => {
+                creation.answered.extend(created);
+                creation.errors += run.errors;
+                if creation.first_error.is_none() {
+                    creation.first_error = run.first_error;
+                }
+            }
+            Err(error) => {
+                creation.errors += 1;
+                creation
+                    .first_error
+                    .get_or_insert(format!("payment task: {error}"));
+            }
+        }
+    }
+    creation
+}
+
+/// The payment id in a payment's JSON: the first `"id"`, which is the
+/// payment's own (it is serialized first, before any nested object).
+fn payment_id(body: &[u8]) -> Option<String> {
+    let needle = br#""id":""#;
+    let start = body
+        .windows(needle.len())
+        .position(|window| window == needle)?
+        + needle.len();
+    let length = body.get(start..)?.iter().position(|byte| *byte == b'"')?;
+    let id = std::str::from_utf8(body.get(start..start + length)?).ok()?;
+    id.starts_with("pay_").then(|| id.to_owned())
+}
+
+/// What the sink received for one run.
+struct Arrivals {
+    /// Distinct (payment, event type) pairs of the run's payments.
+    seen: usize,
+    /// Payment answered to event received, per distinct event.
+    lag_micros: Vec<u64>,
+    duplicates: u64,
+    bad_signatures: u64,
+    /// Deliveries naming no payment of the run.
+    unmatched: u64,
+    /// When the last distinct event arrived.
+    last: Option<Instant>,
+}
+
+/// Takes the sink's deliveries until `expected` distinct events of the
+/// `answered` payments have arrived, or `deadline`.
+async fn collect_deliveries(
+    sink: &mut Sink,
+    answered: &HashMap<String, Instant>,
+    expected: u64,
+    deadline: Instant,
+) -> Arrivals {
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut arrivals = Arrivals {
+        seen: 0,
+        lag_micros: Vec::new(),
+        duplicates: 0,
+        bad_signatures: 0,
+        unmatched: 0,
+        last: None,
+    };
+    while (seen.len() as u64) < expected {
+        let Ok(Some(delivery)) =
+            tokio::time::timeout_at(deadline.into(), sink.received.recv()).await
+        else {
+            break;
+        };
+        if !delivery.signature_ok {
+            arrivals.bad_signatures += 1;
+        }
+        let (Some(payment), Some(event_type)) = (delivery.payment, delivery.event_type) else {
+            arrivals.unmatched += 1;
+            continue;
+        };
+        let Some(answered) = answered.get(&payment) else {
+            arrivals.unmatched += 1;
+            continue;
+        };
+        // An event can arrive a hair before the client has read the
+        // payment's answer: that counts as no lag.
+        let lag = delivery.at.saturating_duration_since(*answered);
+        if !seen.insert((payment, event_type)) {
+            arrivals.duplicates += 1;
+            continue;
+        }
+        arrivals
+            .lag_micros
+            .push(u64::try_from(lag.as_micros()).unwrap_or(u64::MAX));
+        arrivals.last = Some(
+            arrivals
+                .last
+                .map_or(delivery.at, |last| last.max(delivery.at)),
+        );
+    }
+    arrivals.seen = seen.len();
+    arrivals
+}
+
+/// One webhook the sink received.
+struct Delivery {
+    /// `data.object.id` and `type` of the event, if the body had them.
+    payment: Option<String>,
+    event_type: Option<String>,
+    /// When the request reached the sink's handler.
+    at: Instant,
+    /// `Malipo-Signature` verified with one of the endpoints' secrets.
+    signature_ok: bool,
+}
+
+/// What the sink's handler shares.
+#[derive(Clone)]
+struct SinkState {
+    secrets: Arc<std::sync::Mutex<Vec<String>>>,
+    received: mpsc::UnboundedSender<Delivery>,
+}
+
+/// A local stand-in for merchants' webhook receivers: an HTTP server on
+/// 127.0.0.1 that answers 200 to every `POST /webhooks`, checks the
+/// signature like a receiver should, and reports each delivery.
+struct Sink {
+    url: String,
+    secrets: Arc<std::sync::Mutex<Vec<String>>>,
+    received: mpsc::UnboundedReceiver<Delivery>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Sink {
+    async fn start() -> anyhow::Result<Sink> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the webhook sink")?;
+        let address = listener.local_addr()?;
+        let (sender, received) = mpsc::unbounded_channel();
+        let secrets = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .route("/webhooks", axum::routing::post(sink_receive))
+            .with_state(SinkState {
+                secrets: secrets.clone(),
+                received: sender,
+            });
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.await;
+                })
+                .await
+        });
+        Ok(Sink {
+            url: format!("http://{address}/webhooks"),
+            secrets,
+            received,
+            shutdown,
+            server,
+        })
+    }
+
+    /// Another endpoint's signing secret to accept.
+    fn add_secret(&self, secret: &str) {
+        if let Ok(mut secrets) = self.secrets.lock() {
+            secrets.push(secret.to_owned());
+        }
+    }
+
+    /// Stops serving (bounded: the server is aborted if its connections
+    /// don't close in time).
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let abort = self.server.abort_handle();
+        if tokio::time::timeout(SINK_STOP_TIMEOUT, self.server)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
+}
+
+/// The sink's handler: notes the time first, then what the event is.
+async fn sink_receive(
+    axum::extract::State(state): axum::extract::State<SinkState>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> axum::http::StatusCode {
+    let at = Instant::now();
+    let event: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    let field = |pointer: &str| {
+        event
+            .as_ref()
+            .and_then(|event| event.pointer(pointer))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let signature_ok = headers
+        .get(malipo_gateway::webhooks::SIGNATURE_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|header| {
+            let secrets = state
+                .secrets
+                .lock()
+                .map(|secrets| secrets.clone())
+                .unwrap_or_default();
+            signed_by_any(header, &secrets, &body)
+        });
+    let _ = state.received.send(Delivery {
+        payment: field("/data/object/id"),
+        event_type: field("/type"),
+        at,
+        signature_ok,
+    });
+    axum::http::StatusCode::OK
+}
+
+/// Whether `header` (`t=<unix>,v1=<hex>`) signs `body` with one of
+/// `secrets` (the single-secret form the gateway sends outside a roll).
+fn signed_by_any(header: &str, secrets: &[String], body: &[u8]) -> bool {
+    let Some(timestamp) = header
+        .split(',')
+        .find_map(|part| part.strip_prefix("t="))
+        .and_then(|value| value.parse::<i64>().ok())
+    else {
+        return false;
+    };
+    secrets.iter().any(|secret| {
+        malipo_hooks::stripe_signature_header(secret.as_bytes(), timestamp, body) == header
+    })
+}
+
+/// `POST path` with a JSON body as `authorization` on `sender`; answers
+/// the JSON of a 200.
+async fn api_post(
+    sender: &mut Sender,
+    host: &str,
+    authorization: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let request = hyper::Request::post(path)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::AUTHORIZATION, authorization)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))?;
+    exchange(sender, request, |answer| {
+        serde_json::from_slice(answer).map_err(|error| format!("the answer is not JSON: {error}"))
+    })
+    .await
+    .map_err(|error| anyhow::anyhow!("POST {path}: {error}"))
+}
+
+/// A signed Stripe-style `charge.succeeded` callback to `path`, with a
+/// unique event id (so it is never a replay), signed now.
+fn stripe_callback_request(host: &str, path: &str) -> Result<hyper::Request<Full<Bytes>>, String> {
+    let unique = uuid::Uuid::new_v4().simple();
+    let body = format!(
+        r#"{{"id":"evt_bench_{unique}","type":"charge.succeeded","data":{{"object":{{"id":"ch_bench_{unique}"}}}}}}"#
+    );
+    let signature = malipo_hooks::stripe_signature_header(
+        CALLBACK_SECRET.as_bytes(),
+        now_ms() / 1000,
+        body.as_bytes(),
+    );
+    hyper::Request::post(path)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header("stripe-signature", signature)
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|error| format!("building the request: {error}"))
+}
+
+/// Callbacks the gateway has recorded as `verified` for Stripe.
+async fn verified_callbacks(gateway: &malipo_gateway::Gateway) -> Option<i64> {
+    let stats = gateway.inbound_stats(1).await.ok()?;
+    Some(
+        stats
+            .providers
+            .iter()
+            .find(|provider| provider.provider == "stripe")
+            .and_then(|provider| provider.by_verdict.get("verified").copied())
+            .unwrap_or(0),
+    )
+}
+
+/// Creates `--callback-accounts` Stripe connector accounts for a new
+/// merchant, then sends signed callbacks to them round robin, closed loop.
+async fn callback_run(
+    running: &malipo::Running,
+    backend: &'static str,
+    options: &WebhooksOptions,
+) -> anyhow::Result<CallbackResult> {
+    let host = running.address.to_string();
+    let authorization = bench_merchant(&running.gateway, "Bench Callbacks").await?;
+    let mut sender = connect(running.address).await?;
+    let mut paths = Vec::new();
+    for _ in 0..options.callback_accounts {
+        let account = api_post(
+            &mut sender,
+            &host,
+            &authorization,
+            "/v1/connector_accounts",
+            &serde_json::json!({ "provider": "stripe", "webhook_secret": CALLBACK_SECRET }),
+        )
+        .await?;
+        let url = account["callback_url"]
+            .as_str()
+            .context("a connector account's answer carries its callback_url")?;
+        let path = url
+            .find("/v1/hooks/")
+            .map(|start| url[start..].to_owned())
+            .with_context(|| format!("unexpected callback_url {url}"))?;
+        paths.push(path);
+    }
+    drop(sender);
+    let target = Arc::new(Target {
+        address: running.address,
+        host,
+        authorization: String::new(),
+        idempotency_keys: false,
+        endpoint: Endpoint::StripeCallback { paths },
+    });
+    let mut probe = connect(running.address).await?;
+    send_request(&mut probe, &target, 0)
+        .await
+        .map_err(|error| anyhow::anyhow!("the first callback failed: {error}"))?;
+    drop(probe);
+    closed_loop(
+        &target,
+        options.callback_connections,
+        CALLBACK_WARMUP_SECONDS,
+    )
+    .await;
+    eprintln!(
+        "webhooks {backend}: callbacks, {} connections over {} accounts, {} s",
+        options.callback_connections, options.callback_accounts, options.callback_seconds
+    );
+    let before = verified_callbacks(&running.gateway).await;
+    let LoadRun {
+        elapsed,
+        ok,
+        errors,
+        rate_limited,
+        first_error,
+        mut micros,
+    } = closed_loop(
+        &target,
+        options.callback_connections,
+        options.callback_seconds,
+    )
+    .await;
+    let after = verified_callbacks(&running.gateway).await;
+    Ok(CallbackResult {
+        backend,
+        connections: options.callback_connections,
+        accounts: options.callback_accounts,
+        elapsed,
+        accepted: ok,
+        rate_limited,
+        other_errors: errors.saturating_sub(rate_limited),
+        latency: summarize(&mut micros),
+        recorded_verified: before.zip(after).map(|(before, after)| after - before),
+        first_error,
+    })
+}
+
+// ---------------------------------------------------------------------------
 // Report
 // ---------------------------------------------------------------------------
 
@@ -1365,6 +2208,7 @@ struct Report {
     pgbench: Option<PgbenchResult>,
     ledger: Vec<LedgerResult>,
     payments: Vec<PaymentsResult>,
+    webhooks: WebhooksReport,
 }
 
 /// `f64` with thousands separators and no decimals.
@@ -1505,7 +2349,9 @@ impl Report {
             for error in errors {
                 line(format!("First error: {error}"));
             }
+            line(String::new());
         }
+        self.webhooks_markdown(&mut line);
         let goals = self.goals();
         if !goals.is_empty() {
             line("### Against the design goals".into());
@@ -1528,6 +2374,94 @@ impl Report {
             }
         }
         out
+    }
+
+    /// The webhook tables, if `webhooks` ran.
+    fn webhooks_markdown(&self, line: &mut impl FnMut(String)) {
+        let webhooks = &self.webhooks;
+        if !webhooks.deliveries.is_empty() {
+            line("### Webhooks out: events delivered by the worker to a local sink".into());
+            line(String::new());
+            line("| Backend | Load | Payments | Merchants (endpoints) | Worker batch / idle | Created in (s) | Payment errors | Events | Delivered | Duplicates | Bad signatures | First payment → last delivery (s) | Deliveries/s | Drain after last payment (s) | Lag p50 (ms) | Lag p99 (ms) | Lag max (ms) |".into());
+            line("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|".into());
+            for result in &webhooks.deliveries {
+                line(format!(
+                    "| {} | {} | {} | {} | {} / {} ms | {:.1} | {} | {} | {}{} | {} | {} | {:.1} | **{}** | {:.1} | {:.0} | {:.0} | {:.0} |",
+                    result.backend,
+                    result.load,
+                    grouped(result.payments),
+                    result.merchants,
+                    result.worker_batch,
+                    result.worker_idle_ms,
+                    result.creating.as_secs_f64(),
+                    result.payment_errors,
+                    grouped(result.expected),
+                    grouped(result.delivered),
+                    if result.complete() {
+                        ""
+                    } else {
+                        " (**incomplete**)"
+                    },
+                    result.duplicates,
+                    result.bad_signatures,
+                    result.elapsed.as_secs_f64(),
+                    whole(result.deliveries_per_second()),
+                    result.drain.as_secs_f64(),
+                    result.lag.p50_ms,
+                    result.lag.p99_ms,
+                    result.lag.max_ms
+                ));
+            }
+            line(String::new());
+            for result in &webhooks.deliveries {
+                if let Some(error) = &result.first_error {
+                    line(format!(
+                        "First error: {} {}: {error}",
+                        result.backend, result.load
+                    ));
+                }
+            }
+        }
+        if !webhooks.callbacks.is_empty() {
+            line(
+                "### Webhooks in: signed Stripe callbacks (POST /v1/hooks/stripe/{account}, closed loop)"
+                    .into(),
+            );
+            line(String::new());
+            line("| Backend | Connections | Accounts | Seconds | Accepted (200) | Rate-limited (429) | Other errors | Callbacks/s | p50 (ms) | p99 (ms) | max (ms) | Recorded as verified |".into());
+            line("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|".into());
+            for result in &webhooks.callbacks {
+                let recorded = match result.recorded_verified {
+                    Some(count) if u64::try_from(count) == Ok(result.accepted) => "all".to_owned(),
+                    Some(count) => format!("**{}**", grouped(u64::try_from(count).unwrap_or(0))),
+                    None => "?".to_owned(),
+                };
+                line(format!(
+                    "| {} | {} | {} | {:.1} | {} | {} | {} | **{}** | {:.2} | {:.2} | {:.2} | {} |",
+                    result.backend,
+                    result.connections,
+                    grouped(u64::from(result.accounts)),
+                    result.elapsed.as_secs_f64(),
+                    grouped(result.accepted),
+                    grouped(result.rate_limited),
+                    result.other_errors,
+                    whole(result.callbacks_per_second()),
+                    result.latency.p50_ms,
+                    result.latency.p99_ms,
+                    result.latency.max_ms,
+                    recorded
+                ));
+            }
+            line(String::new());
+            for result in &webhooks.callbacks {
+                if let Some(error) = &result.first_error {
+                    line(format!(
+                        "First error: {} callbacks: {error}",
+                        result.backend
+                    ));
+                }
+            }
+        }
     }
 
     fn goals(&self) -> Vec<Goal> {
@@ -1660,22 +2594,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn replaces_the_database_name() {
-        assert_eq!(
-            database_url_with_name("postgres://postgres@127.0.0.1:5432/postgres", "x"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            database_url_with_name("postgres://u:p@h/db?sslmode=disable", "x"),
-            "postgres://u:p@h/x?sslmode=disable"
-        );
-        assert_eq!(
-            database_url_with_name("postgres://h", "x"),
-            "postgres://h/x"
-        );
-    }
-
-    #[test]
     fn percentiles_are_nearest_rank() {
         let mut micros: Vec<u64> = (1..=100).map(|ms| ms * 1000).collect();
         let summary = summarize(&mut micros);
@@ -1699,6 +2617,51 @@ mod tests {
         assert_eq!(grouped(999), "999");
         assert_eq!(grouped(1_000), "1,000");
         assert_eq!(grouped(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn finds_the_payment_id() {
+        let body = br#"{"id":"pay_01abc","object":"payment","customer":{"id":"cus_1"}}"#;
+        assert_eq!(payment_id(body).as_deref(), Some("pay_01abc"));
+        assert_eq!(payment_id(br#"{"object":"payment"}"#), None);
+        assert_eq!(payment_id(br#"{"id":"re_1"}"#), None);
+        assert_eq!(payment_id(br#"{"id":"pay_unterminated"#), None);
+    }
+
+    #[test]
+    fn checks_the_sinks_signatures() {
+        let body = br#"{"id":"evt_1"}"#;
+        let secrets = vec!["whsec_a".to_owned(), "whsec_b".to_owned()];
+        let header = malipo_gateway::webhooks::signature_header(&["whsec_b"], 1_700_000_000, body);
+        assert!(signed_by_any(&header, &secrets, body));
+        assert!(!signed_by_any(&header, &secrets, br#"{"id":"evt_2"}"#));
+        assert!(!signed_by_any(&header, &secrets[..1], body));
+        assert!(!signed_by_any("v1=00", &secrets, body));
+    }
+
+    #[test]
+    fn callbacks_are_unique_and_signed() {
+        let first =
+            stripe_callback_request("127.0.0.1:1", "/v1/hooks/stripe/ca_1").expect("request");
+        let second =
+            stripe_callback_request("127.0.0.1:1", "/v1/hooks/stripe/ca_1").expect("request");
+        let body = |request: &hyper::Request<Full<Bytes>>| format!("{:?}", request.body());
+        assert_ne!(body(&first), body(&second));
+        let signature = first
+            .headers()
+            .get("stripe-signature")
+            .and_then(|value| value.to_str().ok())
+            .expect("signature");
+        assert!(signature.starts_with("t=") && signature.contains(",v1="));
+    }
+
+    #[test]
+    fn counts_rate_limited_requests() {
+        let mut run = LoadRun::default();
+        run.record(Ok(()), 1);
+        run.record(Err("HTTP 429 Too Many Requests: {}".into()), 1);
+        run.record(Err("HTTP 500 Internal Server Error: {}".into()), 1);
+        assert_eq!((run.ok, run.errors, run.rate_limited), (1, 2, 1));
     }
 
     #[test]
