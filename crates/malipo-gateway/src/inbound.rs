@@ -12,7 +12,7 @@
 //! nothing half done and the provider's retry is processed once.
 
 use crate::auth::MerchantContext;
-use crate::{ApiError, Gateway, GatewayResult, now_seconds};
+use crate::{ApiError, Gateway, GatewayError, GatewayResult, now_seconds};
 use malipo_connectors::PaymentOutcome;
 use malipo_core::id::{IdKind, new_id, random_secret};
 use malipo_core::objects::{ConnectorAccount, Failure, InboundWebhook, List, Scope};
@@ -323,8 +323,20 @@ impl Gateway {
                             created: now,
                             updated: now,
                         };
-                        tx.conn().insert_connector_account(&record).await?;
-                        record
+                        // Concurrent first payments may race here: one insert
+                        // wins (a unique index), everyone reads the winner.
+                        tx.conn()
+                            .insert_connector_account_if_absent(&record)
+                            .await?;
+                        tx.conn()
+                            .connector_account_for(merchant_id, livemode, "sandbox")
+                            .await?
+                            .ok_or_else(|| {
+                                GatewayError::internal(ApiError::not_found(
+                                    "connector_account",
+                                    "sandbox",
+                                ))
+                            })?
                     }
                 };
                 tx.commit().await?;

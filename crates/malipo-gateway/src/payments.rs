@@ -19,8 +19,7 @@ use malipo_core::id::{IdKind, looks_like, new_id};
 use malipo_core::metadata::{self, Metadata};
 use malipo_core::objects::{BalanceTransaction, Customer, Failure, List, Payment};
 use malipo_core::payment::{PaymentMethod, PaymentStatus, PaymentTransition};
-use malipo_ledger::TransferError;
-use malipo_store::{Conn, EventRecord, Filter, Page, PaymentRecord, StoreError};
+use malipo_store::{Conn, EventRecord, Filter, Page, PaymentRecord};
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
@@ -256,22 +255,9 @@ pub(crate) async fn post(
     if transfers.is_empty() {
         return Ok(());
     }
-    // Accounts are created on first use. Posting first and creating only
-    // when the engine says an account is missing costs nothing in the steady
-    // state; the engine decides before anything is written, so the retry
-    // starts from a clean slate.
-    let outcome = match conn.post_transfers(transfers, now_ms()).await {
-        Err(StoreError::Ledger(error))
-            if matches!(
-                error.error,
-                TransferError::DebitAccountNotFound | TransferError::CreditAccountNotFound
-            ) =>
-        {
-            conn.ensure_ledger_accounts(accounts, now_seconds()).await?;
-            conn.post_transfers(transfers, now_ms()).await?
-        }
-        other => other?,
-    };
+    let outcome = conn
+        .post_transfers_creating_accounts(accounts, transfers, now_seconds(), now_ms())
+        .await?;
     metrics::counter!("malipo_ledger_transfers_total").increment(outcome.created.len() as u64);
     Ok(())
 }

@@ -104,6 +104,34 @@ impl Conn<'_> {
         Ok(())
     }
 
+    /// Inserts the account unless one would break a uniqueness rule (one
+    /// sandbox account per merchant and mode); answers whether it did.
+    pub async fn insert_connector_account_if_absent(
+        &mut self,
+        account: &ConnectorAccountRecord,
+    ) -> Result<bool, StoreError> {
+        let inserted = run!(self, |c| {
+            sqlx::query(
+                "INSERT INTO connector_accounts (id, merchant_id, livemode, provider, name, webhook_secret,
+                     ip_allowlist, created, updated)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            )
+            .bind(&account.id)
+            .bind(&account.merchant_id)
+            .bind(account.livemode)
+            .bind(&account.provider)
+            .bind(&account.name)
+            .bind(&account.webhook_secret)
+            .bind(&account.ip_allowlist)
+            .bind(account.created)
+            .bind(account.updated)
+            .execute(&mut **c)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(inserted == 1)
+    }
+
     pub async fn connector_account(
         &mut self,
         id: &str,

@@ -146,6 +146,10 @@ impl Conn<'_> {
         if accounts.is_empty() {
             return Ok(());
         }
+        // Inserted in id order, the order every ledger lock is taken in.
+        let mut accounts: Vec<&Account> = accounts.iter().collect();
+        accounts.sort_by(|a, b| a.id.cmp(&b.id));
+        accounts.dedup_by(|a, b| a.id == b.id);
         run!(self, |c| {
             let mut builder = QueryBuilder::new(
                 "INSERT INTO ledger_accounts (id, asset, debits_must_not_exceed_credits,
@@ -171,6 +175,41 @@ impl Conn<'_> {
                 .map(|done| done.rows_affected())
         })?;
         Ok(())
+    }
+
+    /// [`Conn::post_transfers`], creating `accounts` first where missing.
+    ///
+    /// SQLite has one writer, so posting first and creating the accounts
+    /// only when the engine reports one missing (it decides before anything
+    /// is written) costs nothing in the steady state. On PostgreSQL the
+    /// accounts are always ensured first, in id order like every lock the
+    /// ledger takes: a transaction that found an account missing, inserted
+    /// it and then locked the shared ones could deadlock with one that locked
+    /// the shared ones and waits on that insert.
+    pub async fn post_transfers_creating_accounts(
+        &mut self,
+        accounts: &[Account],
+        requests: &[TransferRequest],
+        created: i64,
+        now_ms: i64,
+    ) -> Result<BatchOutcome, StoreError> {
+        if matches!(self, Conn::Postgres(_)) {
+            self.ensure_ledger_accounts(accounts, created).await?;
+            return self.post_transfers(requests, now_ms).await;
+        }
+        match self.post_transfers(requests, now_ms).await {
+            Err(StoreError::Ledger(error))
+                if matches!(
+                    error.error,
+                    malipo_ledger::TransferError::DebitAccountNotFound
+                        | malipo_ledger::TransferError::CreditAccountNotFound
+                ) =>
+            {
+                self.ensure_ledger_accounts(accounts, created).await?;
+                self.post_transfers(requests, now_ms).await
+            }
+            other => other,
+        }
     }
 
     /// Applies a batch of transfers all-or-nothing within this transaction.

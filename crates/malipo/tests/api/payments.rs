@@ -323,3 +323,39 @@ both_backends!(every_change_writes_its_event);
 fn app_store(app: &TestApp) -> malipo_store::Store {
     app.gateway().store().clone()
 }
+
+/// First payments create the ledger and sandbox accounts they need; many at
+/// once, for several merchants sharing the clearing and fee accounts, must
+/// neither deadlock nor create an account twice.
+async fn concurrent_first_payments_create_accounts_once(app: &TestApp) {
+    let mut keys = Vec::new();
+    for _ in 0..4 {
+        keys.push(app.test_key().await);
+    }
+    let attempts = (0..40).map(|index| {
+        let key = keys[index % keys.len()].clone();
+        async move {
+            let phone = if index % 5 == 0 { "254700000003" } else { "254700000000" };
+            app.post(
+                "/v1/payments",
+                &key,
+                &json!({"amount": 1_000, "currency": "kes", "method": "sandbox", "customer": {"phone": phone}}),
+            )
+            .await
+        }
+    });
+    let responses = futures::future::join_all(attempts).await;
+    for response in &responses {
+        assert_eq!(response.status, 200, "{}", response.body);
+    }
+    for key in &keys {
+        let accounts = app.get("/v1/connector_accounts", key).await.expect(200);
+        assert_eq!(
+            accounts["data"].as_array().expect("data").len(),
+            1,
+            "one sandbox account per merchant"
+        );
+    }
+    assert_eq!(app.verify_ledger().await["ok"], true);
+}
+both_backends!(concurrent_first_payments_create_accounts_once);
