@@ -13,6 +13,7 @@
 //!
 //! - [`sandbox`]: the offline connector that decides by test phone numbers.
 
+pub mod mpesa;
 pub mod sandbox;
 
 use async_trait::async_trait;

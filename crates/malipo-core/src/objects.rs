@@ -329,6 +329,8 @@ pub struct ConnectorAccount {
     pub ip_allowlist: Vec<String>,
     /// Whether a callback secret is configured (never shown).
     pub has_webhook_secret: bool,
+    /// The names of the stored API credentials (values are never shown).
+    pub credential_names: Vec<String>,
     pub created: i64,
     pub updated: i64,
 }

@@ -41,6 +41,47 @@ pub struct CreateConnectorAccount {
     /// Addresses and CIDR blocks callbacks may come from; empty allows any.
     #[serde(default)]
     pub ip_allowlist: Vec<String>,
+    /// The provider's API credentials (e.g. `consumer_key`,
+    /// `consumer_secret`, `shortcode`, `passkey` for M-Pesa), encrypted at
+    /// rest and never shown again.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, String>,
+}
+
+/// Limits on a connector account's credentials.
+pub const CREDENTIALS_MAX: usize = 20;
+pub const CREDENTIAL_NAME_LENGTH_MAX: usize = 64;
+pub const CREDENTIAL_VALUE_LENGTH_MAX: usize = 4096;
+
+fn validate_credentials(credentials: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if credentials.len() > CREDENTIALS_MAX {
+        return Err(ApiError::invalid(
+            "credentials",
+            format!("at most {CREDENTIALS_MAX} credentials"),
+        ));
+    }
+    for (name, value) in credentials {
+        let valid_name = !name.is_empty()
+            && name.len() <= CREDENTIAL_NAME_LENGTH_MAX
+            && name
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
+        if !valid_name {
+            return Err(ApiError::invalid(
+                format!("credentials[{name}]"),
+                format!(
+                    "credential names are 1 to {CREDENTIAL_NAME_LENGTH_MAX} letters, digits or underscores"
+                ),
+            ));
+        }
+        if value.len() > CREDENTIAL_VALUE_LENGTH_MAX {
+            return Err(ApiError::invalid(
+                format!("credentials[{name}]"),
+                format!("credential values may be at most {CREDENTIAL_VALUE_LENGTH_MAX} bytes"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What to answer a provider.
@@ -195,8 +236,26 @@ impl Gateway {
                 .webhook_secret
                 .as_deref()
                 .is_some_and(|secret| !secret.is_empty()),
+            credential_names: self
+                .connector_credentials(record)
+                .map(|credentials| credentials.into_keys().collect())
+                .unwrap_or_default(),
             created: record.created,
             updated: record.updated,
+        }
+    }
+
+    /// A connector account's decrypted API credentials, for its connector.
+    pub fn connector_credentials(
+        &self,
+        record: &ConnectorAccountRecord,
+    ) -> GatewayResult<BTreeMap<String, String>> {
+        match &record.credentials_encrypted {
+            None => Ok(BTreeMap::new()),
+            Some(sealed) => self
+                .secret_box()
+                .open_credentials(sealed)
+                .map_err(GatewayError::internal),
         }
     }
 
@@ -244,8 +303,19 @@ impl Gateway {
             )
             .into());
         }
+        validate_credentials(&request.credentials)?;
+        let credentials_encrypted = if request.credentials.is_empty() {
+            None
+        } else {
+            Some(
+                self.secret_box()
+                    .seal_credentials(&request.credentials)
+                    .map_err(GatewayError::internal)?,
+            )
+        };
         let now = now_seconds();
         let record = ConnectorAccountRecord {
+            credentials_encrypted,
             id: new_id(IdKind::ConnectorAccount),
             merchant_id: context.merchant_id.clone(),
             livemode: context.livemode(),
@@ -320,6 +390,7 @@ impl Gateway {
                             name: Some("Sandbox".into()),
                             webhook_secret: Some(random_secret(24)),
                             ip_allowlist: String::new(),
+                            credentials_encrypted: None,
                             created: now,
                             updated: now,
                         };

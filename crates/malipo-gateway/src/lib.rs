@@ -13,6 +13,7 @@
 //! - [`idempotency`]: the Idempotency-Key protocol.
 //! - [`inbound`]: provider callbacks at `/v1/hooks/{provider}/{account}`:
 //!   connector accounts, the ordered checks, replay protection, the audit log.
+//! - [`secrets`]: provider credentials encrypted at rest (AES-256-GCM).
 //! - [`webhooks`]: events, webhook endpoints, signed delivery with retries.
 //! - [`ledger_entries`]: which ledger accounts and transfers each event of a
 //!   payment's life produces.
@@ -29,6 +30,7 @@ pub mod ledger_entries;
 pub mod merchants;
 pub mod payments;
 pub mod refunds;
+pub mod secrets;
 pub mod webhooks;
 
 pub use error::{ApiError, ErrorKind, GatewayError, GatewayResult};
@@ -64,6 +66,9 @@ pub struct GatewayConfig {
     /// Provider callback definitions added to (or replacing) the built-in
     /// ones: a provider whose scheme Malipo knows is configuration, not code.
     pub extra_providers: Vec<malipo_hooks::ProviderDefinition>,
+    /// The key that encrypts provider credentials at rest (32 bytes,
+    /// base64); `None` keeps a generated one in the database (development).
+    pub master_key: Option<String>,
 }
 
 /// How merchant webhooks are delivered.
@@ -118,6 +123,7 @@ impl Default for GatewayConfig {
             recovery_poll_after_ms: 5_000,
             webhooks: WebhookConfig::default(),
             extra_providers: Vec::new(),
+            master_key: None,
         }
     }
 }
@@ -157,6 +163,8 @@ struct Inner {
     connectors: Connectors,
     config: GatewayConfig,
     key_hasher: auth::KeyHasher,
+    /// Encrypts provider credentials at rest.
+    secret_box: secrets::SecretBox,
     /// For webhook deliveries: no redirects, bounded time.
     webhook_client: reqwest::Client,
     /// The base URL providers reach this gateway at (callback URLs), set
@@ -198,6 +206,7 @@ impl Gateway {
             })?;
         }
         let key_hasher = auth::KeyHasher::load_or_create(&store).await?;
+        let secret_box = secrets::SecretBox::load(&store, config.master_key.as_deref()).await?;
         install_crypto_provider();
         let webhook_client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -217,6 +226,7 @@ impl Gateway {
                 connectors,
                 config,
                 key_hasher,
+                secret_box,
                 webhook_client,
                 public_url: std::sync::OnceLock::new(),
                 providers,
@@ -240,6 +250,10 @@ impl Gateway {
 
     pub(crate) fn key_hasher(&self) -> &auth::KeyHasher {
         &self.inner.key_hasher
+    }
+
+    pub(crate) fn secret_box(&self) -> &secrets::SecretBox {
+        &self.inner.secret_box
     }
 
     pub(crate) fn webhook_client(&self) -> &reqwest::Client {

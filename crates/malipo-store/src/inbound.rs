@@ -17,6 +17,8 @@ pub struct ConnectorAccountRecord {
     pub webhook_secret: Option<String>,
     /// Comma-separated addresses and CIDR blocks.
     pub ip_allowlist: String,
+    /// The provider API credentials, encrypted by the gateway.
+    pub credentials_encrypted: Option<String>,
     pub created: i64,
     pub updated: i64,
 }
@@ -85,8 +87,8 @@ impl Conn<'_> {
         run!(self, |c| {
             sqlx::query(
                 "INSERT INTO connector_accounts (id, merchant_id, livemode, provider, name, webhook_secret,
-                     ip_allowlist, created, updated)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     ip_allowlist, created, updated, credentials_encrypted)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(&account.id)
             .bind(&account.merchant_id)
@@ -97,6 +99,7 @@ impl Conn<'_> {
             .bind(&account.ip_allowlist)
             .bind(account.created)
             .bind(account.updated)
+            .bind(&account.credentials_encrypted)
             .execute(&mut **c)
             .await
             .map(|done| done.rows_affected())
@@ -113,8 +116,8 @@ impl Conn<'_> {
         let inserted = run!(self, |c| {
             sqlx::query(
                 "INSERT INTO connector_accounts (id, merchant_id, livemode, provider, name, webhook_secret,
-                     ip_allowlist, created, updated)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                     ip_allowlist, created, updated, credentials_encrypted)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
             )
             .bind(&account.id)
             .bind(&account.merchant_id)
@@ -125,6 +128,7 @@ impl Conn<'_> {
             .bind(&account.ip_allowlist)
             .bind(account.created)
             .bind(account.updated)
+            .bind(&account.credentials_encrypted)
             .execute(&mut **c)
             .await
             .map(|done| done.rows_affected())

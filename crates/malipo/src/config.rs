@@ -45,6 +45,9 @@ pub struct Config {
     /// A JSON file with a list of provider callback definitions (see
     /// docs/webhooks.md) added to, or replacing, the built-in ones.
     pub providers_file: String,
+    /// 32 bytes in base64 that encrypt provider credentials at rest; empty
+    /// keeps a generated key in the database (development only).
+    pub master_key: String,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             webhook_attempt_timeout_ms: 10_000,
             webhook_endpoint_disable_after_seconds: 3 * 24 * 3600,
             providers_file: String::new(),
+            master_key: String::new(),
         }
     }
 }
@@ -232,6 +236,16 @@ impl Config {
             ));
         }
         self.extra_providers()?;
+        if !self.master_key.is_empty() {
+            use base64::Engine;
+            let key = base64::engine::general_purpose::STANDARD.decode(self.master_key.trim());
+            if key.map(|key| key.len()).ok() != Some(32) {
+                return Err(invalid(
+                    "master_key",
+                    "must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)",
+                ));
+            }
+        }
         if self.log_format != "text" && self.log_format != "json" {
             return Err(invalid("log_format", "must be `text` or `json`"));
         }

@@ -51,6 +51,7 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
         idempotency_retention_hours: config.idempotency_retention_hours,
         // Validated when the configuration was loaded.
         extra_providers: config.extra_providers().unwrap_or_default(),
+        master_key: (!config.master_key.is_empty()).then(|| config.master_key.clone()),
         ..GatewayConfig::default()
     }
 }

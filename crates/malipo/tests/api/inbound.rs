@@ -393,3 +393,63 @@ both_backends!(
     configured_providers_are_served,
     super::with_configured_provider()
 );
+
+async fn provider_credentials_are_encrypted_and_never_shown(app: &TestApp) {
+    let key = app.test_key().await;
+    let created = app
+        .post(
+            "/v1/connector_accounts",
+            &key,
+            &json!({"provider": "mpesa", "name": "Paybill 174379", "credentials": {
+                "consumer_key": "ck-visible-nowhere", "consumer_secret": "cs-top-secret-value",
+                "shortcode": "174379", "passkey": "pk-top-secret-value"}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        created["credential_names"],
+        json!(["consumer_key", "consumer_secret", "passkey", "shortcode"])
+    );
+    let text = created.to_string();
+    assert!(
+        !text.contains("top-secret") && !text.contains("visible-nowhere"),
+        "{text}"
+    );
+    let listed = app
+        .get("/v1/connector_accounts", &key)
+        .await
+        .expect(200)
+        .to_string();
+    assert!(!listed.contains("top-secret"));
+
+    // At rest, only ciphertext.
+    let id = created["id"].as_str().expect("id");
+    let mut reader = app.gateway().store().reader().await.expect("reader");
+    let record = reader
+        .conn()
+        .connector_account(id)
+        .await
+        .expect("read")
+        .expect("exists");
+    let sealed = record
+        .credentials_encrypted
+        .clone()
+        .expect("credentials stored");
+    assert!(sealed.starts_with("v1:") && !sealed.contains("top-secret"));
+    let opened = app
+        .gateway()
+        .connector_credentials(&record)
+        .expect("decrypts");
+    assert_eq!(opened["passkey"], "pk-top-secret-value");
+
+    let bad = app
+        .post(
+            "/v1/connector_accounts",
+            &key,
+            &json!({"provider": "mpesa", "credentials": {"consumer key": "x"}}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.error_param(), Some("credentials[consumer key]"));
+}
+both_backends!(provider_credentials_are_encrypted_and_never_shown);
