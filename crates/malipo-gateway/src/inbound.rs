@@ -556,6 +556,12 @@ impl Gateway {
         inbound.verdict = verdict.code().to_owned();
         inbound.decided_by = verdict.check().code().to_owned();
 
+        let confirmation = if verdict == Verdict::Unsigned {
+            self.confirm_by_status_query(&definition, &account, callback.raw_body)
+                .await
+        } else {
+            None
+        };
         let mut tx = self.store().begin().await?;
         let mut conn = tx.conn();
         let first_time = conn
@@ -568,11 +574,37 @@ impl Gateway {
             inbound.outcome_detail =
                 Some("this event was processed before; nothing changed".into());
         } else if verdict == Verdict::Unsigned {
-            // An unsigned body is a hint: the connector confirms it with the
-            // provider's status API before anything changes.
-            inbound.outcome = "awaiting_confirmation".into();
-            inbound.outcome_detail =
-                Some("unsigned callback: to be confirmed with the provider's status API".into());
+            // An unsigned body is a hint: only what the provider's status
+            // API answered (asked before this transaction) changes anything.
+            match confirmation {
+                Some((payment_id, outcome))
+                    if !matches!(outcome, PaymentOutcome::Processing { .. }) =>
+                {
+                    match conn.payment_by_id_for_update(&payment_id).await? {
+                        Some(mut record) => {
+                            crate::payments::apply_outcome(&mut conn, &mut record, outcome).await?;
+                            inbound.outcome = "processed".into();
+                            inbound.outcome_detail = Some(format!(
+                                "confirmed by the provider's status API: payment {} is {}",
+                                record.payment.id, record.payment.status
+                            ));
+                        }
+                        None => inbound.outcome = "unmatched".into(),
+                    }
+                }
+                Some(_) => {
+                    inbound.outcome = "awaiting_confirmation".into();
+                    inbound.outcome_detail = Some(
+                        "the provider's status API says the payment is still processing".into(),
+                    );
+                }
+                None => {
+                    inbound.outcome = "awaiting_confirmation".into();
+                    inbound.outcome_detail = Some(
+                        "unsigned callback: to be confirmed with the provider's status API".into(),
+                    );
+                }
+            }
         } else {
             let (outcome, detail) = self
                 .process_verified(&mut conn, &definition, &account, callback.raw_body)
@@ -586,6 +618,50 @@ impl Gateway {
         metrics::counter!("malipo_inbound_webhooks_total", "provider" => definition.name.clone(), "verdict" => inbound.verdict.clone())
             .increment(1);
         Ok(HookAnswer::success(&definition))
+    }
+
+    /// For an unsigned callback: the payment it names and what the
+    /// provider's status API says about it (never what the body claims).
+    async fn confirm_by_status_query(
+        &self,
+        definition: &ProviderDefinition,
+        account: &ConnectorAccountRecord,
+        raw_body: &[u8],
+    ) -> Option<(String, PaymentOutcome)> {
+        if definition.name != "mpesa" {
+            return None;
+        }
+        let callback = malipo_connectors::mpesa::parse_stk_callback(raw_body).ok()?;
+        let payment_id = {
+            let mut reader = self.store().reader().await.ok()?;
+            reader
+                .conn()
+                .payment_id_by_provider_reference("mpesa", &callback.checkout_request_id)
+                .await
+                .ok()??
+        };
+        let record = self.admin_payment(&payment_id).await.ok()?;
+        if record.merchant_id != account.merchant_id || record.payment.livemode != account.livemode
+        {
+            return None;
+        }
+        let connector = self.connectors().by_name("mpesa")?.clone();
+        let connector_account = self
+            .merchant_connector_account(&account.merchant_id, account.livemode, "mpesa")
+            .await
+            .ok()?;
+        let outcome = connector
+            .payment_status(&malipo_connectors::StatusRequest {
+                payment_id: &payment_id,
+                provider_reference: record.provider_reference.as_deref(),
+                customer: &record.payment.customer,
+                started_ms: record.started_ms.unwrap_or(record.payment.created * 1000),
+                now_ms: crate::now_ms(),
+                account: &connector_account,
+            })
+            .await
+            .ok()?;
+        Some((payment_id, outcome))
     }
 
     /// Applies a verified callback; answers the outcome and a detail.

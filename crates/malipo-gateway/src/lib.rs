@@ -183,7 +183,12 @@ impl Gateway {
     /// Builds the gateway over a migrated store, with the sandbox connector
     /// registered; loads (or on first start creates) the key-hashing secret.
     pub async fn new(store: Store, config: GatewayConfig) -> GatewayResult<Gateway> {
+        install_crypto_provider();
         let mut connectors = Connectors::default();
+        connectors.register(
+            PaymentMethod::Mpesa,
+            Arc::new(malipo_connectors::mpesa::MpesaConnector::new()),
+        );
         connectors.register(
             PaymentMethod::Sandbox,
             Arc::new(SandboxConnector::new(config.sandbox_payment_expiry_seconds)),

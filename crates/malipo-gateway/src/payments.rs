@@ -467,6 +467,15 @@ impl Gateway {
         }
         let new = NewPayment::parse(request)?;
         let connector = self.connector_for(new.method)?;
+        if connector.name() != "sandbox" {
+            // Refuse before writing anything when the merchant can't use it.
+            self.merchant_connector_account(
+                &context.merchant_id,
+                context.livemode(),
+                connector.name(),
+            )
+            .await?;
+        }
         let fee = self
             .fee_schedule(&context.merchant_id, new.method)
             .await?
@@ -588,7 +597,46 @@ impl Gateway {
                 .sandbox_account(&record.merchant_id, record.payment.livemode)
                 .await;
         }
-        Ok(malipo_connectors::ConnectorAccount::default())
+        self.merchant_connector_account(
+            &record.merchant_id,
+            record.payment.livemode,
+            &record.payment.connector,
+        )
+        .await
+    }
+
+    /// The merchant's account with a provider, its credentials decrypted;
+    /// a clear 400 naming `method` when the merchant has none.
+    pub(crate) async fn merchant_connector_account(
+        &self,
+        merchant_id: &str,
+        livemode: bool,
+        provider: &str,
+    ) -> GatewayResult<malipo_connectors::ConnectorAccount> {
+        let record = {
+            let mut reader = self.store().reader().await?;
+            reader
+                .conn()
+                .connector_account_for(merchant_id, livemode, provider)
+                .await?
+        };
+        let Some(record) = record else {
+            return Err(ApiError::invalid(
+                "method",
+                format!("no `{provider}` connector account is configured for this merchant in this mode (POST /v1/connector_accounts)"),
+            )
+            .into());
+        };
+        Ok(malipo_connectors::ConnectorAccount {
+            credentials: self.connector_credentials(&record)?,
+            callback_url: Some(format!(
+                "{}/v1/hooks/{}/{}",
+                self.public_url(),
+                record.provider,
+                record.id
+            )),
+            id: record.id,
+        })
     }
 
     /// Hands a written payment to its connector and records the answer.
@@ -823,7 +871,13 @@ impl Gateway {
             tracing::error!(payment = %record.payment.id, connector = %record.payment.connector, "no such connector");
             return Ok(());
         };
-        let account = malipo_connectors::ConnectorAccount::default();
+        let account = match self.account_for(&record).await {
+            Ok(account) => account,
+            Err(error) => {
+                tracing::warn!(payment = %record.payment.id, error = %error.chain(), "no connector account to poll with");
+                return Ok(());
+            }
+        };
         let answer = connector
             .payment_status(&StatusRequest {
                 payment_id: &record.payment.id,

@@ -246,6 +246,24 @@ impl Conn<'_> {
         row.map(PaymentRecord::try_from).transpose()
     }
 
+    /// The id of the payment a provider knows by `provider_reference`.
+    pub async fn payment_id_by_provider_reference(
+        &mut self,
+        connector: &str,
+        provider_reference: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let id = run!(self, |c| {
+            sqlx::query("SELECT id FROM payments WHERE connector = $1 AND provider_reference = $2")
+                .bind(connector)
+                .bind(provider_reference)
+                .fetch_optional(&mut **c)
+                .await?
+                .map(|row| row.try_get::<String, _>("id"))
+                .transpose()
+        })?;
+        Ok(id)
+    }
+
     pub async fn payments(
         &mut self,
         filters: &[Filter],

@@ -9,6 +9,7 @@ mod auth;
 mod crash;
 mod idempotency;
 mod inbound;
+mod mpesa;
 mod nodes;
 mod payments;
 mod refunds;
