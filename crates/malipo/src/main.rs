@@ -232,6 +232,8 @@ async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
     if let Some(token) = &running.first_operator_token {
         println!("\nOperator token (shown once, keep it safe):\n  {token}");
     }
+    // Kept alive until the server stops.
+    let mut demo_simulator = None;
     if demo {
         let created = running
             .gateway
@@ -249,6 +251,47 @@ async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         println!(
             "\nTry a payment:\n  curl -s {base}/v1/payments -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n    -d '{{\"amount\": 1000, \"currency\": \"kes\", \"method\": \"sandbox\", \"customer\": {{\"phone\": \"254700000000\"}}}}'"
         );
+        // A local Daraja simulator, and the demo merchant's M-Pesa account
+        // pointing at it: an STK push completes end to end with no internet.
+        let simulator = malipo_simulators::spawn(
+            malipo_simulators::Provider::Mpesa,
+            malipo_simulators::SimulatorConfig::default(),
+        )
+        .await?;
+        let mpesa = &simulator.config().mpesa;
+        let context = malipo_gateway::auth::MerchantContext {
+            merchant_id: created.merchant.merchant.id.clone(),
+            mode: Mode::Test,
+            key_id: created.test_secret_key.id.clone(),
+            scopes: vec![Scope::Full],
+        };
+        let credentials = [
+            ("consumer_key", mpesa.consumer_key.clone()),
+            ("consumer_secret", mpesa.consumer_secret.clone()),
+            ("shortcode", mpesa.stk_shortcode.clone()),
+            ("passkey", mpesa.stk_passkey.clone()),
+            ("base_url", simulator.base_url().to_owned()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+        running
+            .gateway
+            .create_connector_account(
+                &context,
+                malipo_gateway::inbound::CreateConnectorAccount {
+                    provider: Some("mpesa".into()),
+                    name: Some("Daraja simulator".into()),
+                    credentials,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        println!(
+            "\nM-Pesa (Daraja simulator at {}): the STK push completes about a second later by callback\n  curl -s {base}/v1/payments -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n    -d '{{\"amount\": 10000, \"currency\": \"kes\", \"method\": \"mpesa\", \"customer\": {{\"phone\": \"254708374149\"}}}}'",
+            simulator.base_url()
+        );
+        demo_simulator = Some(simulator);
     }
     let shutdown = running.shutdown_sender();
     tokio::spawn(async move {
@@ -256,7 +299,11 @@ async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         let _ = shutdown.send(true);
     });
-    running.wait().await
+    let result = running.wait().await;
+    if let Some(simulator) = demo_simulator {
+        simulator.shutdown().await;
+    }
+    result
 }
 
 async fn simulate(provider: &str, port: u16, callback_delay_ms: u64) -> anyhow::Result<()> {
