@@ -115,6 +115,14 @@ pub enum RefundOutcome {
     Pending { provider_reference: Option<String> },
 }
 
+/// A request field a provider can't take, e.g. `customer[phone]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FieldError {
+    pub param: &'static str,
+    pub message: String,
+}
+
 /// A connector could not get an answer (the provider was unreachable, timed
 /// out or answered nonsense). Distinct from a declined payment, which is an
 /// outcome.
@@ -142,6 +150,18 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// always asked after the payment is durably written.
     fn answers_in_process(&self) -> bool {
         false
+    }
+
+    /// Checks a new payment against what the provider takes, before
+    /// anything is written, and normalises the customer's phone into the
+    /// provider's format. A refusal names the request field to blame.
+    fn check_payment(
+        &self,
+        _customer: &mut Customer,
+        _currency: &str,
+        _amount: u64,
+    ) -> Result<(), FieldError> {
+        Ok(())
     }
 
     async fn start_payment(

@@ -424,6 +424,14 @@ fn msisdn(customer: &Customer) -> Result<String, ConnectorError> {
     }
 }
 
+/// The message of a refusal made before any request.
+fn refusal_message(error: ConnectorError) -> String {
+    match error {
+        ConnectorError::Rejected(message) | ConnectorError::Unavailable(message) => message,
+        ConnectorError::Unsupported(what) => format!("{what} is not supported"),
+    }
+}
+
 /// At most `max` characters of `text` that Daraja takes in a reference.
 fn clip(text: &str, max: usize) -> String {
     text.chars()
@@ -752,6 +760,33 @@ impl Connector for MpesaConnector {
     /// settles them (1037 / 1019) soon after; see [`PAYMENT_EXPIRY_SECONDS`].
     fn payment_expiry_seconds(&self) -> u64 {
         PAYMENT_EXPIRY_SECONDS
+    }
+
+    fn check_payment(
+        &self,
+        customer: &mut Customer,
+        currency: &str,
+        amount: u64,
+    ) -> Result<(), crate::FieldError> {
+        let refused = |param: &'static str| {
+            move |error: ConnectorError| crate::FieldError {
+                param,
+                message: refusal_message(error),
+            }
+        };
+        whole_shillings(amount, currency).map_err(|error| {
+            let param = if currency.eq_ignore_ascii_case("kes") {
+                "amount"
+            } else {
+                "currency"
+            };
+            crate::FieldError {
+                param,
+                message: refusal_message(error),
+            }
+        })?;
+        customer.phone = Some(msisdn(customer).map_err(refused("customer[phone]"))?);
+        Ok(())
     }
 
     async fn start_payment(

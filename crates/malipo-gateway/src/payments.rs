@@ -466,7 +466,11 @@ impl Gateway {
             return Ok(resumed);
         }
         let new = NewPayment::parse(request)?;
+        let mut new = new;
         let connector = self.connector_for(new.method)?;
+        connector
+            .check_payment(&mut new.customer, new.asset.code(), new.amount)
+            .map_err(|error| ApiError::invalid(error.param, error.message))?;
         if connector.name() != "sandbox" {
             // Refuse before writing anything when the merchant can't use it.
             self.merchant_connector_account(

@@ -81,12 +81,32 @@ async fn stk_push_completes_by_confirmed_callback(app: &TestApp) {
     );
     assert_eq!(app.verify_ledger().await["ok"], true);
 
+    // Phones are normalised to Daraja's format, and refused with the field named.
+    let local = app
+        .post("/v1/payments", &key, &json!({"amount": 10_000, "currency": "kes", "method": "mpesa", "customer": {"phone": "0708374149"}}))
+        .await
+        .expect(200);
+    assert_eq!(local["customer"]["phone"], "254708374149");
+    let ugandan = app
+        .post("/v1/payments", &key, &json!({"amount": 10_000, "currency": "kes", "method": "mpesa", "customer": {"phone": "256772123456"}}))
+        .await;
+    assert_eq!(ugandan.status, 400);
+    assert_eq!(ugandan.error_param(), Some("customer[phone]"));
+    let cents = app
+        .post("/v1/payments", &key, &json!({"amount": 10_050, "currency": "kes", "method": "mpesa", "customer": {"phone": "254708374149"}}))
+        .await;
+    assert_eq!(cents.error_param(), Some("amount"));
+    let dollars = app
+        .post("/v1/payments", &key, &json!({"amount": 10_000, "currency": "usd", "method": "mpesa", "customer": {"phone": "254708374149"}}))
+        .await;
+    assert_eq!(dollars.error_param(), Some("currency"));
+
     let without_account = app.test_key().await;
     let refused = app
         .post(
             "/v1/payments",
             &without_account,
-            &json!({"amount": 10_000, "currency": "kes", "method": "mpesa"}),
+            &json!({"amount": 10_000, "currency": "kes", "method": "mpesa", "customer": {"phone": "254708374149"}}),
         )
         .await;
     assert_eq!(refused.status, 400);

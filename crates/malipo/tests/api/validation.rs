@@ -35,7 +35,7 @@ async fn bad_input_names_the_field_and_writes_nothing(app: &TestApp) {
             "method",
         ),
         (
-            json!({"amount": 100, "currency": "kes", "method": "mpesa"}),
+            json!({"amount": 100, "currency": "kes", "method": "card"}),
             "method",
         ),
         (
