@@ -12,6 +12,7 @@
 //! credentials) and answer with an outcome; the gateway records it.
 //!
 //! - [`sandbox`]: the offline connector that decides by test phone numbers.
+//! - [`mpesa`]: Safaricom M-Pesa Daraja (STK push, STK query, callbacks).
 
 pub mod mpesa;
 pub mod sandbox;
