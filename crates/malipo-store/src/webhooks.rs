@@ -4,7 +4,6 @@ use crate::list::{Filter, Page};
 use crate::payments::{json_from_db, json_to_db};
 use crate::{Conn, StoreError, run};
 use malipo_core::objects::{WebhookAttempt, WebhookEndpoint};
-use sqlx::Row;
 
 /// An endpoint with what only the server sees: its secrets and health.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,23 +362,5 @@ impl Conn<'_> {
     ) -> Result<(Vec<WebhookAttempt>, bool), StoreError> {
         self.list_records::<AttemptRow, _>("webhook_attempts", filters, page)
             .await
-    }
-
-    /// How many deliveries are in each status (for `/metrics`).
-    pub async fn delivery_counts_by_status(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
-        let counts = run!(self, |c| {
-            sqlx::query("SELECT status, COUNT(*) AS n FROM webhook_deliveries GROUP BY status")
-                .fetch_all(&mut **c)
-                .await?
-                .iter()
-                .map(|row| {
-                    Ok::<_, sqlx::Error>((
-                        row.try_get::<String, _>("status")?,
-                        row.try_get::<i64, _>("n")?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        Ok(counts)
     }
 }

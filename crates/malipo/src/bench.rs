@@ -311,6 +311,21 @@ struct Targets {
     postgres: Option<String>,
 }
 
+impl Targets {
+    /// The databases to measure on, in order: `None` for SQLite, then the
+    /// PostgreSQL server URL.
+    fn backends(&self) -> Vec<Option<&str>> {
+        let mut backends = Vec::new();
+        if self.sqlite {
+            backends.push(None);
+        }
+        if let Some(server) = &self.postgres {
+            backends.push(Some(server.as_str()));
+        }
+        backends
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Fresh databases
 // ---------------------------------------------------------------------------
@@ -677,14 +692,7 @@ async fn run_ledger(
     options: &LedgerOptions,
 ) -> anyhow::Result<Vec<LedgerResult>> {
     let mut results = Vec::new();
-    let mut backends: Vec<Option<&str>> = Vec::new();
-    if targets.sqlite {
-        backends.push(None);
-    }
-    if let Some(server) = &targets.postgres {
-        backends.push(Some(server));
-    }
-    for postgres in backends {
+    for postgres in targets.backends() {
         let writer_counts = if postgres.is_some() {
             options.writers.clone()
         } else {
@@ -957,14 +965,7 @@ async fn run_payments(
     options: &PaymentsOptions,
 ) -> anyhow::Result<Vec<PaymentsResult>> {
     let mut results = Vec::new();
-    let mut backends: Vec<Option<&str>> = Vec::new();
-    if targets.sqlite {
-        backends.push(None);
-    }
-    if let Some(server) = &targets.postgres {
-        backends.push(Some(server));
-    }
-    for postgres in backends {
+    for postgres in targets.backends() {
         let runs = with_fresh_database(postgres, |url, backend| async move {
             payments_backend(config, &url, backend, options).await
         })
@@ -1549,14 +1550,7 @@ async fn run_webhooks(
     options: &WebhooksOptions,
 ) -> anyhow::Result<WebhooksReport> {
     let mut report = WebhooksReport::default();
-    let mut backends: Vec<Option<&str>> = Vec::new();
-    if targets.sqlite {
-        backends.push(None);
-    }
-    if let Some(server) = &targets.postgres {
-        backends.push(Some(server));
-    }
-    for postgres in backends {
+    for postgres in targets.backends() {
         let (deliveries, callbacks) = with_fresh_database(postgres, |url, backend| async move {
             webhooks_backend(config, &url, backend, options).await
         })
