@@ -69,6 +69,59 @@ pub fn apply_batch(
     Ok(batch.finish())
 }
 
+/// Applies several independent batches in order, each all or nothing, the
+/// way a store commits many callers' batches in one database transaction
+/// (group commit).
+///
+/// A refused batch leaves no effect and later batches see only the accepted
+/// ones, exactly as if each had been applied and persisted on its own. The
+/// snapshot must hold what [`LedgerSnapshot`] asks for every request of
+/// every batch. Answers the accepted batches' effects merged into one
+/// outcome to persist (each changed account once, in its final state), and
+/// each batch's verdict in order.
+pub fn apply_batches(
+    snapshot: &LedgerSnapshot,
+    batches: &[&[TransferRequest]],
+    now_ms: i64,
+) -> (BatchOutcome, Vec<Result<(), BatchError>>) {
+    let mut working = snapshot.clone();
+    let mut changed_accounts: BTreeMap<String, Account> = BTreeMap::new();
+    let mut merged = BatchOutcome {
+        created: Vec::new(),
+        already_existed: Vec::new(),
+        changed_accounts: Vec::new(),
+        pending_status_changes: Vec::new(),
+    };
+    let mut verdicts = Vec::with_capacity(batches.len());
+    for requests in batches {
+        match apply_batch(&working, requests, now_ms) {
+            Ok(outcome) => {
+                for account in outcome.changed_accounts {
+                    working.accounts.insert(account.id.clone(), account.clone());
+                    changed_accounts.insert(account.id.clone(), account);
+                }
+                for transfer in &outcome.created {
+                    working
+                        .transfers
+                        .insert(transfer.id.clone(), transfer.clone());
+                }
+                for (id, status) in &outcome.pending_status_changes {
+                    working.pending_status.insert(id.clone(), *status);
+                }
+                merged.created.extend(outcome.created);
+                merged.already_existed.extend(outcome.already_existed);
+                merged
+                    .pending_status_changes
+                    .extend(outcome.pending_status_changes);
+                verdicts.push(Ok(()));
+            }
+            Err(error) => verdicts.push(Err(error)),
+        }
+    }
+    merged.changed_accounts = changed_accounts.into_values().collect();
+    (merged, verdicts)
+}
+
 /// The working state of one batch: the snapshot plus the effects of the
 /// requests applied so far.
 struct Batch<'a> {

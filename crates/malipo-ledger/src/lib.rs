@@ -53,7 +53,7 @@ mod transfer;
 mod verify;
 
 pub use account::{Account, AccountFlags, Amount};
-pub use engine::{BatchOutcome, LedgerSnapshot, apply_batch};
+pub use engine::{BatchOutcome, LedgerSnapshot, apply_batch, apply_batches};
 pub use transfer::{
     BatchError, PendingStatus, TRANSFER_ID_MAX_BYTES, Transfer, TransferError, TransferKind,
     TransferRequest,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use common::{KES, Ledger, USD, replay_of};
 use malipo_ledger::{
     Account, AccountFlags, Amount, BatchError, PendingStatus, Transfer, TransferError,
-    TransferKind, TransferRequest, apply_batch, verify,
+    TransferKind, TransferRequest, apply_batch, apply_batches, verify,
 };
 use proptest::prelude::*;
 
@@ -474,5 +474,44 @@ proptest! {
             }
             check_invariants(&ledger)?;
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Group commit: many callers' batches applied in one go give each the
+    /// verdict it would have had alone, in order, and leave the ledger
+    /// exactly as applying and persisting them one by one would.
+    #[test]
+    fn batches_applied_together_equal_batches_applied_one_by_one(
+        flags in [flags(), flags(), flags()],
+        warmup in prop::collection::vec(operation(), 0..6),
+        groups in prop::collection::vec(prop::collection::vec(operation(), 1..5), 1..8),
+    ) {
+        let mut ledger = setup(&flags);
+        let mut next_id = 0;
+        let warmup = requests_for(&ledger, &warmup, &mut next_id);
+        let _ = ledger.apply(&warmup, 1_000);
+        let groups: Vec<Vec<TransferRequest>> = groups
+            .iter()
+            .map(|operations| requests_for(&ledger, operations, &mut next_id))
+            .collect();
+        let now_ms = 2_000;
+
+        let mut one_by_one = ledger.clone();
+        let expected: Vec<Result<(), BatchError>> = groups
+            .iter()
+            .map(|requests| one_by_one.apply(requests, now_ms).map(|_| ()))
+            .collect();
+
+        let everything: Vec<TransferRequest> = groups.iter().flatten().cloned().collect();
+        let slices: Vec<&[TransferRequest]> = groups.iter().map(Vec::as_slice).collect();
+        let (merged, verdicts) = apply_batches(&ledger.snapshot_for(&everything), &slices, now_ms);
+        prop_assert_eq!(&verdicts, &expected);
+        let mut together = ledger.clone();
+        together.persist(&merged);
+        prop_assert_eq!(&together, &one_by_one);
+        check_invariants(&together)?;
     }
 }
