@@ -24,6 +24,7 @@
 pub mod auth;
 pub mod balances;
 mod error;
+mod group_commit;
 pub mod idempotency;
 pub mod inbound;
 pub mod ledger_entries;
@@ -177,6 +178,8 @@ struct Inner {
     /// Each merchant's sandbox connector account per mode, once created.
     sandbox_accounts:
         std::sync::Mutex<BTreeMap<(String, bool), malipo_store::ConnectorAccountRecord>>,
+    /// The writer new payments queue on (group commit).
+    payment_writes: group_commit::GroupCommit,
 }
 
 impl Gateway {
@@ -225,6 +228,7 @@ impl Gateway {
             ))
             .build()
             .map_err(GatewayError::internal)?;
+        let payment_writes = group_commit::GroupCommit::start(store.clone());
         Ok(Gateway {
             inner: Arc::new(Inner {
                 store,
@@ -237,6 +241,7 @@ impl Gateway {
                 providers,
                 inbound_rate: inbound::RateWindows::default(),
                 sandbox_accounts: std::sync::Mutex::new(BTreeMap::new()),
+                payment_writes,
             }),
         })
     }
@@ -247,6 +252,10 @@ impl Gateway {
 
     pub fn config(&self) -> &GatewayConfig {
         &self.inner.config
+    }
+
+    pub(crate) fn payment_writes(&self) -> &group_commit::GroupCommit {
+        &self.inner.payment_writes
     }
 
     pub(crate) fn connectors(&self) -> &Connectors {

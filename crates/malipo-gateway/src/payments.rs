@@ -8,7 +8,8 @@
 //! and finishes the payment: nothing the provider accepted is ever lost.
 
 use crate::auth::MerchantContext;
-use crate::idempotency::{IdempotencyGuard, complete, recovery_point};
+use crate::group_commit::{IdempotencyWrite, NewPaymentWrite};
+use crate::idempotency::{IdempotencyGuard, complete};
 use crate::ledger_entries;
 use crate::{ApiError, ErrorKind, Gateway, GatewayError, GatewayResult, now_ms, now_seconds};
 use malipo_connectors::{Connector, ConnectorError, PaymentOutcome, PaymentRequest, StatusRequest};
@@ -19,7 +20,7 @@ use malipo_core::id::{IdKind, looks_like, new_id};
 use malipo_core::metadata::{self, Metadata};
 use malipo_core::objects::{BalanceTransaction, Customer, Failure, List, Payment};
 use malipo_core::payment::{PaymentMethod, PaymentStatus, PaymentTransition};
-use malipo_store::{Conn, EventRecord, Filter, Page, PaymentRecord};
+use malipo_store::{Conn, EventRecord, Filter, Page, PaymentRecord, StoredResponse};
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
@@ -274,6 +275,38 @@ fn event_type_for(status: PaymentStatus) -> &'static str {
     }
 }
 
+/// The money side of a change to a payment: ledger transfers (with the
+/// accounts they need) and the balance transaction, computed before
+/// anything is written so one transaction can carry many payments' changes
+/// (see [`crate::group_commit`]).
+#[derive(Debug, Default)]
+pub(crate) struct PaymentMoney {
+    pub ledger_accounts: Vec<malipo_ledger::Account>,
+    pub transfers: Vec<malipo_ledger::TransferRequest>,
+    pub balance_transaction: Option<BalanceTransaction>,
+}
+
+impl PaymentMoney {
+    fn moves(record: &PaymentRecord, transfers: Vec<malipo_ledger::TransferRequest>) -> Self {
+        PaymentMoney {
+            ledger_accounts: ledger_entries::payment_accounts(record).to_vec(),
+            transfers,
+            balance_transaction: None,
+        }
+    }
+
+    /// Writes the transfers and the balance transaction in the caller's
+    /// transaction.
+    pub(crate) async fn write(&self, conn: &mut Conn<'_>, merchant_id: &str) -> GatewayResult<()> {
+        post(conn, &self.ledger_accounts, &self.transfers).await?;
+        if let Some(balance_transaction) = &self.balance_transaction {
+            conn.insert_balance_transaction(merchant_id, balance_transaction)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// Moves a payment through `transition`, with its ledger entries and balance
 /// transaction, inside the caller's transaction; answers the event to
 /// insert (callers batch it with others). The caller holds
@@ -283,19 +316,26 @@ pub(crate) async fn transition(
     record: &mut PaymentRecord,
     transition: PaymentTransition,
 ) -> GatewayResult<EventRecord> {
+    let (money, event) = plan_transition(record, transition)?;
+    money.write(conn, &record.merchant_id).await?;
+    Ok(event)
+}
+
+/// [`transition`] without writing: changes the record and answers the
+/// money to move and the event to insert.
+fn plan_transition(
+    record: &mut PaymentRecord,
+    transition: PaymentTransition,
+) -> GatewayResult<(PaymentMoney, EventRecord)> {
     let next = record
         .payment
         .status
         .apply(transition)
         .map_err(|error| unexpected_state(error.to_string()))?;
+    let mut money = PaymentMoney::default();
     match next {
         PaymentStatus::Processing if !record.funds_reserved => {
-            post(
-                conn,
-                &ledger_entries::payment_accounts(record),
-                &ledger_entries::payment_reserved(record),
-            )
-            .await?;
+            money = PaymentMoney::moves(record, ledger_entries::payment_reserved(record));
             record.funds_reserved = true;
         }
         PaymentStatus::Succeeded => {
@@ -304,32 +344,30 @@ pub(crate) async fn transition(
             } else {
                 ledger_entries::payment_posted(record)
             };
-            post(conn, &ledger_entries::payment_accounts(record), &transfers).await?;
+            money = PaymentMoney::moves(record, transfers);
             record.funds_reserved = false;
             let payment = &record.payment;
             let signed = |value: u64| i64::try_from(value).map_err(GatewayError::internal);
-            conn.insert_balance_transaction(
-                &record.merchant_id,
-                &BalanceTransaction {
-                    id: new_id(IdKind::BalanceTransaction),
-                    object: "balance_transaction",
-                    livemode: payment.livemode,
-                    kind: "payment".into(),
-                    amount: signed(payment.amount)?,
-                    fee: signed(payment.fee)?,
-                    net: signed(payment.net)?,
-                    currency: payment.currency.clone(),
-                    source: payment.id.clone(),
-                    created: now_seconds(),
-                },
-            )
-            .await?;
+            money.balance_transaction = Some(BalanceTransaction {
+                id: new_id(IdKind::BalanceTransaction),
+                object: "balance_transaction",
+                livemode: payment.livemode,
+                kind: "payment".into(),
+                amount: signed(payment.amount)?,
+                fee: signed(payment.fee)?,
+                net: signed(payment.net)?,
+                currency: payment.currency.clone(),
+                source: payment.id.clone(),
+                created: now_seconds(),
+            });
         }
         PaymentStatus::Failed | PaymentStatus::Canceled | PaymentStatus::Expired
             if record.funds_reserved =>
         {
-            let transfers = ledger_entries::payment_reservation_released(record, false);
-            post(conn, &ledger_entries::payment_accounts(record), &transfers).await?;
+            money = PaymentMoney::moves(
+                record,
+                ledger_entries::payment_reservation_released(record, false),
+            );
             record.funds_reserved = false;
         }
         _ => {}
@@ -341,12 +379,13 @@ pub(crate) async fn transition(
         record.payment.next_action = None;
     }
     metrics::counter!("malipo_payments_total", "status" => next.as_str()).increment(1);
-    event(
+    let event = event(
         &record.merchant_id,
         record.payment.livemode,
         event_type_for(next),
         &record.payment,
-    )
+    )?;
+    Ok((money, event))
 }
 
 /// Applies what the provider said about a payment and writes the payment
@@ -357,22 +396,23 @@ pub(crate) async fn apply_outcome(
     record: &mut PaymentRecord,
     outcome: PaymentOutcome,
 ) -> GatewayResult<()> {
-    if let Some(event) = change_for_outcome(conn, record, outcome).await? {
+    let (money, event) = plan_outcome(record, outcome)?;
+    money.write(conn, &record.merchant_id).await?;
+    if let Some(event) = event {
         conn.insert_event(&event).await?;
     }
     conn.update_payment(record).await?;
     Ok(())
 }
 
-/// [`apply_outcome`] without writing the payment row: the caller inserts or
-/// updates it (a new payment is inserted once, in its final state).
-async fn change_for_outcome(
-    conn: &mut Conn<'_>,
+/// [`apply_outcome`] without writing anything: changes the record and
+/// answers the money to move and the event to insert, if any.
+fn plan_outcome(
     record: &mut PaymentRecord,
     outcome: PaymentOutcome,
-) -> GatewayResult<Option<EventRecord>> {
+) -> GatewayResult<(PaymentMoney, Option<EventRecord>)> {
     if record.payment.status.is_terminal() {
-        return Ok(None);
+        return Ok((PaymentMoney::default(), None));
     }
     let (provider_reference, step) = match outcome {
         PaymentOutcome::Succeeded { provider_reference } => {
@@ -414,10 +454,11 @@ async fn change_for_outcome(
         record.provider_reference = provider_reference;
     }
     if let Some(step) = step {
-        return Ok(Some(transition(conn, record, step).await?));
+        let (money, event) = plan_transition(record, step)?;
+        return Ok((money, Some(event)));
     }
     record.payment.updated = now_seconds();
-    Ok(None)
+    Ok((PaymentMoney::default(), None))
 }
 
 impl Gateway {
@@ -530,38 +571,44 @@ impl Gateway {
         } else {
             None
         };
-        let mut tx = self.store().begin().await?;
-        let mut conn = tx.conn();
-        if let Some(outcome) = first_answer {
-            let mut events = vec![event(
-                &record.merchant_id,
-                record.payment.livemode,
-                "payment.created",
-                &record.payment,
-            )?];
-            events.extend(change_for_outcome(&mut conn, &mut record, outcome).await?);
-            conn.insert_events(&events).await?;
-            conn.insert_payment(&record).await?;
-            complete(&mut conn, guard.as_ref(), &record.payment).await?;
-            tx.commit().await?;
-            return Ok(record.payment);
-        }
-        conn.insert_payment(&record).await?;
-        emit(
-            &mut conn,
+        let mut events = vec![event(
             &record.merchant_id,
             record.payment.livemode,
             "payment.created",
             &record.payment,
-        )
-        .await?;
-        if new.confirm {
-            recovery_point(&mut conn, guard.as_ref(), &record.payment.id).await?;
-        } else {
-            complete(&mut conn, guard.as_ref(), &record.payment).await?;
+        )?];
+        let mut money = PaymentMoney::default();
+        let goes_to_provider = new.confirm && first_answer.is_none();
+        if let Some(outcome) = first_answer {
+            let (moved, changed) = plan_outcome(&mut record, outcome)?;
+            money = moved;
+            events.extend(changed);
         }
-        tx.commit().await?;
-        if !new.confirm {
+        let idempotency = match &guard {
+            Some(guard) if goes_to_provider => Some((
+                guard.claim.clone(),
+                IdempotencyWrite::RecoveryPoint(record.payment.id.clone()),
+            )),
+            Some(guard) => Some((
+                guard.claim.clone(),
+                IdempotencyWrite::Complete(StoredResponse {
+                    ok: true,
+                    body: serde_json::to_string(&record.payment).map_err(GatewayError::internal)?,
+                }),
+            )),
+            None => None,
+        };
+        // One transaction for the payment, its events, ledger entries and
+        // idempotency record, shared with other requests' new payments.
+        self.payment_writes()
+            .insert_payment(NewPaymentWrite {
+                record: record.clone(),
+                events,
+                money,
+                idempotency,
+            })
+            .await?;
+        if !goes_to_provider {
             return Ok(record.payment);
         }
         self.start_with_connector(connector, record, guard.as_ref())

@@ -135,6 +135,16 @@ fn ids_json(ids: &BTreeSet<&str>) -> Result<String, StoreError> {
     serde_json::to_string(ids).map_err(|error| corrupt(format!("ids: {error}")))
 }
 
+fn check_batch_size(transfers: usize) -> Result<(), StoreError> {
+    if transfers > TRANSFERS_PER_BATCH_MAX {
+        return Err(StoreError::BatchTooLarge {
+            max: TRANSFERS_PER_BATCH_MAX,
+            got: transfers,
+        });
+    }
+    Ok(())
+}
+
 impl Conn<'_> {
     /// Creates the accounts that do not exist yet; existing ones are left as
     /// they are (creation is idempotent by id).
@@ -220,12 +230,56 @@ impl Conn<'_> {
         requests: &[TransferRequest],
         now_ms: i64,
     ) -> Result<BatchOutcome, StoreError> {
-        if requests.len() > TRANSFERS_PER_BATCH_MAX {
-            return Err(StoreError::BatchTooLarge {
-                max: TRANSFERS_PER_BATCH_MAX,
-                got: requests.len(),
-            });
+        check_batch_size(requests.len())?;
+        let snapshot = self.ledger_snapshot(requests).await?;
+        let outcome = malipo_ledger::apply_batch(&snapshot, requests, now_ms)?;
+        self.write_batch_outcome(&outcome).await?;
+        Ok(outcome)
+    }
+
+    /// Group commit: posts several callers' batches in this one transaction,
+    /// each all or nothing (`malipo_ledger::apply_batches`), creating
+    /// `accounts` first where missing. Answers each batch's verdict in order;
+    /// a refused batch writes nothing and the others are written.
+    pub async fn post_transfer_groups(
+        &mut self,
+        accounts: &[Account],
+        batches: &[&[TransferRequest]],
+        created: i64,
+        now_ms: i64,
+    ) -> Result<Vec<Result<(), malipo_ledger::BatchError>>, StoreError> {
+        check_batch_size(batches.iter().map(|batch| batch.len()).sum())?;
+        if batches.iter().all(|batch| batch.is_empty()) {
+            return Ok(batches.iter().map(|_| Ok(())).collect());
         }
+        let everything: Vec<TransferRequest> = batches
+            .iter()
+            .flat_map(|batch| batch.iter().cloned())
+            .collect();
+        if matches!(self, Conn::Postgres(_)) {
+            // In id order before any lock, as post_transfers_creating_accounts explains.
+            self.ensure_ledger_accounts(accounts, created).await?;
+        }
+        let mut snapshot = self.ledger_snapshot(&everything).await?;
+        let missing = everything
+            .iter()
+            .flat_map(|request| [&request.debit_account_id, &request.credit_account_id])
+            .any(|id| !id.is_empty() && !snapshot.accounts.contains_key(id));
+        if missing && matches!(self, Conn::Sqlite(_)) {
+            self.ensure_ledger_accounts(accounts, created).await?;
+            snapshot = self.ledger_snapshot(&everything).await?;
+        }
+        let (outcome, verdicts) = malipo_ledger::apply_batches(&snapshot, batches, now_ms);
+        self.write_batch_outcome(&outcome).await?;
+        Ok(verdicts)
+    }
+
+    /// What the engine needs for `requests` (see `LedgerSnapshot`), the
+    /// accounts locked in id order.
+    async fn ledger_snapshot(
+        &mut self,
+        requests: &[TransferRequest],
+    ) -> Result<LedgerSnapshot, StoreError> {
         let mut transfer_ids: BTreeSet<&str> =
             requests.iter().map(|request| request.id.as_str()).collect();
         transfer_ids.extend(
@@ -250,12 +304,11 @@ impl Conn<'_> {
             account_ids.insert(&transfer.credit_account_id);
         }
         account_ids.remove("");
-        for account in self.ledger_accounts_for_update(&account_ids).await? {
+        let accounts = self.ledger_accounts_for_update(&account_ids).await?;
+        for account in accounts {
             snapshot.accounts.insert(account.id.clone(), account);
         }
-        let outcome = malipo_ledger::apply_batch(&snapshot, requests, now_ms)?;
-        self.write_batch_outcome(&outcome).await?;
-        Ok(outcome)
+        Ok(snapshot)
     }
 
     async fn write_batch_outcome(&mut self, outcome: &BatchOutcome) -> Result<(), StoreError> {

@@ -5,6 +5,7 @@ use crate::list::{Filter, Page};
 use crate::{Conn, StoreError, corrupt, run};
 use malipo_core::objects::{Failure, Payment};
 use malipo_core::payment::{PaymentMethod, PaymentStatus};
+use sqlx::QueryBuilder;
 use sqlx::Row;
 
 /// A payment with what only the gateway sees.
@@ -126,48 +127,78 @@ impl TryFrom<PaymentRow> for PaymentRecord {
 
 impl Conn<'_> {
     pub async fn insert_payment(&mut self, record: &PaymentRecord) -> Result<(), StoreError> {
-        let payment = &record.payment;
-        let customer = json_to_db(&payment.customer)?;
-        let metadata = json_to_db(&payment.metadata)?;
-        let next_action = payment.next_action.as_ref().map(json_to_db).transpose()?;
-        let (failure_code, failure_message) = failure_columns(payment.failure.as_ref());
+        self.insert_payments(&[record]).await
+    }
+
+    /// Inserts new payments in one statement (group commit).
+    pub async fn insert_payments(&mut self, records: &[&PaymentRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        struct Columns<'r> {
+            record: &'r PaymentRecord,
+            customer: String,
+            metadata: String,
+            next_action: Option<String>,
+        }
+        let rows = records
+            .iter()
+            .map(|record| {
+                Ok(Columns {
+                    record,
+                    customer: json_to_db(&record.payment.customer)?,
+                    metadata: json_to_db(&record.payment.metadata)?,
+                    next_action: record
+                        .payment
+                        .next_action
+                        .as_ref()
+                        .map(json_to_db)
+                        .transpose()?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         run!(self, |c| {
-            sqlx::query(
+            let mut builder = QueryBuilder::new(
                 "INSERT INTO payments (id, merchant_id, livemode, amount, currency, method, connector, status,
                      reference, description, customer, amount_refunded, fee, fee_refunded, next_action,
                      failure_code, failure_message, metadata, provider_reference, funds_reserved, started_ms,
-                     next_poll_ms, expires_at, created, updated)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                     $20, $21, $22, $23, $24, $25)",
-            )
-            .bind(&payment.id)
-            .bind(&record.merchant_id)
-            .bind(payment.livemode)
-            .bind(payment.amount.to_string())
-            .bind(&payment.currency)
-            .bind(payment.method.as_str())
-            .bind(&payment.connector)
-            .bind(payment.status.as_str())
-            .bind(&payment.reference)
-            .bind(&payment.description)
-            .bind(&customer)
-            .bind(payment.amount_refunded.to_string())
-            .bind(payment.fee.to_string())
-            .bind(record.fee_refunded.to_string())
-            .bind(&next_action)
-            .bind(failure_code)
-            .bind(failure_message)
-            .bind(&metadata)
-            .bind(&record.provider_reference)
-            .bind(record.funds_reserved)
-            .bind(record.started_ms)
-            .bind(record.next_poll_ms)
-            .bind(payment.expires_at)
-            .bind(payment.created)
-            .bind(payment.updated)
-            .execute(&mut **c)
-            .await
-            .map(|done| done.rows_affected())
+                     next_poll_ms, expires_at, created, updated) ",
+            );
+            builder.push_values(&rows, |mut row, columns| {
+                let record = columns.record;
+                let payment = &record.payment;
+                let (failure_code, failure_message) = failure_columns(payment.failure.as_ref());
+                row.push_bind(&payment.id)
+                    .push_bind(&record.merchant_id)
+                    .push_bind(payment.livemode)
+                    .push_bind(payment.amount.to_string())
+                    .push_bind(&payment.currency)
+                    .push_bind(payment.method.as_str())
+                    .push_bind(&payment.connector)
+                    .push_bind(payment.status.as_str())
+                    .push_bind(&payment.reference)
+                    .push_bind(&payment.description)
+                    .push_bind(&columns.customer)
+                    .push_bind(payment.amount_refunded.to_string())
+                    .push_bind(payment.fee.to_string())
+                    .push_bind(record.fee_refunded.to_string())
+                    .push_bind(&columns.next_action)
+                    .push_bind(failure_code)
+                    .push_bind(failure_message)
+                    .push_bind(&columns.metadata)
+                    .push_bind(&record.provider_reference)
+                    .push_bind(record.funds_reserved)
+                    .push_bind(record.started_ms)
+                    .push_bind(record.next_poll_ms)
+                    .push_bind(payment.expires_at)
+                    .push_bind(payment.created)
+                    .push_bind(payment.updated);
+            });
+            builder
+                .build()
+                .execute(&mut **c)
+                .await
+                .map(|done| done.rows_affected())
         })?;
         Ok(())
     }

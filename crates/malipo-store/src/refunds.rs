@@ -5,6 +5,7 @@ use crate::payments::{amount_from_db, failure_from_db, json_from_db, json_to_db}
 use crate::{Conn, StoreError, corrupt, run};
 use malipo_core::objects::{BalanceTransaction, Refund};
 use malipo_core::refund::{RefundReason, RefundStatus};
+use sqlx::QueryBuilder;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRecord {
@@ -192,25 +193,41 @@ impl Conn<'_> {
         merchant_id: &str,
         transaction: &BalanceTransaction,
     ) -> Result<(), StoreError> {
-        run!(self, |c| {
-            sqlx::query(
-                "INSERT INTO balance_transactions (id, merchant_id, livemode, kind, amount, fee, net, currency,
-                     source_id, created)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&transaction.id)
-            .bind(merchant_id)
-            .bind(transaction.livemode)
-            .bind(&transaction.kind)
-            .bind(transaction.amount)
-            .bind(transaction.fee)
-            .bind(transaction.net)
-            .bind(&transaction.currency)
-            .bind(&transaction.source)
-            .bind(transaction.created)
-            .execute(&mut **c)
+        self.insert_balance_transactions(&[(merchant_id, transaction)])
             .await
-            .map(|done| done.rows_affected())
+    }
+
+    /// Inserts balance transactions, each with its merchant, in one
+    /// statement (group commit).
+    pub async fn insert_balance_transactions(
+        &mut self,
+        transactions: &[(&str, &BalanceTransaction)],
+    ) -> Result<(), StoreError> {
+        if transactions.is_empty() {
+            return Ok(());
+        }
+        run!(self, |c| {
+            let mut builder = QueryBuilder::new(
+                "INSERT INTO balance_transactions (id, merchant_id, livemode, kind, amount, fee, net, currency,
+                     source_id, created) ",
+            );
+            builder.push_values(transactions, |mut row, (merchant_id, transaction)| {
+                row.push_bind(&transaction.id)
+                    .push_bind(*merchant_id)
+                    .push_bind(transaction.livemode)
+                    .push_bind(&transaction.kind)
+                    .push_bind(transaction.amount)
+                    .push_bind(transaction.fee)
+                    .push_bind(transaction.net)
+                    .push_bind(&transaction.currency)
+                    .push_bind(&transaction.source)
+                    .push_bind(transaction.created);
+            });
+            builder
+                .build()
+                .execute(&mut **c)
+                .await
+                .map(|done| done.rows_affected())
         })?;
         Ok(())
     }

@@ -4,7 +4,9 @@
 //! nothing, and concurrent writers on overlapping accounts neither deadlock
 //! nor lose updates.
 
-use malipo_ledger::{Account, AccountFlags, LedgerSnapshot, TransferKind, TransferRequest};
+use malipo_ledger::{
+    Account, AccountFlags, BatchOutcome, LedgerSnapshot, TransferKind, TransferRequest,
+};
 use malipo_store::{Store, StoreError, StoreOptions};
 use malipo_test_support::{Backend, TestDatabase};
 use rand::rngs::StdRng;
@@ -123,25 +125,7 @@ async fn random_batches_keep_the_ledger_balanced(backend: Backend) {
                     &stored, outcome,
                     "the store applies what the engine decides"
                 );
-                for account in &outcome.changed_accounts {
-                    model.accounts.insert(account.id.clone(), account.clone());
-                }
-                for transfer in &outcome.created {
-                    model
-                        .transfers
-                        .insert(transfer.id.clone(), transfer.clone());
-                    if transfer.kind == TransferKind::Pending {
-                        pending.push((
-                            transfer.id.clone(),
-                            transfer.debit_account_id.clone(),
-                            transfer.credit_account_id.clone(),
-                            transfer.asset.clone(),
-                        ));
-                    }
-                }
-                for (id, status) in &outcome.pending_status_changes {
-                    model.pending_status.insert(id.clone(), *status);
-                }
+                persist(&mut model, &mut pending, outcome);
                 accepted += 1;
             }
             (Err(expected_error), Err(StoreError::Ledger(error))) => {
@@ -157,6 +141,38 @@ async fn random_batches_keep_the_ledger_balanced(backend: Backend) {
         "the sequence exercised both paths: {accepted} accepted, {refused} refused"
     );
 
+    check_store_equals_model(&store, &model).await;
+}
+
+/// Pending transfers a later random batch may post or void.
+type PendingList = Vec<(String, String, String, String)>;
+
+/// Persists an accepted outcome into the model, as the store should have.
+fn persist(model: &mut LedgerSnapshot, pending: &mut PendingList, outcome: &BatchOutcome) {
+    for account in &outcome.changed_accounts {
+        model.accounts.insert(account.id.clone(), account.clone());
+    }
+    for transfer in &outcome.created {
+        model
+            .transfers
+            .insert(transfer.id.clone(), transfer.clone());
+        if transfer.kind == TransferKind::Pending {
+            pending.push((
+                transfer.id.clone(),
+                transfer.debit_account_id.clone(),
+                transfer.credit_account_id.clone(),
+                transfer.asset.clone(),
+            ));
+        }
+    }
+    for (id, status) in &outcome.pending_status_changes {
+        model.pending_status.insert(id.clone(), *status);
+    }
+}
+
+/// The stored balances equal the model's, the ledger verifies, and every
+/// balance limit holds.
+async fn check_store_equals_model(store: &Store, model: &LedgerSnapshot) {
     let mut reader = store.reader().await.expect("reader");
     let (stored_accounts, transfers) = reader.conn().ledger_everything().await.expect("everything");
     let stored: BTreeMap<_, _> = stored_accounts
@@ -183,6 +199,68 @@ async fn random_batches_keep_the_ledger_balanced(backend: Backend) {
             );
         }
     }
+}
+
+/// Group commit: several batches in one transaction, each judged on its
+/// own (a refused one writes nothing, the others are written), accounts
+/// created on first use, the result as if each batch had its own
+/// transaction.
+async fn grouped_batches_are_each_all_or_nothing(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let store = open(&database).await;
+    let mut model = LedgerSnapshot::default();
+    for account in accounts() {
+        model.accounts.insert(account.id.clone(), account);
+    }
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut next_id = 0;
+    let mut pending = Vec::new();
+    let (mut accepted, mut refused) = (0, 0);
+    for round in 0..60 {
+        let groups: Vec<Vec<TransferRequest>> = (0..rng.random_range(1..=6))
+            .map(|_| random_batch(&mut rng, &mut next_id, &pending))
+            .collect();
+        let mut expected = Vec::new();
+        for batch in &groups {
+            match malipo_ledger::apply_batch(&model, batch, round) {
+                Ok(outcome) => {
+                    persist(&mut model, &mut pending, &outcome);
+                    expected.push(Ok(()));
+                    accepted += 1;
+                }
+                Err(error) => {
+                    expected.push(Err(error));
+                    refused += 1;
+                }
+            }
+        }
+        let slices: Vec<&[TransferRequest]> = groups.iter().map(Vec::as_slice).collect();
+        let mut tx = store.begin().await.expect("begin");
+        let verdicts = tx
+            .conn()
+            .post_transfer_groups(&accounts(), &slices, 0, round)
+            .await
+            .expect("group");
+        tx.commit().await.expect("commit");
+        assert_eq!(verdicts, expected, "round {round}");
+    }
+    assert!(
+        accepted > 40 && refused > 10,
+        "the groups exercised both paths: {accepted} accepted, {refused} refused"
+    );
+    check_store_equals_model(&store, &model).await;
+}
+
+#[tokio::test]
+async fn grouped_batches_are_each_all_or_nothing_on_sqlite() {
+    grouped_batches_are_each_all_or_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn grouped_batches_are_each_all_or_nothing_on_postgres() {
+    grouped_batches_are_each_all_or_nothing(Backend::Postgres).await;
 }
 
 #[tokio::test]
