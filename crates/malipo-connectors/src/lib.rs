@@ -11,10 +11,30 @@
 //! they need in the request (including the merchant's connector account
 //! credentials) and answer with an outcome; the gateway records it.
 //!
+//! Callbacks: [`Connector::parse_callback`] reads what a provider's callback
+//! body claims (which payment, what outcome) as a [`CallbackClaim`]. The
+//! gateway trusts a claim only when the provider signs its callbacks
+//! (Relworx); an unsigned one (M-Pesa, MTN MoMo, Airtel Money) only names
+//! the payment to confirm with [`Connector::payment_status`].
+//!
 //! - [`sandbox`]: the offline connector that decides by test phone numbers.
 //! - [`mpesa`]: Safaricom M-Pesa Daraja (STK push, STK query, callbacks).
+//! - [`mtn_momo`]: MTN MoMo Collection (RequestToPay, status, callbacks).
+//! - [`airtel`]: Airtel Money (USSD push, enquiry, callbacks, refunds).
+//! - [`relworx`]: Relworx (request payment, status, signed webhooks), and
+//!   [`relworx::ViaRelworx`], which carries MTN MoMo and Airtel Money
+//!   payments in Uganda through a merchant's Relworx account.
+//! - `common.rs`: what they share (credentials, the token cache, phone
+//!   numbers per country, exact amounts, the poll schedule).
+//!
+//! Every connector reads its credentials from
+//! [`ConnectorAccount::credentials`]; each module's docs list their names.
 
+pub mod airtel;
+mod common;
 pub mod mpesa;
+pub mod mtn_momo;
+pub mod relworx;
 pub mod sandbox;
 
 use async_trait::async_trait;
@@ -28,6 +48,10 @@ use std::fmt;
 #[derive(Clone, Default)]
 pub struct ConnectorAccount {
     pub id: String,
+    /// The provider the account is with (`mtn_momo`, `relworx`, ...): a
+    /// connector that can reach its method through another provider's
+    /// account ([`relworx::ViaRelworx`]) goes by it.
+    pub provider: String,
     pub credentials: BTreeMap<String, String>,
     /// Where the provider should send its callbacks for this account
     /// (`{public_url}/v1/hooks/{provider}/{account}`), when known.
@@ -38,6 +62,7 @@ impl fmt::Debug for ConnectorAccount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnectorAccount")
             .field("id", &self.id)
+            .field("provider", &self.provider)
             .field(
                 "credentials",
                 &format_args!("[{} redacted]", self.credentials.len()),
@@ -109,6 +134,20 @@ pub enum PaymentOutcome {
     },
 }
 
+/// What a provider's callback body claims: which payment (by the
+/// provider's reference, and by Malipo's payment id when the provider
+/// echoes it) and where it stands. A claim from an unsigned callback is a
+/// hint to confirm, never a fact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackClaim {
+    /// The provider's reference, as stored on the payment from the
+    /// connector's first answer.
+    pub provider_reference: String,
+    /// Malipo's payment id, when the callback carries it back.
+    pub payment_id: Option<String>,
+    pub outcome: PaymentOutcome,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefundOutcome {
     Succeeded { provider_reference: Option<String> },
@@ -176,4 +215,11 @@ pub trait Connector: Send + Sync + fmt::Debug {
     ) -> Result<PaymentOutcome, ConnectorError>;
 
     async fn refund(&self, request: &RefundRequest<'_>) -> Result<RefundOutcome, ConnectorError>;
+
+    /// Reads a callback body of this connector's provider: the payment it
+    /// names and the outcome it claims, or `None` when the body is not a
+    /// payment callback this connector knows.
+    fn parse_callback(&self, _raw_body: &[u8]) -> Option<CallbackClaim> {
+        None
+    }
 }

@@ -36,17 +36,19 @@
 //! asynchronous Reversal API (initiator + security credential, result
 //! POSTed to a ResultURL), which this connector does not implement.
 
+use crate::common::{
+    self, TokenCache, TokenKey, clip, credential, is_digits, refusal_message, required, scalar_text,
+};
 use crate::{
-    Connector, ConnectorAccount, ConnectorError, PaymentOutcome, PaymentRequest, RefundOutcome,
-    RefundRequest, StatusRequest,
+    CallbackClaim, Connector, ConnectorAccount, ConnectorError, PaymentOutcome, PaymentRequest,
+    RefundOutcome, RefundRequest, StatusRequest,
 };
 use async_trait::async_trait;
 use base64::Engine;
 use malipo_core::objects::{Customer, Failure, NextAction};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Daraja's sandbox host.
 pub const SANDBOX_BASE_URL: &str = "https://sandbox.safaricom.co.ke";
@@ -65,10 +67,6 @@ pub const POLL_AFTER_MS: u64 = 15_000;
 pub const ACCOUNT_REFERENCE_MAX_CHARS: usize = 12;
 /// Daraja's (SDK) limit on `TransactionDesc`.
 pub const TRANSACTION_DESC_MAX_CHARS: usize = 13;
-/// A cached token is renewed this long before it expires.
-const TOKEN_RENEW_MARGIN_SECONDS: u64 = 60;
-/// Timeout of each call to Daraja.
-const HTTP_TIMEOUT_SECONDS: u64 = 30;
 /// East Africa Time is UTC+3, all year.
 const EAT_OFFSET_SECONDS: u64 = 3 * 3_600;
 /// errorCode: "Invalid Access Token".
@@ -225,15 +223,6 @@ pub fn parse_stk_callback(body: &[u8]) -> Result<StkCallback, StkCallbackError> 
     })
 }
 
-/// A JSON string or number as text (integers without a fraction).
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.trim().to_string()),
-        Value::Number(number) => Some(number.to_string()),
-        _ => None,
-    }
-}
-
 /// `"1"`, `"1.0"`, `"10.50"` shillings as cents; `None` for anything else
 /// (negative, more than two decimals that are not zeros, not a number).
 fn shillings_to_cents(text: &str) -> Option<u64> {
@@ -314,23 +303,6 @@ struct Settings {
     party_b: String,
 }
 
-fn credential<'a>(account: &'a ConnectorAccount, key: &str) -> Option<&'a str> {
-    account
-        .credentials
-        .get(key)
-        .map(|value| value.trim())
-        .filter(|value| !value.is_empty())
-}
-
-fn required<'a>(account: &'a ConnectorAccount, key: &str) -> Result<&'a str, ConnectorError> {
-    credential(account, key)
-        .ok_or_else(|| ConnectorError::Rejected(format!("missing credential `{key}`")))
-}
-
-fn is_digits(text: &str) -> bool {
-    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
-}
-
 impl Settings {
     fn of(account: &ConnectorAccount) -> Result<Settings, ConnectorError> {
         let consumer_key = required(account, "consumer_key")?.to_string();
@@ -342,20 +314,8 @@ impl Settings {
                 "invalid credential `shortcode`: digits expected".into(),
             ));
         }
-        let (base_url, configured_host) = match (
-            credential(account, "base_url"),
-            credential(account, "environment"),
-        ) {
-            (Some(url), _) => (url.trim_end_matches('/').to_string(), true),
-            (None, Some("production" | "live")) => (PRODUCTION_BASE_URL.to_string(), true),
-            (None, Some("sandbox" | "test")) => (SANDBOX_BASE_URL.to_string(), true),
-            (None, Some(_)) => {
-                return Err(ConnectorError::Rejected(
-                    "invalid credential `environment`: `sandbox` or `production` expected".into(),
-                ));
-            }
-            (None, None) => (SANDBOX_BASE_URL.to_string(), false),
-        };
+        let (base_url, configured_host) =
+            common::base_url(account, SANDBOX_BASE_URL, PRODUCTION_BASE_URL)?;
         let transaction_type = credential(account, "transaction_type")
             .unwrap_or(DEFAULT_TRANSACTION_TYPE)
             .to_string();
@@ -402,44 +362,13 @@ fn msisdn(customer: &Customer) -> Result<String, ConnectorError> {
         .phone
         .as_deref()
         .ok_or_else(|| ConnectorError::Rejected("an M-Pesa payment needs customer.phone".into()))?;
-    let digits: String = phone
-        .trim()
-        .trim_start_matches('+')
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-'))
-        .collect();
-    let digits = match digits.strip_prefix('0') {
-        Some(rest) if rest.len() == 9 => format!("254{rest}"),
-        _ => digits,
-    };
-    if digits.len() == 12
-        && is_digits(&digits)
-        && (digits.starts_with("2547") || digits.starts_with("2541"))
-    {
-        Ok(digits)
-    } else {
-        Err(ConnectorError::Rejected(format!(
-            "`{phone}` is not a Kenyan M-Pesa number (2547XXXXXXXX or 2541XXXXXXXX)"
-        )))
-    }
-}
-
-/// The message of a refusal made before any request.
-fn refusal_message(error: ConnectorError) -> String {
-    match error {
-        ConnectorError::Rejected(message) | ConnectorError::Unavailable(message) => message,
-        ConnectorError::Unsupported(what) => format!("{what} is not supported"),
-    }
-}
-
-/// At most `max` characters of `text` that Daraja takes in a reference.
-fn clip(text: &str, max: usize) -> String {
-    text.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'))
-        .take(max)
-        .collect::<String>()
-        .trim()
-        .to_string()
+    common::international_phone(phone, &common::countries_for("kes"))
+        .map(|(digits, _)| digits)
+        .ok_or_else(|| {
+            ConnectorError::Rejected(format!(
+                "`{phone}` is not a Kenyan M-Pesa number (2547XXXXXXXX or 2541XXXXXXXX)"
+            ))
+        })
 }
 
 /// `AccountReference`: the merchant's reference, else the (more distinctive)
@@ -495,13 +424,10 @@ fn whole_shillings(amount: u64, currency: &str) -> Result<u64, ConnectorError> {
 }
 
 fn phone_prompt(customer: &Customer) -> Option<NextAction> {
-    customer
-        .phone
-        .as_ref()
-        .map(|phone| NextAction::PhonePrompt {
-            phone: phone.clone(),
-            message: "Enter your M-Pesa PIN on your phone to approve the payment".into(),
-        })
+    common::phone_prompt(
+        customer,
+        "Enter your M-Pesa PIN on your phone to approve the payment",
+    )
 }
 
 /// What Daraja answered a call.
@@ -516,18 +442,9 @@ enum Answer {
     },
 }
 
-#[derive(Debug, Clone)]
-struct CachedToken {
-    token: String,
-    renew_at: Instant,
-}
-
-/// `(base_url, consumer_key)`.
-type TokenKey = (String, String);
-
 pub struct MpesaConnector {
     client: reqwest::Client,
-    tokens: tokio::sync::Mutex<HashMap<TokenKey, CachedToken>>,
+    tokens: TokenCache,
 }
 
 impl fmt::Debug for MpesaConnector {
@@ -547,11 +464,7 @@ impl MpesaConnector {
     /// Needs rustls' crypto provider installed (see
     /// `malipo_gateway::install_crypto_provider`).
     pub fn new() -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(HTTP_TIMEOUT_SECONDS))
-            .build()
-            .unwrap_or_default();
-        MpesaConnector::with_client(client)
+        MpesaConnector::with_client(common::http_client())
     }
 
     /// A connector calling Daraja through `client` (its timeout, proxy
@@ -559,39 +472,19 @@ impl MpesaConnector {
     pub fn with_client(client: reqwest::Client) -> Self {
         MpesaConnector {
             client,
-            tokens: tokio::sync::Mutex::new(HashMap::new()),
+            tokens: TokenCache::default(),
         }
     }
 
-    /// A valid access token for the account: the cached one, or a new one
-    /// (the cache stays locked while fetching, so one refresh at a time).
+    fn token_key(settings: &Settings) -> TokenKey {
+        (settings.base_url.clone(), settings.consumer_key.clone())
+    }
+
+    /// A valid access token for the account: the cached one, or a new one.
     async fn access_token(&self, settings: &Settings) -> Result<String, ConnectorError> {
-        let key = (settings.base_url.clone(), settings.consumer_key.clone());
-        let mut tokens = self.tokens.lock().await;
-        if let Some(cached) = tokens.get(&key)
-            && Instant::now() < cached.renew_at
-        {
-            return Ok(cached.token.clone());
-        }
-        let (token, expires_in) = self.fetch_token(settings).await?;
-        let lifetime = expires_in.saturating_sub(TOKEN_RENEW_MARGIN_SECONDS);
-        tokens.insert(
-            key,
-            CachedToken {
-                token: token.clone(),
-                renew_at: Instant::now() + Duration::from_secs(lifetime),
-            },
-        );
-        Ok(token)
-    }
-
-    /// Forgets `token` if it is still the cached one for the account.
-    async fn forget_token(&self, settings: &Settings, token: &str) {
-        let key = (settings.base_url.clone(), settings.consumer_key.clone());
-        let mut tokens = self.tokens.lock().await;
-        if tokens.get(&key).is_some_and(|cached| cached.token == token) {
-            tokens.remove(&key);
-        }
+        self.tokens
+            .get(Self::token_key(settings), || self.fetch_token(settings))
+            .await
     }
 
     /// `GET /oauth/v1/generate`: the token and its life in seconds.
@@ -640,11 +533,7 @@ impl MpesaConnector {
                 ConnectorError::Unavailable("M-Pesa OAuth answered no access_token".into())
             })?;
         // A number in the docs, a string ("3599") in older live answers.
-        let expires_in = body
-            .get("expires_in")
-            .and_then(scalar_text)
-            .and_then(|text| text.parse::<u64>().ok())
-            .unwrap_or(3_599);
+        let expires_in = common::expires_in(&body, 3_599);
         Ok((token.to_string(), expires_in))
     }
 
@@ -665,7 +554,7 @@ impl MpesaConnector {
                 Answer::Error { status, code, .. } if code == INVALID_TOKEN_CODE || *status == 401
             );
             if invalid_token && !retried {
-                self.forget_token(settings, &token).await;
+                self.tokens.forget(&Self::token_key(settings), &token).await;
                 retried = true;
                 continue;
             }
@@ -722,12 +611,7 @@ impl MpesaConnector {
 }
 
 fn unavailable(what: &str, error: &reqwest::Error) -> ConnectorError {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else {
-        "failed"
-    };
-    ConnectorError::Unavailable(format!("M-Pesa {what} {kind}: {error}"))
+    common::unavailable("M-Pesa", what, error)
 }
 
 /// `(errorCode, errorMessage)` of Daraja's generic error body.
@@ -919,6 +803,16 @@ impl Connector for MpesaConnector {
     /// asynchronously), which this connector does not implement.
     async fn refund(&self, _request: &RefundRequest<'_>) -> Result<RefundOutcome, ConnectorError> {
         Err(ConnectorError::Unsupported("M-Pesa reversal"))
+    }
+
+    /// An STK callback: its CheckoutRequestID and the ResultCode's outcome.
+    fn parse_callback(&self, raw_body: &[u8]) -> Option<CallbackClaim> {
+        let callback = parse_stk_callback(raw_body).ok()?;
+        Some(CallbackClaim {
+            outcome: callback.outcome(),
+            provider_reference: callback.checkout_request_id,
+            payment_id: None,
+        })
     }
 }
 

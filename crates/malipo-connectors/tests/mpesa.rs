@@ -58,6 +58,7 @@ fn account_with_secret(simulator: &RunningSimulator, secret: &str) -> ConnectorA
     .collect();
     ConnectorAccount {
         id: "acct_1".into(),
+        provider: "mpesa".into(),
         credentials,
         callback_url: Some(CALLBACK_URL.into()),
     }

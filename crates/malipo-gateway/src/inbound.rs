@@ -220,12 +220,7 @@ impl Gateway {
             livemode: record.livemode,
             provider: record.provider.clone(),
             name: record.name.clone(),
-            callback_url: format!(
-                "{}/v1/hooks/{}/{}",
-                self.public_url(),
-                record.provider,
-                record.id
-            ),
+            callback_url: self.hook_url(record),
             ip_allowlist: record
                 .ip_allowlist
                 .split(',')
@@ -243,6 +238,30 @@ impl Gateway {
             created: record.created,
             updated: record.updated,
         }
+    }
+
+    /// Where a connector account's provider calls back.
+    fn hook_url(&self, record: &ConnectorAccountRecord) -> String {
+        format!(
+            "{}/v1/hooks/{}/{}",
+            self.public_url(),
+            record.provider,
+            record.id
+        )
+    }
+
+    /// A connector account as its connector gets it: credentials
+    /// decrypted, callback URL, provider.
+    pub(crate) fn connector_account_of(
+        &self,
+        record: ConnectorAccountRecord,
+    ) -> GatewayResult<malipo_connectors::ConnectorAccount> {
+        Ok(malipo_connectors::ConnectorAccount {
+            credentials: self.connector_credentials(&record)?,
+            callback_url: Some(self.hook_url(&record)),
+            provider: record.provider,
+            id: record.id,
+        })
     }
 
     /// A connector account's decrypted API credentials, for its connector.
@@ -425,7 +444,8 @@ impl Gateway {
             );
         }
         Ok(malipo_connectors::ConnectorAccount {
-            callback_url: Some(self.connector_account_object(&record).callback_url),
+            callback_url: Some(self.hook_url(&record)),
+            provider: record.provider,
             id: record.id,
             credentials,
         })
@@ -620,23 +640,22 @@ impl Gateway {
         Ok(HookAnswer::success(&definition))
     }
 
-    /// For an unsigned callback: the payment it names and what the
-    /// provider's status API says about it (never what the body claims).
+    /// For an unsigned callback: the payment it names (by the provider
+    /// reference its connector reads in it) and what the provider's status
+    /// API says about it, never what the body claims.
     async fn confirm_by_status_query(
         &self,
         definition: &ProviderDefinition,
         account: &ConnectorAccountRecord,
         raw_body: &[u8],
     ) -> Option<(String, PaymentOutcome)> {
-        if definition.name != "mpesa" {
-            return None;
-        }
-        let callback = malipo_connectors::mpesa::parse_stk_callback(raw_body).ok()?;
+        let connector = self.connectors().by_name(&definition.name)?.clone();
+        let claim = connector.parse_callback(raw_body)?;
         let payment_id = {
             let mut reader = self.store().reader().await.ok()?;
             reader
                 .conn()
-                .payment_id_by_provider_reference("mpesa", &callback.checkout_request_id)
+                .payment_id_by_provider_reference(&definition.name, &claim.provider_reference)
                 .await
                 .ok()??
         };
@@ -645,12 +664,9 @@ impl Gateway {
         {
             return None;
         }
-        let connector = self.connectors().by_name("mpesa")?.clone();
-        let connector_account = self
-            .merchant_connector_account(&account.merchant_id, account.livemode, "mpesa")
-            .await
-            .ok()?;
-        let outcome = connector
+        // The account the callback came for: its credentials ask.
+        let connector_account = self.connector_account_of(account.clone()).ok()?;
+        let answer = connector
             .payment_status(&malipo_connectors::StatusRequest {
                 payment_id: &payment_id,
                 provider_reference: record.provider_reference.as_deref(),
@@ -659,12 +675,96 @@ impl Gateway {
                 now_ms: crate::now_ms(),
                 account: &connector_account,
             })
-            .await
-            .ok()?;
-        Some((payment_id, outcome))
+            .await;
+        match answer {
+            Ok(outcome) => Some((payment_id, outcome)),
+            Err(error) => {
+                tracing::warn!(payment = %payment_id, provider = %definition.name, %error,
+                    "could not confirm a callback with the provider's status API; the poll will");
+                None
+            }
+        }
     }
 
-    /// Applies a verified callback; answers the outcome and a detail.
+    /// Applies what a signed callback claims: the payment it names (by
+    /// Malipo's id when the provider echoes it, else by the provider's
+    /// reference), for this account's merchant and mode only.
+    async fn process_claim(
+        &self,
+        conn: &mut Conn<'_>,
+        definition: &ProviderDefinition,
+        account: &ConnectorAccountRecord,
+        raw_body: &[u8],
+    ) -> GatewayResult<(&'static str, Option<String>)> {
+        let kept = |detail: String| {
+            Ok((
+                "unmatched",
+                Some(format!("{detail}; kept for reconciliation")),
+            ))
+        };
+        let Some(connector) = self.connectors().by_name(&definition.name).cloned() else {
+            return kept(format!(
+                "no processor for {} callbacks yet",
+                definition.name
+            ));
+        };
+        let Some(claim) = connector.parse_callback(raw_body) else {
+            return kept(format!(
+                "not a {} payment callback",
+                definition.display_name
+            ));
+        };
+        let record = match &claim.payment_id {
+            Some(id) => {
+                conn.payment_for_update(&account.merchant_id, account.livemode, id)
+                    .await?
+            }
+            None => match conn
+                .payment_id_by_provider_reference(&definition.name, &claim.provider_reference)
+                .await?
+            {
+                Some(id) => conn.payment_by_id_for_update(&id).await?.filter(|record| {
+                    record.merchant_id == account.merchant_id
+                        && record.payment.livemode == account.livemode
+                }),
+                None => None,
+            },
+        };
+        let Some(mut record) = record else {
+            return kept(format!(
+                "no payment of this account matches {} reference {}",
+                definition.display_name, claim.provider_reference
+            ));
+        };
+        if let Some(known) = &record.provider_reference
+            && *known != claim.provider_reference
+        {
+            return kept(format!(
+                "payment {} has provider reference {known}, the callback names {}",
+                record.payment.id, claim.provider_reference
+            ));
+        }
+        if matches!(claim.outcome, PaymentOutcome::Processing { .. }) {
+            return Ok(("ignored", Some("a pending status changes nothing".into())));
+        }
+        if record.payment.status.is_terminal() {
+            return Ok((
+                "ignored",
+                Some(format!("the payment is already {}", record.payment.status)),
+            ));
+        }
+        crate::payments::apply_outcome(conn, &mut record, claim.outcome).await?;
+        Ok((
+            "processed",
+            Some(format!(
+                "payment {} is {}",
+                record.payment.id, record.payment.status
+            )),
+        ))
+    }
+
+    /// Applies a verified callback: the sandbox's own body, or what the
+    /// provider's connector reads in it; answers the outcome and a detail.
     async fn process_verified(
         &self,
         conn: &mut Conn<'_>,
@@ -673,13 +773,9 @@ impl Gateway {
         raw_body: &[u8],
     ) -> GatewayResult<(&'static str, Option<String>)> {
         if definition.name != "sandbox" {
-            return Ok((
-                "unmatched",
-                Some(format!(
-                    "no processor for {} callbacks yet; kept for reconciliation",
-                    definition.name
-                )),
-            ));
+            return self
+                .process_claim(conn, definition, account, raw_body)
+                .await;
         }
         let Ok(callback) = serde_json::from_slice::<SandboxCallback>(raw_body) else {
             return Ok((

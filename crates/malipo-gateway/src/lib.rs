@@ -37,6 +37,9 @@ pub mod webhooks;
 pub use error::{ApiError, ErrorKind, GatewayError, GatewayResult};
 
 use malipo_connectors::Connector;
+use malipo_connectors::airtel::AirtelConnector;
+use malipo_connectors::mtn_momo::MtnMomoConnector;
+use malipo_connectors::relworx::{RelworxConnector, ViaRelworx};
 use malipo_connectors::sandbox::SandboxConnector;
 use malipo_core::fee::FeeSchedule;
 use malipo_core::payment::PaymentMethod;
@@ -129,15 +132,23 @@ impl Default for GatewayConfig {
     }
 }
 
-/// The registered connectors, by the method they serve.
+/// The registered connectors, by the method they serve, and the carriers:
+/// connectors that serve no method themselves but carry other methods'
+/// payments (Relworx) and receive callbacks.
 #[derive(Debug, Clone, Default)]
 pub struct Connectors {
     by_method: BTreeMap<&'static str, Arc<dyn Connector>>,
+    carriers: Vec<Arc<dyn Connector>>,
 }
 
 impl Connectors {
     pub fn register(&mut self, method: PaymentMethod, connector: Arc<dyn Connector>) {
         self.by_method.insert(method.as_str(), connector);
+    }
+
+    /// A connector found by name only (to read its callbacks).
+    pub fn register_carrier(&mut self, connector: Arc<dyn Connector>) {
+        self.carriers.push(connector);
     }
 
     pub fn for_method(&self, method: PaymentMethod) -> Option<&Arc<dyn Connector>> {
@@ -148,6 +159,7 @@ impl Connectors {
     pub fn by_name(&self, name: &str) -> Option<&Arc<dyn Connector>> {
         self.by_method
             .values()
+            .chain(&self.carriers)
             .find(|connector| connector.name() == name)
     }
 }
@@ -183,8 +195,9 @@ struct Inner {
 }
 
 impl Gateway {
-    /// Builds the gateway over a migrated store, with the sandbox connector
-    /// registered; loads (or on first start creates) the key-hashing secret.
+    /// Builds the gateway over a migrated store, with every connector
+    /// registered (sandbox, M-Pesa, MTN MoMo, Airtel Money, Relworx);
+    /// loads (or on first start creates) the key-hashing secret.
     pub async fn new(store: Store, config: GatewayConfig) -> GatewayResult<Gateway> {
         install_crypto_provider();
         let mut connectors = Connectors::default();
@@ -192,6 +205,24 @@ impl Gateway {
             PaymentMethod::Mpesa,
             Arc::new(malipo_connectors::mpesa::MpesaConnector::new()),
         );
+        // MTN MoMo and Airtel Money go direct, or through the merchant's
+        // Relworx account when it has one and no direct account.
+        let relworx = Arc::new(RelworxConnector::new());
+        connectors.register(
+            PaymentMethod::MtnMomo,
+            Arc::new(ViaRelworx::new(
+                Arc::new(MtnMomoConnector::new()),
+                relworx.clone(),
+            )),
+        );
+        connectors.register(
+            PaymentMethod::AirtelMoney,
+            Arc::new(ViaRelworx::new(
+                Arc::new(AirtelConnector::new()),
+                relworx.clone(),
+            )),
+        );
+        connectors.register_carrier(relworx);
         connectors.register(
             PaymentMethod::Sandbox,
             Arc::new(SandboxConnector::new(config.sandbox_payment_expiry_seconds)),

@@ -657,37 +657,41 @@ impl Gateway {
     }
 
     /// The merchant's account with a provider, its credentials decrypted;
-    /// a clear 400 naming `method` when the merchant has none.
+    /// a clear 400 naming `method` when the merchant has none. A method
+    /// Relworx carries (MTN MoMo, Airtel Money in Uganda) falls back to the
+    /// merchant's `relworx` account when there is no direct one; the
+    /// connector then sends the payment through Relworx.
     pub(crate) async fn merchant_connector_account(
         &self,
         merchant_id: &str,
         livemode: bool,
         provider: &str,
     ) -> GatewayResult<malipo_connectors::ConnectorAccount> {
+        use malipo_connectors::relworx::{CARRIED_PROVIDERS, RELWORX};
+        let carried = CARRIED_PROVIDERS.contains(&provider);
         let record = {
             let mut reader = self.store().reader().await?;
-            reader
-                .conn()
+            let mut conn = reader.conn();
+            match conn
                 .connector_account_for(merchant_id, livemode, provider)
                 .await?
+            {
+                None if carried => {
+                    conn.connector_account_for(merchant_id, livemode, RELWORX)
+                        .await?
+                }
+                record => record,
+            }
         };
         let Some(record) = record else {
+            let or_relworx = if carried { " (or `relworx`)" } else { "" };
             return Err(ApiError::invalid(
                 "method",
-                format!("no `{provider}` connector account is configured for this merchant in this mode (POST /v1/connector_accounts)"),
+                format!("no `{provider}`{or_relworx} connector account is configured for this merchant in this mode (POST /v1/connector_accounts)"),
             )
             .into());
         };
-        Ok(malipo_connectors::ConnectorAccount {
-            credentials: self.connector_credentials(&record)?,
-            callback_url: Some(format!(
-                "{}/v1/hooks/{}/{}",
-                self.public_url(),
-                record.provider,
-                record.id
-            )),
-            id: record.id,
-        })
+        self.connector_account_of(record)
     }
 
     /// Hands a written payment to its connector and records the answer.
