@@ -5,14 +5,17 @@
 mod helpers;
 
 mod admin;
+mod airtel;
 mod auth;
 mod crash;
 mod idempotency;
 mod inbound;
 mod mpesa;
+mod mtn_momo;
 mod nodes;
 mod payments;
 mod refunds;
+mod relworx;
 mod system;
 mod validation;
 mod webhooks;
