@@ -278,9 +278,24 @@ impl Gateway {
         }
     }
 
+    /// [`Gateway::create_connector_account_as`] audited as `system` (the
+    /// CLI, `serve --demo`).
     pub async fn create_connector_account(
         &self,
         context: &MerchantContext,
+        request: CreateConnectorAccount,
+    ) -> GatewayResult<ConnectorAccount> {
+        self.create_connector_account_as(context, &crate::auth::Actor::system(), request)
+            .await
+    }
+
+    /// A merchant configures a provider account; audited in the same
+    /// transaction (without its secrets: the object shows only whether a
+    /// webhook secret is set and the credentials' names).
+    pub async fn create_connector_account_as(
+        &self,
+        context: &MerchantContext,
+        actor: &crate::auth::Actor,
         request: CreateConnectorAccount,
     ) -> GatewayResult<ConnectorAccount> {
         context.require(Scope::Full)?;
@@ -350,10 +365,25 @@ impl Gateway {
             created: now,
             updated: now,
         };
+        let object = self.connector_account_object(&record);
         let mut tx = self.store().begin().await?;
         tx.conn().insert_connector_account(&record).await?;
+        actor
+            .record(
+                &mut tx,
+                crate::auth::AuditChange {
+                    action: "connector_account.create",
+                    object_type: "connector_account",
+                    object_id: &record.id,
+                    merchant_id: Some(&record.merchant_id),
+                    livemode: Some(record.livemode),
+                    before: None,
+                    after: Some(crate::auth::audit_state(&object)?),
+                },
+            )
+            .await?;
         tx.commit().await?;
-        Ok(self.connector_account_object(&record))
+        Ok(object)
     }
 
     pub async fn connector_accounts(

@@ -1,6 +1,9 @@
 //! Onboarding merchants and managing their API keys.
 
-use crate::auth::{MerchantContext, SECRET_PREFIX_LENGTH, new_secret_key};
+use crate::auth::{
+    Actor, AuditChange, MerchantContext, audit_state, new_secret_key, secret_prefix,
+};
+use crate::idempotency::{IdempotencyGuard, complete};
 use crate::{ApiError, Gateway, GatewayResult, now_seconds};
 use malipo_core::Mode;
 use malipo_core::fee::FeeSchedule;
@@ -91,8 +94,19 @@ impl CreateMerchant {
 }
 
 impl Gateway {
-    /// Onboards a merchant with a full-scope test key and live key.
+    /// Onboards a merchant with a full-scope test key and live key, audited
+    /// as `system` (the CLI, `serve --demo`).
     pub async fn create_merchant(&self, request: CreateMerchant) -> GatewayResult<CreatedMerchant> {
+        self.create_merchant_as(&Actor::system(), request).await
+    }
+
+    /// Onboards a merchant with a full-scope test key and live key; the
+    /// merchant and both keys are audited in the same transaction.
+    pub async fn create_merchant_as(
+        &self,
+        actor: &Actor,
+        request: CreateMerchant,
+    ) -> GatewayResult<CreatedMerchant> {
         request.validate()?;
         let record = MerchantRecord {
             merchant: Merchant {
@@ -107,8 +121,23 @@ impl Gateway {
         let mut tx = self.store().begin().await?;
         tx.conn().insert_merchant(&record).await?;
         let merchant_id = record.merchant.id.clone();
+        actor
+            .record(
+                &mut tx,
+                AuditChange {
+                    action: "merchant.create",
+                    object_type: "merchant",
+                    object_id: &merchant_id,
+                    merchant_id: Some(&merchant_id),
+                    livemode: None,
+                    before: None,
+                    after: Some(audit_state(&details(record.clone()))?),
+                },
+            )
+            .await?;
         let test = self
             .insert_api_key(
+                actor,
                 &mut tx,
                 &merchant_id,
                 Mode::Test,
@@ -118,6 +147,7 @@ impl Gateway {
             .await?;
         let live = self
             .insert_api_key(
+                actor,
                 &mut tx,
                 &merchant_id,
                 Mode::Live,
@@ -152,12 +182,40 @@ impl Gateway {
         ))
     }
 
-    /// Operator: a new key for a merchant in a mode.
+    /// A new key for a merchant in a mode, audited as `system` (the CLI).
     pub async fn create_api_key_for(
         &self,
         merchant_id: &str,
         mode: Mode,
         request: CreateApiKey,
+    ) -> GatewayResult<ApiKey> {
+        self.create_api_key_for_as(&Actor::system(), merchant_id, mode, request)
+            .await
+    }
+
+    /// Operator: a new key for a merchant in a mode, audited in the same
+    /// transaction.
+    pub async fn create_api_key_for_as(
+        &self,
+        actor: &Actor,
+        merchant_id: &str,
+        mode: Mode,
+        request: CreateApiKey,
+    ) -> GatewayResult<ApiKey> {
+        self.create_key(actor, merchant_id, mode, request, None)
+            .await
+    }
+
+    /// A new key, audited, and the Idempotency-Key's response stored in the
+    /// same transaction. The stored response has no secret (secrets are
+    /// only ever stored hashed): a replay shows the key without it.
+    async fn create_key(
+        &self,
+        actor: &Actor,
+        merchant_id: &str,
+        mode: Mode,
+        request: CreateApiKey,
+        guard: Option<&IdempotencyGuard>,
     ) -> GatewayResult<ApiKey> {
         let (name, scopes) = validate_key_request(request)?;
         let mut tx = self.store().begin().await?;
@@ -165,21 +223,35 @@ impl Gateway {
             return Err(ApiError::not_found("merchant", merchant_id).into());
         }
         let key = self
-            .insert_api_key(&mut tx, merchant_id, mode, name, scopes)
+            .insert_api_key(actor, &mut tx, merchant_id, mode, name, scopes)
             .await?;
+        let shown_again = ApiKey {
+            secret: None,
+            ..key.clone()
+        };
+        complete(&mut tx.conn(), guard, &shown_again).await?;
         tx.commit().await?;
         Ok(key)
     }
 
-    /// Merchant: a new key in the caller's mode.
+    /// Merchant: a new key in the caller's mode (under its Idempotency-Key
+    /// when `guard` holds one).
     pub async fn create_api_key(
         &self,
         context: &MerchantContext,
+        actor: &Actor,
+        guard: Option<IdempotencyGuard>,
         request: CreateApiKey,
     ) -> GatewayResult<ApiKey> {
         context.require(Scope::Full)?;
-        self.create_api_key_for(&context.merchant_id, context.mode, request)
-            .await
+        self.create_key(
+            actor,
+            &context.merchant_id,
+            context.mode,
+            request,
+            guard.as_ref(),
+        )
+        .await
     }
 
     pub async fn api_keys(
@@ -202,21 +274,48 @@ impl Gateway {
     pub async fn revoke_api_key(
         &self,
         context: &MerchantContext,
+        actor: &Actor,
         id: &str,
     ) -> GatewayResult<ApiKey> {
         context.require(Scope::Full)?;
+        let now = now_seconds();
         let mut tx = self.store().begin().await?;
         let record = tx
             .conn()
-            .revoke_api_key(&context.merchant_id, context.livemode(), id, now_seconds())
+            .revoke_api_key(&context.merchant_id, context.livemode(), id, now)
             .await?
             .ok_or_else(|| ApiError::not_found("api_key", id))?;
+        // Revoking a key revoked in an earlier second changes nothing and is
+        // not recorded. (The store answers the key after the update, not
+        // whether this request changed it: two revocations within one
+        // second are both recorded.)
+        if record.key.revoked == Some(now) {
+            let before = ApiKey {
+                revoked: None,
+                ..record.key.clone()
+            };
+            actor
+                .record(
+                    &mut tx,
+                    AuditChange {
+                        action: "api_key.revoke",
+                        object_type: "api_key",
+                        object_id: &record.key.id,
+                        merchant_id: Some(&context.merchant_id),
+                        livemode: Some(context.livemode()),
+                        before: Some(audit_state(&before)?),
+                        after: Some(audit_state(&record.key)?),
+                    },
+                )
+                .await?;
+        }
         tx.commit().await?;
         Ok(record.key)
     }
 
     async fn insert_api_key(
         &self,
+        actor: &Actor,
         tx: &mut Tx,
         merchant_id: &str,
         mode: Mode,
@@ -229,7 +328,7 @@ impl Gateway {
             object: "api_key",
             livemode: mode.is_live(),
             name,
-            prefix: secret.chars().take(SECRET_PREFIX_LENGTH).collect(),
+            prefix: secret_prefix(&secret),
             scopes,
             secret: None,
             revoked: None,
@@ -241,6 +340,20 @@ impl Gateway {
         };
         tx.conn()
             .insert_api_key(&record, &self.key_hasher().hash(&secret))
+            .await?;
+        actor
+            .record(
+                tx,
+                AuditChange {
+                    action: "api_key.create",
+                    object_type: "api_key",
+                    object_id: &record.key.id,
+                    merchant_id: Some(merchant_id),
+                    livemode: Some(mode.is_live()),
+                    before: None,
+                    after: Some(audit_state(&record.key)?),
+                },
+            )
             .await?;
         Ok(ApiKey {
             secret: Some(secret),

@@ -18,7 +18,7 @@
 //! undispatched event or a pending delivery whose lease runs out, and both
 //! are picked up again after a restart.
 
-use crate::auth::MerchantContext;
+use crate::auth::{Actor, AuditChange, MerchantContext, audit_state};
 use crate::payments::created_filters;
 use crate::{ApiError, ErrorKind, Gateway, GatewayError, GatewayResult, now_ms, now_seconds};
 use malipo_core::id::{IdKind, looks_like, new_id, random_secret};
@@ -274,6 +274,7 @@ impl Gateway {
     pub async fn create_webhook_endpoint(
         &self,
         context: &MerchantContext,
+        actor: &Actor,
         request: CreateWebhookEndpoint,
     ) -> GatewayResult<WebhookEndpoint> {
         context.require(Scope::Full)?;
@@ -330,6 +331,14 @@ impl Gateway {
             failing_since: None,
         };
         tx.conn().insert_webhook_endpoint(&record).await?;
+        self.audit_endpoint(
+            actor,
+            &mut tx,
+            "webhook_endpoint.create",
+            None,
+            Some(&record),
+        )
+        .await?;
         tx.commit().await?;
         Ok(WebhookEndpoint {
             secret: Some(secret),
@@ -340,6 +349,7 @@ impl Gateway {
     pub async fn update_webhook_endpoint(
         &self,
         context: &MerchantContext,
+        actor: &Actor,
         id: &str,
         request: UpdateWebhookEndpoint,
     ) -> GatewayResult<WebhookEndpoint> {
@@ -347,6 +357,7 @@ impl Gateway {
         let mut tx = self.store().begin().await?;
         let found = tx.conn().webhook_endpoint(id).await?;
         let mut record = self.endpoint_owned(context, found, id)?;
+        let before = record.clone();
         if let Some(url) = request.url {
             record.endpoint.url = validate_url(&url, context.livemode())?;
         }
@@ -366,6 +377,14 @@ impl Gateway {
         }
         record.endpoint.updated = now_seconds();
         tx.conn().update_webhook_endpoint(&record).await?;
+        self.audit_endpoint(
+            actor,
+            &mut tx,
+            "webhook_endpoint.update",
+            Some(&before),
+            Some(&record),
+        )
+        .await?;
         tx.commit().await?;
         Ok(record.endpoint)
     }
@@ -375,6 +394,7 @@ impl Gateway {
     pub async fn roll_webhook_secret(
         &self,
         context: &MerchantContext,
+        actor: &Actor,
         id: &str,
         request: RollWebhookSecret,
     ) -> GatewayResult<WebhookEndpoint> {
@@ -391,6 +411,7 @@ impl Gateway {
         let mut tx = self.store().begin().await?;
         let found = tx.conn().webhook_endpoint(id).await?;
         let mut record = self.endpoint_owned(context, found, id)?;
+        let before = record.clone();
         let now = now_seconds();
         let secret = format!("whsec_{}", random_secret(24));
         let old = std::mem::replace(&mut record.secret, secret.clone());
@@ -403,6 +424,14 @@ impl Gateway {
         }
         record.endpoint.updated = now;
         tx.conn().update_webhook_endpoint(&record).await?;
+        self.audit_endpoint(
+            actor,
+            &mut tx,
+            "webhook_endpoint.roll_secret",
+            Some(&before),
+            Some(&record),
+        )
+        .await?;
         tx.commit().await?;
         Ok(WebhookEndpoint {
             secret: Some(secret),
@@ -413,6 +442,7 @@ impl Gateway {
     pub async fn delete_webhook_endpoint(
         &self,
         context: &MerchantContext,
+        actor: &Actor,
         id: &str,
     ) -> GatewayResult<WebhookEndpoint> {
         context.require(Scope::Full)?;
@@ -420,9 +450,51 @@ impl Gateway {
         let found = tx.conn().webhook_endpoint(id).await?;
         let mut record = self.endpoint_owned(context, found, id)?;
         tx.conn().delete_webhook_endpoint(id, now_seconds()).await?;
+        self.audit_endpoint(
+            actor,
+            &mut tx,
+            "webhook_endpoint.delete",
+            Some(&record),
+            None,
+        )
+        .await?;
         tx.commit().await?;
         record.endpoint.enabled = false;
         Ok(record.endpoint)
+    }
+
+    /// Records a change to an endpoint in the audit log, in `tx`. The
+    /// states are the API object (its secrets never leave the record).
+    async fn audit_endpoint(
+        &self,
+        actor: &Actor,
+        tx: &mut malipo_store::Tx,
+        action: &'static str,
+        before: Option<&WebhookEndpointRecord>,
+        after: Option<&WebhookEndpointRecord>,
+    ) -> GatewayResult<()> {
+        let Some(subject) = after.or(before) else {
+            return Ok(());
+        };
+        let state = |record: Option<&WebhookEndpointRecord>| {
+            record
+                .map(|record| audit_state(&record.endpoint))
+                .transpose()
+        };
+        actor
+            .record(
+                tx,
+                AuditChange {
+                    action,
+                    object_type: "webhook_endpoint",
+                    object_id: &subject.endpoint.id,
+                    merchant_id: Some(&subject.merchant_id),
+                    livemode: Some(subject.endpoint.livemode),
+                    before: state(before)?,
+                    after: state(after)?,
+                },
+            )
+            .await
     }
 
     pub async fn webhook_endpoint(

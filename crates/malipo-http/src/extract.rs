@@ -3,11 +3,12 @@
 
 use crate::AppState;
 use crate::error::HttpError;
+use crate::security::{check_operator_source, limit_credential, peer_ip};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use malipo_gateway::auth::MerchantContext;
+use malipo_gateway::auth::{Actor, MerchantContext};
 use malipo_gateway::{ApiError, ErrorKind};
 use malipo_store::{Cursor, Page};
 use serde::Deserialize;
@@ -40,7 +41,35 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
         })
 }
 
-/// An authenticated merchant request.
+/// The caller's address and request id, for the audit log.
+fn with_origin(actor: Actor, parts: &Parts) -> Actor {
+    let request_id = parts
+        .headers
+        .get(crate::REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    actor.from_request(peer_ip(&parts.extensions), request_id)
+}
+
+/// Authenticates the API key, then applies its rate limit.
+async fn authenticate_merchant(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<(MerchantContext, Actor), HttpError> {
+    let secret = bearer(&parts.headers)?;
+    let context = state.gateway.authenticate_merchant(secret).await?;
+    limit_credential(
+        state,
+        &parts.extensions,
+        &format!("key:{}", context.key_id),
+        "for this API key",
+    )
+    .await?;
+    let actor = with_origin(Actor::api_key(&context, secret), parts);
+    Ok((context, actor))
+}
+
+/// An authenticated merchant request (within its key's rate limit).
 pub struct Merchant(pub MerchantContext);
 
 impl FromRequestParts<AppState> for Merchant {
@@ -50,13 +79,30 @@ impl FromRequestParts<AppState> for Merchant {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let secret = bearer(&parts.headers)?;
-        Ok(Merchant(state.gateway.authenticate_merchant(secret).await?))
+        Ok(Merchant(authenticate_merchant(parts, state).await?.0))
     }
 }
 
-/// An authenticated operator request.
-pub struct Operator;
+/// An authenticated merchant request, with who made it and from where: for
+/// the handlers of audited actions (key management, configuration).
+pub struct MerchantActor(pub MerchantContext, pub Actor);
+
+impl FromRequestParts<AppState> for MerchantActor {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let (context, actor) = authenticate_merchant(parts, state).await?;
+        Ok(MerchantActor(context, actor))
+    }
+}
+
+/// An authenticated operator request: from an allowed address (checked
+/// before the token), within the token's rate limit. Holds the actor the
+/// audit log records.
+pub struct Operator(pub Actor);
 
 impl FromRequestParts<AppState> for Operator {
     type Rejection = HttpError;
@@ -65,9 +111,20 @@ impl FromRequestParts<AppState> for Operator {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        check_operator_source(state, &parts.extensions)?;
         let token = bearer(&parts.headers)?;
-        state.gateway.authenticate_operator(token).await?;
-        Ok(Operator)
+        let token_id = state.gateway.authenticate_operator(token).await?;
+        limit_credential(
+            state,
+            &parts.extensions,
+            &format!("operator:{token_id}"),
+            "for this operator token",
+        )
+        .await?;
+        Ok(Operator(with_origin(
+            Actor::operator(&token_id, token),
+            parts,
+        )))
     }
 }
 

@@ -2,9 +2,12 @@
 //! error-to-HTTP mapping, the Idempotency-Key wrapper, OpenAPI and metrics.
 //!
 //! - [`router`]: every route, with its layers (request id, tracing, body
-//!   limit, timeout, panic catching, metrics).
-//! - [`extract`]: `Merchant` / `Operator` authentication, `JsonBody` and
+//!   limit, timeout, panic catching, metrics, rate limits).
+//! - [`extract`]: `Merchant` / `Operator` authentication (with the
+//!   per-credential rate limit and the operator allow-list), `JsonBody` and
 //!   `QueryParams` that name the offending field, pagination.
+//! - [`security`]: rate limits per address and per credential, the
+//!   operator API's address allow-list.
 //! - [`error`]: `ErrorKind` -> status code and public error type.
 //! - `routes`: one module per resource.
 //! - [`openapi`]: the OpenAPI 3.1 document served at `/openapi.json`, with a
@@ -18,6 +21,12 @@ pub mod extract;
 mod idempotent;
 pub mod openapi;
 mod routes;
+pub mod security;
+
+pub use malipo_hooks::IpAllowList;
+pub use malipo_ratelimit::{
+    BURST_MAX, PER_SECOND_MAX, Quota, QuotaError, RateLimiter, RedisOptions,
+};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -26,7 +35,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use malipo_gateway::{ApiError, ErrorKind, Gateway};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use security::Security;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
@@ -41,6 +51,7 @@ pub struct AppState {
     pub gateway: Gateway,
     pub body_limit_bytes: usize,
     pub metrics: PrometheusHandle,
+    pub security: Arc<Security>,
 }
 
 /// Limits of the HTTP layer.
@@ -50,13 +61,43 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// A request running longer is answered 503.
     pub request_timeout_ms: u64,
+    /// Requests per API key or operator token; `None` disables.
+    pub rate_limit_per_key: Option<Quota>,
+    /// Requests per client address (IPv6: per /64); `None` disables.
+    pub rate_limit_per_ip: Option<Quota>,
+    /// Where the buckets live: this process, or Redis shared by every node.
+    pub rate_limiter: RateLimiter,
+    /// Addresses and CIDR blocks allowed to use `/v1/admin/…`; empty
+    /// allows any address.
+    pub operator_allowed_ips: IpAllowList,
 }
+
+/// Default sustained requests per second per API key or operator token
+/// (Stripe allows 100 read and write operations per second in live mode).
+pub const RATE_LIMIT_PER_KEY_PER_SECOND_DEFAULT: u32 = 100;
+/// Default sustained requests per second per client address: above the
+/// per-key rate, so one server using a few keys is limited by its keys.
+pub const RATE_LIMIT_PER_IP_PER_SECOND_DEFAULT: u32 = 200;
+/// Default bucket size of both limits: two seconds of traffic at once.
+pub const RATE_LIMIT_BURST_DEFAULT: u32 = 200;
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             body_limit_bytes: 64 * 1024,
             request_timeout_ms: 30_000,
+            rate_limit_per_key: Quota::new(
+                RATE_LIMIT_PER_KEY_PER_SECOND_DEFAULT,
+                RATE_LIMIT_BURST_DEFAULT,
+            )
+            .ok(),
+            rate_limit_per_ip: Quota::new(
+                RATE_LIMIT_PER_IP_PER_SECOND_DEFAULT,
+                RATE_LIMIT_BURST_DEFAULT,
+            )
+            .ok(),
+            rate_limiter: RateLimiter::in_process(),
+            operator_allowed_ips: IpAllowList::default(),
         }
     }
 }
@@ -122,6 +163,12 @@ pub fn router(gateway: Gateway, config: &HttpConfig) -> Router {
         gateway,
         body_limit_bytes: config.body_limit_bytes,
         metrics: metrics_handle(),
+        security: Arc::new(Security {
+            limiter: config.rate_limiter.clone(),
+            per_key: config.rate_limit_per_key,
+            per_ip: config.rate_limit_per_ip,
+            operator_allowed_ips: config.operator_allowed_ips.clone(),
+        }),
     };
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
@@ -136,6 +183,11 @@ pub fn router(gateway: Gateway, config: &HttpConfig) -> Router {
         .merge(openapi::router())
         .fallback(not_found)
         .route_layer(middleware::from_fn(record_metrics))
+        // Inside the request-id layers, so a 429 carries its Request-Id.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::limit_by_source,
+        ))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -48,6 +48,7 @@ impl Modify for SecuritySchemes {
         routes::api_keys::create, routes::api_keys::list, routes::api_keys::revoke,
         routes::admin::create_merchant, routes::admin::list_merchants, routes::admin::retrieve_merchant,
         routes::admin::create_key, routes::admin::retrieve_payment, routes::admin::verify_ledger,
+        routes::admin::audit_log,
         routes::webhooks::create, routes::webhooks::list, routes::webhooks::retrieve, routes::webhooks::update,
         routes::webhooks::delete, routes::webhooks::roll_secret, routes::webhooks::endpoint_deliveries,
         routes::webhooks::list_events, routes::webhooks::retrieve_event, routes::webhooks::event_deliveries,

@@ -21,6 +21,7 @@
 //! transitions in `malipo-core`).
 
 mod accounts;
+mod audit;
 pub mod events;
 mod idempotency;
 pub mod inbound;
@@ -32,6 +33,7 @@ mod settings;
 pub mod webhooks;
 
 pub use accounts::{ApiKeyRecord, MerchantRecord};
+pub use audit::{AuditFilters, AuditRecord};
 pub use events::EventRecord;
 pub use idempotency::{IdempotencyClaim, IdempotencyRecord, StoredResponse};
 pub use inbound::{ConnectorAccountRecord, InboundCount};

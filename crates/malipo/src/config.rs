@@ -48,6 +48,50 @@ pub struct Config {
     /// 32 bytes in base64 that encrypt provider credentials at rest; empty
     /// keeps a generated key in the database (development only).
     pub master_key: String,
+    /// Sustained requests per second per API key or operator token; 0
+    /// disables the limit.
+    pub rate_limit_per_key_per_second: u32,
+    /// Sustained requests per second per client address (IPv6: per /64);
+    /// 0 disables the limit. `/healthz`, `/readyz`, `/metrics` are exempt.
+    pub rate_limit_per_ip_per_second: u32,
+    /// How many requests each of those buckets holds: a client may send
+    /// this many at once before the per-second rate applies.
+    pub rate_limit_burst: u32,
+    /// `redis://host:port[/db]`: rate limits shared by every node using it;
+    /// empty keeps them in each process.
+    pub redis_url: String,
+    /// Prepended to every Redis key (`<prefix>:rl:<bucket>`).
+    pub redis_key_prefix: String,
+    /// One Redis check's time limit; past it (or when Redis fails) the node
+    /// uses its own buckets for a second, and logs it.
+    pub redis_timeout_ms: u64,
+    /// Addresses and CIDR blocks allowed to use the operator API
+    /// (`/v1/admin/…`); empty allows any. A list in TOML, or a
+    /// comma-separated string (`MALIPO_OPERATOR_ALLOWED_IPS="10.0.0.0/8, ::1"`).
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub operator_allowed_ips: Vec<String>,
+}
+
+/// A list of strings, or one string of comma- or space-separated entries
+/// (what an environment variable holds).
+fn list_or_comma_separated<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match ListOrText::deserialize(deserializer)? {
+        ListOrText::List(entries) => entries,
+        ListOrText::Text(text) => text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|entry| !entry.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 impl Default for Config {
@@ -72,6 +116,13 @@ impl Default for Config {
             webhook_endpoint_disable_after_seconds: 3 * 24 * 3600,
             providers_file: String::new(),
             master_key: String::new(),
+            rate_limit_per_key_per_second: malipo_http::RATE_LIMIT_PER_KEY_PER_SECOND_DEFAULT,
+            rate_limit_per_ip_per_second: malipo_http::RATE_LIMIT_PER_IP_PER_SECOND_DEFAULT,
+            rate_limit_burst: malipo_http::RATE_LIMIT_BURST_DEFAULT,
+            redis_url: String::new(),
+            redis_key_prefix: "malipo".into(),
+            redis_timeout_ms: 100,
+            operator_allowed_ips: Vec::new(),
         }
     }
 }
@@ -153,6 +204,45 @@ impl Config {
             })?;
         }
         Ok(definitions)
+    }
+
+    /// A rate limit's quota; `None` when its rate is 0 (disabled).
+    fn quota(
+        &self,
+        setting: &'static str,
+        per_second: u32,
+    ) -> Result<Option<malipo_http::Quota>, ConfigError> {
+        if per_second == 0 {
+            return Ok(None);
+        }
+        malipo_http::Quota::new(per_second, self.rate_limit_burst)
+            .map(Some)
+            .map_err(|error| match error {
+                malipo_http::QuotaError::Rate(_) => invalid(setting, error.to_string()),
+                malipo_http::QuotaError::Burst(_) => invalid("rate_limit_burst", error.to_string()),
+            })
+    }
+
+    /// The per-key limit, `None` when disabled.
+    pub fn rate_limit_per_key(&self) -> Result<Option<malipo_http::Quota>, ConfigError> {
+        self.quota(
+            "rate_limit_per_key_per_second",
+            self.rate_limit_per_key_per_second,
+        )
+    }
+
+    /// The per-address limit, `None` when disabled.
+    pub fn rate_limit_per_ip(&self) -> Result<Option<malipo_http::Quota>, ConfigError> {
+        self.quota(
+            "rate_limit_per_ip_per_second",
+            self.rate_limit_per_ip_per_second,
+        )
+    }
+
+    /// `operator_allowed_ips`, parsed.
+    pub fn operator_allowed_ips(&self) -> Result<malipo_http::IpAllowList, ConfigError> {
+        malipo_http::IpAllowList::parse(&self.operator_allowed_ips)
+            .map_err(|error| invalid("operator_allowed_ips", error.to_string()))
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -246,6 +336,39 @@ impl Config {
                 ));
             }
         }
+        if !(1..=malipo_http::BURST_MAX).contains(&self.rate_limit_burst) {
+            return Err(invalid(
+                "rate_limit_burst",
+                format!("must be 1 to {}", malipo_http::BURST_MAX),
+            ));
+        }
+        self.rate_limit_per_key()?;
+        self.rate_limit_per_ip()?;
+        let redis_url = &self.redis_url;
+        if !(redis_url.is_empty()
+            || redis_url.starts_with("redis://")
+            || redis_url.starts_with("redis+unix://")
+            || redis_url.starts_with("unix://"))
+        {
+            return Err(invalid(
+                "redis_url",
+                "must start with redis:// or redis+unix:// (TLS, rediss://, is not built in)",
+            ));
+        }
+        let prefix = &self.redis_key_prefix;
+        if prefix.is_empty()
+            || prefix.len() > 64
+            || prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid(
+                "redis_key_prefix",
+                "must be 1 to 64 characters without spaces",
+            ));
+        }
+        if !(1..=10_000).contains(&self.redis_timeout_ms) {
+            return Err(invalid("redis_timeout_ms", "must be 1 to 10000"));
+        }
+        self.operator_allowed_ips()?;
         if self.log_format != "text" && self.log_format != "json" {
             return Err(invalid("log_format", "must be `text` or `json`"));
         }
@@ -304,6 +427,63 @@ mod tests {
         std::fs::write(&path, r#"[{"name": "broken"}]"#).expect("write");
         let error = config.validate().expect_err("invalid");
         assert!(error.to_string().contains("providers_file"), "{error}");
+    }
+
+    #[test]
+    fn security_settings_load_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MALIPO_OPERATOR_ALLOWED_IPS", "10.0.0.0/8, 127.0.0.1 ::1");
+            jail.set_env("MALIPO_RATE_LIMIT_PER_KEY_PER_SECOND", "0");
+            jail.set_env("MALIPO_REDIS_URL", "redis://127.0.0.1:6379");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(
+                config.operator_allowed_ips,
+                ["10.0.0.0/8", "127.0.0.1", "::1"]
+            );
+            assert!(config.rate_limit_per_key().expect("valid").is_none());
+            let per_ip = config.rate_limit_per_ip().expect("valid").expect("on");
+            assert_eq!((per_ip.per_second(), per_ip.burst()), (200, 200));
+            Ok(())
+        });
+        let named = |config: Config, setting: &str| {
+            let error = config.validate().expect_err("invalid");
+            assert!(error.to_string().contains(setting), "{error}");
+        };
+        named(
+            Config {
+                operator_allowed_ips: vec!["10.0.0.1/8".into()],
+                ..Config::default()
+            },
+            "operator_allowed_ips",
+        );
+        named(
+            Config {
+                rate_limit_burst: 0,
+                ..Config::default()
+            },
+            "rate_limit_burst",
+        );
+        named(
+            Config {
+                rate_limit_per_ip_per_second: 2_000_000,
+                ..Config::default()
+            },
+            "rate_limit_per_ip_per_second",
+        );
+        named(
+            Config {
+                redis_url: "rediss://cache:6380".into(),
+                ..Config::default()
+            },
+            "redis_url",
+        );
+        named(
+            Config {
+                redis_key_prefix: String::new(),
+                ..Config::default()
+            },
+            "redis_key_prefix",
+        );
     }
 
     #[test]

@@ -61,6 +61,36 @@ pub async fn open_gateway(config: &Config) -> anyhow::Result<Gateway> {
     Ok(Gateway::new(store, gateway_config(config)).await?)
 }
 
+/// The HTTP layer's settings, with the rate limiter they name: buckets in
+/// Redis when `redis_url` is set (connected lazily: the gateway starts while
+/// Redis is down, and fails open to its own buckets), in process otherwise.
+pub fn http_config(config: &Config) -> anyhow::Result<HttpConfig> {
+    let rate_limiter = if config.redis_url.is_empty() {
+        malipo_http::RateLimiter::in_process()
+    } else {
+        malipo_http::RateLimiter::with_redis(&malipo_http::RedisOptions {
+            url: config.redis_url.clone(),
+            key_prefix: config.redis_key_prefix.clone(),
+            timeout_ms: config.redis_timeout_ms,
+        })?
+    };
+    tracing::info!(
+        backend = rate_limiter.backend_name(),
+        per_key_per_second = config.rate_limit_per_key_per_second,
+        per_ip_per_second = config.rate_limit_per_ip_per_second,
+        burst = config.rate_limit_burst,
+        "rate limits"
+    );
+    Ok(HttpConfig {
+        body_limit_bytes: config.body_limit_bytes,
+        request_timeout_ms: config.request_timeout_ms,
+        rate_limit_per_key: config.rate_limit_per_key()?,
+        rate_limit_per_ip: config.rate_limit_per_ip()?,
+        rate_limiter,
+        operator_allowed_ips: config.operator_allowed_ips()?,
+    })
+}
+
 /// A gateway serving HTTP, with its worker.
 pub struct Running {
     pub address: SocketAddr,
@@ -109,10 +139,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     } else {
         gateway.set_public_url(&config.public_url);
     }
-    let http_config = HttpConfig {
-        body_limit_bytes: config.body_limit_bytes,
-        request_timeout_ms: config.request_timeout_ms,
-    };
+    let http_config = http_config(config)?;
     let app = malipo_http::router(gateway.clone(), &http_config);
     let (shutdown, mut shutdown_signal) = watch::channel(false);
     let worker_config = WorkerConfig {

@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use malipo_core::Mode;
 use malipo_core::objects::{ApiKey, List, Payment, Scope};
+use malipo_gateway::auth::{AuditEntry, AuditLogFilters};
 use malipo_gateway::merchants::{CreateApiKey, CreateMerchant, CreatedMerchant, MerchantDetails};
 use malipo_ledger::VerifyReport;
 use serde::Deserialize;
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/merchants/{id}/api_keys", post(create_key))
         .route("/v1/admin/payments/{id}", get(retrieve_payment))
         .route("/v1/admin/ledger/verify", get(verify_ledger))
+        .route("/v1/admin/audit", get(audit_log))
 }
 
 /// Onboard a merchant; the response holds its test and live secret keys (shown once).
@@ -30,10 +32,12 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, body = CreatedMerchant), (status = 400, body = ErrorBody)), security(("operator_token" = [])))]
 pub async fn create_merchant(
     State(state): State<AppState>,
-    _operator: Operator,
+    Operator(actor): Operator,
     body: JsonBody<CreateMerchant>,
 ) -> HttpResult<Json<CreatedMerchant>> {
-    Ok(Json(state.gateway.create_merchant(body.value).await?))
+    Ok(Json(
+        state.gateway.create_merchant_as(&actor, body.value).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/admin/merchants", tag = "admin", params(PageParams),
@@ -72,7 +76,7 @@ pub struct CreateMerchantKey {
     responses((status = 200, body = ApiKey), (status = 404, body = ErrorBody)), security(("operator_token" = [])))]
 pub async fn create_key(
     State(state): State<AppState>,
-    _operator: Operator,
+    Operator(actor): Operator,
     Path(id): Path<String>,
     body: JsonBody<CreateMerchantKey>,
 ) -> HttpResult<Json<ApiKey>> {
@@ -83,7 +87,7 @@ pub async fn create_key(
     Ok(Json(
         state
             .gateway
-            .create_api_key_for(&id, body.value.mode, request)
+            .create_api_key_for_as(&actor, &id, body.value.mode, request)
             .await?,
     ))
 }
@@ -97,6 +101,25 @@ pub async fn retrieve_payment(
     Path(id): Path<String>,
 ) -> HttpResult<Json<Payment>> {
     Ok(Json(state.gateway.admin_payment(&id).await?.payment))
+}
+
+/// The audit log, newest first: every operator and key-management action and
+/// every configuration change, with who made it (operator token or API key,
+/// by id and prefix), from where, and the object before and after (secrets
+/// removed).
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", params(PageParams, AuditLogFilters),
+    responses((status = 200, body = List<AuditEntry>), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "the caller's address is not in `operator_allowed_ips`")),
+    security(("operator_token" = [])))]
+pub async fn audit_log(
+    State(state): State<AppState>,
+    _operator: Operator,
+    QueryParams(page): QueryParams<PageParams>,
+    QueryParams(filters): QueryParams<AuditLogFilters>,
+) -> HttpResult<Json<List<AuditEntry>>> {
+    Ok(Json(
+        state.gateway.audit_log(&filters, &page.page()?).await?,
+    ))
 }
 
 /// Prove the ledger: debits equal credits per asset and every balance equals its entries.

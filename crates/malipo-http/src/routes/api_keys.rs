@@ -3,7 +3,7 @@
 use super::NoParameters;
 use crate::AppState;
 use crate::error::{ErrorBody, HttpResult};
-use crate::extract::{JsonBody, Merchant, PageParams, QueryParams};
+use crate::extract::{JsonBody, Merchant, MerchantActor, PageParams, QueryParams};
 use crate::idempotent::{RequestIdentity, idempotent};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
@@ -19,13 +19,14 @@ pub fn router() -> Router<AppState> {
         .route("/v1/api_keys/{id}/revoke", post(revoke))
 }
 
-/// Create a secret key in the caller's mode. The secret is in this response only.
+/// Create a secret key in the caller's mode. The secret is in this response
+/// only: a replay under the same Idempotency-Key answers the key without it.
 #[utoipa::path(post, path = "/v1/api_keys", tag = "api_keys", request_body = CreateApiKey,
     params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = ApiKey), (status = 403, body = ErrorBody)), security(("secret_key" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    Merchant(context): Merchant,
+    MerchantActor(context, actor): MerchantActor,
     uri: Uri,
     headers: HeaderMap,
     body: JsonBody<CreateApiKey>,
@@ -35,8 +36,10 @@ pub async fn create(
         path: uri.path(),
         body: &body.raw,
     };
-    idempotent(&state, &context, &headers, identity, |_guard| {
-        state.gateway.create_api_key(&context, body.value)
+    idempotent(&state, &context, &headers, identity, |guard| {
+        state
+            .gateway
+            .create_api_key(&context, &actor, guard, body.value)
     })
     .await
 }
@@ -57,9 +60,11 @@ pub async fn list(
     responses((status = 200, body = ApiKey), (status = 404, body = ErrorBody)), security(("secret_key" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
-    Merchant(context): Merchant,
+    MerchantActor(context, actor): MerchantActor,
     Path(id): Path<String>,
     _body: JsonBody<NoParameters>,
 ) -> HttpResult<Json<ApiKey>> {
-    Ok(Json(state.gateway.revoke_api_key(&context, &id).await?))
+    Ok(Json(
+        state.gateway.revoke_api_key(&context, &actor, &id).await?,
+    ))
 }

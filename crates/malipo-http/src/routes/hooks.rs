@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use crate::error::{ErrorBody, HttpResult};
-use crate::extract::{JsonBody, Merchant, Operator, PageParams, QueryParams};
+use crate::extract::{JsonBody, Merchant, MerchantActor, Operator, PageParams, QueryParams};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
@@ -93,13 +93,13 @@ pub async fn receive(
     responses((status = 200, body = ConnectorAccount), (status = 400, body = ErrorBody)), security(("secret_key" = [])))]
 pub async fn create_account(
     State(state): State<AppState>,
-    Merchant(context): Merchant,
+    MerchantActor(context, actor): MerchantActor,
     body: JsonBody<CreateConnectorAccount>,
 ) -> HttpResult<Json<ConnectorAccount>> {
     Ok(Json(
         state
             .gateway
-            .create_connector_account(&context, body.value)
+            .create_connector_account_as(&context, &actor, body.value)
             .await?,
     ))
 }

@@ -2,7 +2,7 @@
 
 use crate::AppState;
 use crate::error::{ErrorBody, HttpResult};
-use crate::extract::{JsonBody, Merchant, PageParams, QueryParams};
+use crate::extract::{JsonBody, Merchant, MerchantActor, PageParams, QueryParams};
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -36,13 +36,13 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, body = WebhookEndpoint), (status = 400, body = ErrorBody)), security(("secret_key" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    Merchant(context): Merchant,
+    MerchantActor(context, actor): MerchantActor,
     body: JsonBody<CreateWebhookEndpoint>,
 ) -> HttpResult<Json<WebhookEndpoint>> {
     Ok(Json(
         state
             .gateway
-            .create_webhook_endpoint(&context, body.value)
+            .create_webhook_endpoint(&context, &actor, body.value)
             .await?,
     ))
 }
@@ -78,14 +78,14 @@ pub async fn retrieve(
     responses((status = 200, body = WebhookEndpoint), (status = 404, body = ErrorBody)), security(("secret_key" = [])))]
 pub async fn update(
     State(state): State<AppState>,
-    Merchant(context): Merchant,
+    MerchantActor(context, actor): MerchantActor,
     Path(id): Path<String>,
     body: JsonBody<UpdateWebhookEndpoint>,
 ) -> HttpResult<Json<WebhookEndpoint>> {
     Ok(Json(
         state
             .gateway
-            .update_webhook_endpoint(&context, &id, body.value)
+            .update_webhook_endpoint(&context, &actor, &id, body.value)
             .await?,
     ))
 }
@@ -95,11 +95,14 @@ pub async fn update(
     responses((status = 200, body = WebhookEndpoint), (status = 404, body = ErrorBody)), security(("secret_key" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
-    Merchant(context): Merchant,
+    MerchantActor(context, actor): MerchantActor,
     Path(id): Path<String>,
 ) -> HttpResult<Json<WebhookEndpoint>> {
     Ok(Json(
-        state.gateway.delete_webhook_endpoint(&context, &id).await?,
+        state
+            .gateway
+            .delete_webhook_endpoint(&context, &actor, &id)
+            .await?,
     ))
 }
 
@@ -110,14 +113,14 @@ pub async fn delete(
     responses((status = 200, body = WebhookEndpoint), (status = 404, body = ErrorBody)), security(("secret_key" = [])))]
 pub async fn roll_secret(
     State(state): State<AppState>,
-    Merchant(context): Merchant,
+    MerchantActor(context, actor): MerchantActor,
     Path(id): Path<String>,
     body: JsonBody<RollWebhookSecret>,
 ) -> HttpResult<Json<WebhookEndpoint>> {
     Ok(Json(
         state
             .gateway
-            .roll_webhook_secret(&context, &id, body.value)
+            .roll_webhook_secret(&context, &actor, &id, body.value)
             .await?,
     ))
 }

@@ -6,6 +6,7 @@ mod helpers;
 
 mod admin;
 mod airtel;
+mod audit;
 mod auth;
 mod crash;
 mod idempotency;
@@ -14,6 +15,7 @@ mod mpesa;
 mod mtn_momo;
 mod nodes;
 mod payments;
+mod rate_limits;
 mod refunds;
 mod relworx;
 mod system;
