@@ -975,17 +975,26 @@ async fn run_payments(
     Ok(results)
 }
 
+/// The configuration of a gateway the bench starts: any free port, the
+/// given database, and no rate limits (all of a bench's traffic comes from
+/// one key on one address, so the limits would measure only themselves).
+fn bench_config(config: &Config, url: &str) -> Config {
+    Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: url.to_owned(),
+        rate_limit_per_key_per_second: 0,
+        rate_limit_per_ip_per_second: 0,
+        ..config.clone()
+    }
+}
+
 async fn payments_backend(
     config: &Config,
     url: &str,
     backend: &'static str,
     options: &PaymentsOptions,
 ) -> anyhow::Result<Vec<PaymentsResult>> {
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        database_url: url.to_owned(),
-        ..config.clone()
-    };
+    let config = bench_config(config, url);
     let running = malipo::start(&config).await?;
     let authorization = match bench_merchant(&running.gateway, "Bench Merchant").await {
         Ok(authorization) => authorization,
@@ -1568,11 +1577,7 @@ async fn webhooks_backend(
     backend: &'static str,
     options: &WebhooksOptions,
 ) -> anyhow::Result<(Vec<DeliveryResult>, Option<CallbackResult>)> {
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        database_url: url.to_owned(),
-        ..config.clone()
-    };
+    let config = bench_config(config, url);
     let running = malipo::start(&config).await?;
     let measured = async {
         let mut deliveries = Vec::new();
