@@ -3,7 +3,9 @@
 //! allow-list.
 //!
 //! - [`limit_by_source`] (middleware on every route but `/healthz`,
-//!   `/readyz` and `/metrics`): one bucket per client address (IPv4
+//!   `/readyz`, `/metrics` and provider callbacks under `/v1/hooks/`, which
+//!   are limited per provider account instead): one bucket per client
+//!   address (IPv4
 //!   address, IPv6 /64 network) from the connection's peer address.
 //! - [`limit_credential`]: called by the `Merchant` and `Operator`
 //!   extractors right after authentication, so every authenticated route
@@ -33,6 +35,12 @@ use std::sync::{Arc, Mutex};
 
 /// Probes and metrics scrapes must keep working while clients are limited.
 pub const RATE_LIMIT_EXEMPT_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Provider callbacks are not limited per address: a provider sends every
+/// merchant's callbacks from a few addresses, and a refused callback may
+/// never be sent again. They have their own limit per provider account, and
+/// their own checks (signature, source allow-list) in the inbound path.
+pub const RATE_LIMIT_EXEMPT_PREFIXES: [&str; 1] = ["/v1/hooks/"];
 
 pub const RATE_LIMIT_LIMIT_HEADER: &str = "ratelimit-limit";
 pub const RATE_LIMIT_REMAINING_HEADER: &str = "ratelimit-remaining";
@@ -127,7 +135,12 @@ pub async fn limit_by_source(
     mut request: Request,
     next: Next,
 ) -> Response {
-    if RATE_LIMIT_EXEMPT_PATHS.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if RATE_LIMIT_EXEMPT_PATHS.contains(&path)
+        || RATE_LIMIT_EXEMPT_PREFIXES
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+    {
         return next.run(request).await;
     }
     let security = &state.security;

@@ -145,6 +145,13 @@ async fn each_address_is_limited_except_probes() {
         assert_eq!(response.status, 200, "{probe}");
         assert!(response.headers.get("ratelimit-limit").is_none());
     }
+    // Provider callbacks come from a provider's few addresses for every
+    // merchant: they are limited per provider account, not per address.
+    let callback = app
+        .post("/v1/hooks/sandbox/ca_unknown", "", &serde_json::json!({}))
+        .await;
+    assert_ne!(callback.status, 429, "{:?}", callback.body);
+    assert!(callback.headers.get("ratelimit-limit").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
