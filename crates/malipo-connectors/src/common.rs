@@ -165,20 +165,69 @@ impl Reply {
 
 /// Sends `request` and reads the whole answer; a transport failure is
 /// [`ConnectorError::Unavailable`].
+///
+/// Every call is timed and recorded for audit: a log line (target
+/// `malipo::provider`) with the provider, the operation, the method, the
+/// URL's host and path (never its query, headers or bodies, which carry
+/// credentials and customers' phone numbers), the HTTP status and the
+/// latency; and the metrics `malipo_provider_requests_total` (by provider,
+/// operation and result: `ok`, `http_4xx`, `http_5xx`, `unavailable`) and
+/// `malipo_provider_request_duration_seconds`.
 pub(crate) async fn send(
     request: reqwest::RequestBuilder,
     provider: &str,
     what: &str,
 ) -> Result<Reply, ConnectorError> {
-    let response = request
-        .send()
-        .await
-        .map_err(|error| unavailable(provider, what, &error))?;
-    let status = response.status().as_u16();
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|error| unavailable(provider, what, &error))?;
+    let (client, request) = request.build_split();
+    let request = request.map_err(|error| unavailable(provider, what, &error))?;
+    let method = request.method().clone();
+    let target = format!(
+        "{}{}",
+        request.url().host_str().unwrap_or_default(),
+        request.url().path()
+    );
+    let started = std::time::Instant::now();
+    let answer = async {
+        let response = client
+            .execute(request)
+            .await
+            .map_err(|error| unavailable(provider, what, &error))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| unavailable(provider, what, &error))?;
+        Ok::<_, ConnectorError>((status, bytes))
+    }
+    .await;
+    let elapsed = started.elapsed();
+    let result = match &answer {
+        Ok((status, _)) if *status >= 500 => "http_5xx",
+        Ok((status, _)) if *status >= 400 => "http_4xx",
+        Ok(_) => "ok",
+        Err(_) => "unavailable",
+    };
+    let status = answer.as_ref().map(|(status, _)| *status).unwrap_or(0);
+    tracing::info!(
+        target: "malipo::provider",
+        provider,
+        operation = what,
+        %method,
+        %target,
+        status,
+        result,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "provider call"
+    );
+    let labels = [
+        ("provider", provider.to_owned()),
+        ("operation", what.to_owned()),
+    ];
+    metrics::histogram!("malipo_provider_request_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
+    metrics::counter!("malipo_provider_requests_total", "provider" => provider.to_owned(), "operation" => what.to_owned(), "result" => result)
+        .increment(1);
+    let (status, bytes) = answer?;
     Ok(Reply {
         status,
         json: serde_json::from_slice(&bytes).ok(),
