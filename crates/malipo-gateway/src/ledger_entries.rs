@@ -8,6 +8,20 @@
 //! - `{mode}/merchant/{id}/{asset}/available`: what the merchant has; it can
 //!   never go below zero (`debits_must_not_exceed_credits`).
 //! - `{mode}/platform/{asset}/fees`: the platform's fee revenue, never below zero.
+//! - `{mode}/platform/{asset}/voucher_funding`: the value the platform put
+//!   behind the vouchers it issued (it goes "negative" as batches are
+//!   issued, and back as unused value expires).
+//! - `{mode}/platform/{asset}/vouchers_outstanding`: the liability of
+//!   issued vouchers not yet redeemed or expired; never below zero
+//!   (`debits_must_not_exceed_credits`), so no redemption can take more
+//!   than was issued.
+//!
+//! Vouchers: issuing a batch moves `count × face_value` from funding to
+//! outstanding (`vb_….issue`); a voucher payment is a payment through the
+//! `voucher` connector (clearing to merchant and fees, posted at once) whose
+//! clearing is settled by the voucher in the same batch (`pay_….voucher`:
+//! outstanding to clearing); the expiry job moves what an expired voucher
+//! still held back from outstanding to funding (`vch_….expire`).
 //!
 //! A payment moves `net` from clearing to the merchant and `fee` from clearing
 //! to the platform. While the provider is processing, both are pending
@@ -58,6 +72,28 @@ pub fn merchant_account_prefix(livemode: bool, merchant_id: &str) -> String {
 pub fn fees_account(livemode: bool, asset: &str) -> Account {
     Account::new(
         format!("{}/platform/{asset}/fees", mode_of(livemode)),
+        asset.to_owned(),
+        AccountFlags {
+            debits_must_not_exceed_credits: true,
+            credits_must_not_exceed_debits: false,
+        },
+    )
+}
+
+pub fn voucher_funding_account(livemode: bool, asset: &str) -> Account {
+    Account::new(
+        format!("{}/platform/{asset}/voucher_funding", mode_of(livemode)),
+        asset.to_owned(),
+        AccountFlags::default(),
+    )
+}
+
+pub fn vouchers_outstanding_account(livemode: bool, asset: &str) -> Account {
+    Account::new(
+        format!(
+            "{}/platform/{asset}/vouchers_outstanding",
+            mode_of(livemode)
+        ),
         asset.to_owned(),
         AccountFlags {
             debits_must_not_exceed_credits: true,
@@ -256,4 +292,82 @@ pub fn refund_reservation_released(
             )
         })
         .collect()
+}
+
+fn posted(
+    id: String,
+    debit: &Account,
+    credit: &Account,
+    amount: u128,
+    code: &str,
+    source_id: &str,
+) -> TransferRequest {
+    TransferRequest {
+        id,
+        debit_account_id: debit.id.clone(),
+        credit_account_id: credit.id.clone(),
+        amount,
+        asset: debit.asset.clone(),
+        kind: TransferKind::Posted,
+        pending_id: None,
+        code: code.to_owned(),
+        source_id: Some(source_id.to_owned()),
+    }
+}
+
+/// A voucher batch was issued: its whole value becomes a liability.
+pub fn voucher_batch_issued(
+    livemode: bool,
+    asset: &str,
+    batch_id: &str,
+    total: u128,
+) -> ([Account; 2], TransferRequest) {
+    let funding = voucher_funding_account(livemode, asset);
+    let outstanding = vouchers_outstanding_account(livemode, asset);
+    let transfer = posted(
+        format!("{batch_id}.issue"),
+        &funding,
+        &outstanding,
+        total,
+        "voucher_issue",
+        batch_id,
+    );
+    ([funding, outstanding], transfer)
+}
+
+/// A voucher paid for `record` (a payment through the `voucher`
+/// connector): the liability settles the connector's clearing account.
+pub fn voucher_redeemed(record: &PaymentRecord) -> (Account, TransferRequest) {
+    let payment = &record.payment;
+    let outstanding = vouchers_outstanding_account(payment.livemode, &payment.currency);
+    let clearing = clearing_account(payment.livemode, &payment.connector, &payment.currency);
+    let transfer = posted(
+        format!("{}.voucher", payment.id),
+        &outstanding,
+        &clearing,
+        u128::from(payment.amount),
+        "voucher_redemption",
+        &payment.id,
+    );
+    (outstanding, transfer)
+}
+
+/// A voucher expired holding `remaining`: the liability is released.
+pub fn voucher_expired(
+    livemode: bool,
+    asset: &str,
+    voucher_id: &str,
+    remaining: u128,
+) -> ([Account; 2], TransferRequest) {
+    let funding = voucher_funding_account(livemode, asset);
+    let outstanding = vouchers_outstanding_account(livemode, asset);
+    let transfer = posted(
+        format!("{voucher_id}.expire"),
+        &outstanding,
+        &funding,
+        remaining,
+        "voucher_expiry",
+        voucher_id,
+    );
+    ([funding, outstanding], transfer)
 }

@@ -17,6 +17,8 @@
 //! - [`webhooks`]: events, webhook endpoints, signed delivery with retries.
 //! - [`ledger_entries`]: which ledger accounts and transfers each event of a
 //!   payment's life produces.
+//! - [`vouchers`]: voucher batches (codes shown once, stored hashed),
+//!   validation, redemption as `method: "voucher"`, expiry.
 //!
 //! Architecture invariant: no SQL here (that is `malipo-store`) and no HTTP
 //! status codes (that is `malipo-http`).
@@ -32,6 +34,7 @@ pub mod merchants;
 pub mod payments;
 pub mod refunds;
 pub mod secrets;
+pub mod vouchers;
 pub mod webhooks;
 
 pub use error::{ApiError, ErrorKind, GatewayError, GatewayResult};
@@ -192,6 +195,8 @@ struct Inner {
         std::sync::Mutex<BTreeMap<(String, bool), malipo_store::ConnectorAccountRecord>>,
     /// The writer new payments queue on (group commit).
     payment_writes: group_commit::GroupCommit,
+    /// Per API key, invalid voucher codes tried this minute.
+    voucher_attempts: vouchers::AttemptWindows,
 }
 
 impl Gateway {
@@ -273,6 +278,7 @@ impl Gateway {
                 inbound_rate: inbound::RateWindows::default(),
                 sandbox_accounts: std::sync::Mutex::new(BTreeMap::new()),
                 payment_writes,
+                voucher_attempts: vouchers::AttemptWindows::default(),
             }),
         })
     }

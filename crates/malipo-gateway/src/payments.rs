@@ -55,19 +55,23 @@ pub struct CreatePayment {
     pub metadata: Metadata,
     /// Send to the provider at once (default `true`).
     pub confirm: Option<bool>,
+    /// The voucher that pays, for `method: "voucher"` (see [`crate::vouchers`]).
+    pub voucher: Option<crate::vouchers::VoucherDetails>,
 }
 
 /// A [`CreatePayment`] that passed every check.
 #[derive(Debug, Clone)]
-struct NewPayment {
-    amount: u64,
-    asset: Asset,
-    method: PaymentMethod,
-    customer: Customer,
-    reference: Option<String>,
-    description: Option<String>,
-    metadata: Metadata,
-    confirm: bool,
+pub(crate) struct NewPayment {
+    pub(crate) amount: u64,
+    pub(crate) asset: Asset,
+    pub(crate) method: PaymentMethod,
+    pub(crate) customer: Customer,
+    pub(crate) reference: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) metadata: Metadata,
+    pub(crate) confirm: bool,
+    /// The voucher's code, exactly when the method is `voucher`.
+    pub(crate) voucher: Option<crate::vouchers::PaymentVoucher>,
 }
 
 fn check_length(param: &str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
@@ -145,6 +149,7 @@ impl NewPayment {
             .map_err(|error| ApiError::invalid(error.param, error.message))?;
         check_length("reference", &request.reference, REFERENCE_LENGTH_MAX)?;
         check_length("description", &request.description, DESCRIPTION_LENGTH_MAX)?;
+        let voucher = crate::vouchers::voucher_for_method(method, request.voucher)?;
         Ok(NewPayment {
             amount,
             asset,
@@ -154,6 +159,7 @@ impl NewPayment {
             description: request.description,
             metadata: request.metadata,
             confirm: request.confirm.unwrap_or(true),
+            voucher,
         })
     }
 }
@@ -407,7 +413,7 @@ pub(crate) async fn apply_outcome(
 
 /// [`apply_outcome`] without writing anything: changes the record and
 /// answers the money to move and the event to insert, if any.
-fn plan_outcome(
+pub(crate) fn plan_outcome(
     record: &mut PaymentRecord,
     outcome: PaymentOutcome,
 ) -> GatewayResult<(PaymentMoney, Option<EventRecord>)> {
@@ -476,7 +482,7 @@ impl Gateway {
             })
     }
 
-    async fn fee_schedule(
+    pub(crate) async fn fee_schedule(
         &self,
         merchant_id: &str,
         method: PaymentMethod,
@@ -507,6 +513,10 @@ impl Gateway {
             return Ok(resumed);
         }
         let new = NewPayment::parse(request)?;
+        if new.method == PaymentMethod::Voucher {
+            // Paid from Malipo's own vouchers: no connector to ask.
+            return self.create_voucher_payment(context, new, guard).await;
+        }
         let mut new = new;
         let connector = self.connector_for(new.method)?;
         connector

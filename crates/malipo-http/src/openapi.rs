@@ -55,6 +55,8 @@ impl Modify for SecuritySchemes {
         routes::webhooks::redeliver,
         routes::hooks::receive, routes::hooks::create_account, routes::hooks::list_accounts,
         routes::hooks::providers, routes::hooks::stats, routes::hooks::health, routes::hooks::inbound_log,
+        routes::vouchers::create_batch, routes::vouchers::list_batches, routes::vouchers::list_vouchers,
+        routes::vouchers::validate,
     ),
     components(schemas(ErrorBody, ErrorDetail, NoParameters)),
     modifiers(&SecuritySchemes),

@@ -30,6 +30,7 @@ mod list;
 mod payments;
 mod refunds;
 mod settings;
+pub mod vouchers;
 pub mod webhooks;
 
 pub use accounts::{ApiKeyRecord, MerchantRecord};
@@ -40,6 +41,7 @@ pub use inbound::{ConnectorAccountRecord, InboundCount};
 pub use list::{Cursor, Filter, Page};
 pub use payments::PaymentRecord;
 pub use refunds::RefundRecord;
+pub use vouchers::{VoucherBatchRecord, VoucherRecord};
 pub use webhooks::{DeliveryRecord, WebhookEndpointRecord};
 
 use sqlx::pool::PoolConnection;

@@ -4,6 +4,7 @@
 //!   sandbox's delayed outcomes, crash recovery of payments handed to a
 //!   provider whose answer was never recorded);
 //! - expiry: unfinished payments past `expires_at` become `expired`;
+//!   vouchers past theirs become `expired` and release their liability;
 //! - webhooks: new events fanned out to deliveries, due deliveries attempted;
 //! - pruning: Idempotency-Key records past their retention.
 //!
@@ -87,6 +88,13 @@ pub async fn run_round(gateway: &Gateway, config: &WorkerConfig) -> bool {
             tracing::error!(error = %error.chain(), "payment expiry failed");
             0
         });
+    let vouchers_expired = gateway
+        .expire_due_vouchers(config.batch_size_max)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::error!(error = %error.chain(), "voucher expiry failed");
+            0
+        });
     let dispatched = gateway
         .dispatch_events(config.batch_size_max)
         .await
@@ -102,7 +110,7 @@ pub async fn run_round(gateway: &Gateway, config: &WorkerConfig) -> bool {
             0
         });
     let full = usize::try_from(config.batch_size_max).unwrap_or(usize::MAX);
-    [polled, expired, dispatched, delivered]
+    [polled, expired, vouchers_expired, dispatched, delivered]
         .iter()
         .any(|count| *count >= full)
 }

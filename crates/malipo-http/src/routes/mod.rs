@@ -7,6 +7,7 @@ pub mod hooks;
 pub mod payments;
 pub mod refunds;
 pub mod system;
+pub mod vouchers;
 pub mod webhooks;
 
 use serde::Deserialize;

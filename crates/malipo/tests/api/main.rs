@@ -20,4 +20,5 @@ mod refunds;
 mod relworx;
 mod system;
 mod validation;
+mod vouchers;
 mod webhooks;
