@@ -24,6 +24,9 @@
 //! - [`relworx`]: Relworx (request payment, status, signed webhooks), and
 //!   [`relworx::ViaRelworx`], which carries MTN MoMo and Airtel Money
 //!   payments in Uganda through a merchant's Relworx account.
+//! - [`paystack`]: Paystack cards (initialize, hosted checkout redirect,
+//!   verify, signed webhooks, refunds); [`cards`]: what card connectors
+//!   share (decline codes, the redirect, references).
 //! - `common.rs`: what they share (credentials, the token cache, phone
 //!   numbers per country, exact amounts, the poll schedule).
 //!
@@ -31,9 +34,11 @@
 //! [`ConnectorAccount::credentials`]; each module's docs list their names.
 
 pub mod airtel;
+pub mod cards;
 mod common;
 pub mod mpesa;
 pub mod mtn_momo;
+pub mod paystack;
 pub mod relworx;
 pub mod sandbox;
 
@@ -81,6 +86,11 @@ pub struct PaymentRequest<'a> {
     pub customer: &'a Customer,
     pub reference: Option<&'a str>,
     pub description: Option<&'a str>,
+    /// Where a hosted page (cards) sends the customer back to.
+    pub return_url: Option<&'a str>,
+    /// The provider's token for the card (Stripe `pm_…`), when the
+    /// merchant collected it with the provider's library.
+    pub payment_method: Option<&'a str>,
     pub account: &'a ConnectorAccount,
     pub livemode: bool,
 }
@@ -96,6 +106,9 @@ pub struct StatusRequest<'a> {
     /// answer depends on elapsed time.
     pub started_ms: i64,
     pub now_ms: i64,
+    /// What the customer was last asked to do (a hosted page's URL), for
+    /// providers whose status answer does not repeat it.
+    pub next_action: Option<&'a NextAction>,
     pub account: &'a ConnectorAccount,
 }
 

@@ -1040,6 +1040,8 @@ mod tests {
                 customer: &customer,
                 reference,
                 description,
+                return_url: None,
+                payment_method: None,
                 account: &account,
                 livemode: false,
             };

@@ -67,6 +67,8 @@ fn payment<'a>(
         customer,
         reference: Some("INV-42"),
         description: None,
+        return_url: None,
+        payment_method: None,
         account,
         livemode: false,
     }
@@ -116,6 +118,7 @@ async fn status(
             customer,
             started_ms: 0,
             now_ms: 0,
+            next_action: None,
             account,
         })
         .await

@@ -84,6 +84,8 @@ fn payment<'a>(
         customer,
         reference: Some("INV-42"),
         description: Some("Test order"),
+        return_url: None,
+        payment_method: None,
         account,
         livemode: false,
     }
@@ -128,6 +130,7 @@ async fn status(
             customer,
             started_ms: 0,
             now_ms: 0,
+            next_action: None,
             account,
         })
         .await

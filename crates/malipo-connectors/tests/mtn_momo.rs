@@ -70,6 +70,8 @@ fn payment<'a>(
         customer,
         reference: Some("INV-42"),
         description: Some("Test order"),
+        return_url: None,
+        payment_method: None,
         account,
         livemode: false,
     }
@@ -114,6 +116,7 @@ async fn status_at(
             customer,
             started_ms,
             now_ms: 0,
+            next_action: None,
             account,
         })
         .await

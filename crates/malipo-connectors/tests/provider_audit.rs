@@ -70,6 +70,8 @@ async fn provider_calls_are_logged_without_secrets_or_phone_numbers() {
             customer: &customer,
             reference: Some("INV-42"),
             description: None,
+            return_url: None,
+            payment_method: None,
             account: &account,
             livemode: false,
         })

@@ -38,8 +38,12 @@ pub struct Failure {
 pub enum NextAction {
     /// A prompt was sent to the customer's phone (STK push / USSD).
     PhonePrompt { phone: String, message: String },
-    /// Send the customer to this URL (card 3-D Secure, hosted checkout).
-    RedirectToUrl { url: String },
+    /// Send the customer to this URL (a provider's hosted card page, 3-D
+    /// Secure); the provider sends them back to `return_url` when given.
+    Redirect {
+        url: String,
+        return_url: Option<String>,
+    },
     /// The customer pays by bank transfer quoting this reference.
     BankTransfer {
         reference: String,
@@ -79,6 +83,12 @@ pub struct Payment {
     /// `amount - fee`: what the merchant's balance receives on success.
     pub net: u64,
     pub next_action: Option<NextAction>,
+    /// Where the provider's hosted page sends the customer back to (cards).
+    pub return_url: Option<String>,
+    /// The provider's token for the customer's card (Stripe `pm_…`), when
+    /// the merchant collected it with the provider's own library; never a
+    /// card number.
+    pub payment_method: Option<String>,
     pub failure: Option<Failure>,
     pub metadata: Metadata,
     /// When the payment expires if it has not completed (Unix seconds).

@@ -703,6 +703,7 @@ impl Gateway {
                 customer: &record.payment.customer,
                 started_ms: record.started_ms.unwrap_or(record.payment.created * 1000),
                 now_ms: crate::now_ms(),
+                next_action: record.payment.next_action.as_ref(),
                 account: &connector_account,
             })
             .await;

@@ -25,6 +25,7 @@
 
 pub mod auth;
 pub mod balances;
+mod cards;
 mod error;
 mod group_commit;
 pub mod idempotency;
@@ -42,6 +43,7 @@ pub use error::{ApiError, ErrorKind, GatewayError, GatewayResult};
 use malipo_connectors::Connector;
 use malipo_connectors::airtel::AirtelConnector;
 use malipo_connectors::mtn_momo::MtnMomoConnector;
+use malipo_connectors::paystack::PaystackConnector;
 use malipo_connectors::relworx::{RelworxConnector, ViaRelworx};
 use malipo_connectors::sandbox::SandboxConnector;
 use malipo_core::fee::FeeSchedule;
@@ -201,7 +203,8 @@ struct Inner {
 
 impl Gateway {
     /// Builds the gateway over a migrated store, with every connector
-    /// registered (sandbox, M-Pesa, MTN MoMo, Airtel Money, Relworx);
+    /// registered (sandbox, M-Pesa, MTN MoMo, Airtel Money, Relworx,
+    /// Paystack for cards);
     /// loads (or on first start creates) the key-hashing secret.
     pub async fn new(store: Store, config: GatewayConfig) -> GatewayResult<Gateway> {
         install_crypto_provider();
@@ -228,6 +231,8 @@ impl Gateway {
             )),
         );
         connectors.register_carrier(relworx);
+        // Cards: the merchant's card account picks the provider (cards.rs).
+        connectors.register_carrier(Arc::new(PaystackConnector::new()));
         connectors.register(
             PaymentMethod::Sandbox,
             Arc::new(SandboxConnector::new(config.sandbox_payment_expiry_seconds)),

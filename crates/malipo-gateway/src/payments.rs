@@ -32,6 +32,8 @@ pub const EMAIL_LENGTH_MAX: usize = 254;
 /// Phone numbers: E.164 allows at most 15 digits.
 pub const PHONE_DIGITS_MIN: usize = 7;
 pub const PHONE_DIGITS_MAX: usize = 15;
+pub const RETURN_URL_LENGTH_MAX: usize = 2_048;
+pub const PAYMENT_METHOD_LENGTH_MAX: usize = 255;
 /// How long the worker holds a claimed status poll before another may retry.
 pub const POLL_LEASE_MS: i64 = 30_000;
 
@@ -57,6 +59,12 @@ pub struct CreatePayment {
     pub confirm: Option<bool>,
     /// The voucher that pays, for `method: "voucher"` (see [`crate::vouchers`]).
     pub voucher: Option<crate::vouchers::VoucherDetails>,
+    /// Where a provider's hosted page (cards) sends the customer back to:
+    /// an `https` (or `http`) URL of at most 2048 characters.
+    pub return_url: Option<String>,
+    /// For card providers that take a token (Stripe): the `pm_…` the
+    /// merchant got from the provider's own library. Never a card number.
+    pub payment_method: Option<String>,
 }
 
 /// A [`CreatePayment`] that passed every check.
@@ -72,6 +80,8 @@ pub(crate) struct NewPayment {
     pub(crate) confirm: bool,
     /// The voucher's code, exactly when the method is `voucher`.
     pub(crate) voucher: Option<crate::vouchers::PaymentVoucher>,
+    pub(crate) return_url: Option<String>,
+    pub(crate) payment_method: Option<String>,
 }
 
 fn check_length(param: &str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
@@ -82,6 +92,63 @@ fn check_length(param: &str, value: &Option<String>, max: usize) -> Result<(), A
         )),
         _ => Ok(()),
     }
+}
+
+/// A `return_url`: an absolute `https` or `http` URL with a host, at most
+/// [`RETURN_URL_LENGTH_MAX`] characters.
+fn parse_return_url(url: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    if url.chars().count() > RETURN_URL_LENGTH_MAX {
+        return Err(ApiError::invalid(
+            "return_url",
+            format!("return_url may be at most {RETURN_URL_LENGTH_MAX} characters"),
+        ));
+    }
+    let parsed = reqwest::Url::parse(&url).map_err(|error| {
+        ApiError::invalid("return_url", format!("return_url is not a URL: {error}"))
+    })?;
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.host().is_none() {
+        return Err(ApiError::invalid(
+            "return_url",
+            "return_url must be an https (or http) URL with a host",
+        ));
+    }
+    Ok(Some(url))
+}
+
+/// A `payment_method` token: at most [`PAYMENT_METHOD_LENGTH_MAX`]
+/// letters, digits and `_`, and never a card number.
+fn parse_payment_method(token: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let digits = token.chars().filter(char::is_ascii_digit).count();
+    if digits >= 12
+        && token
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
+    {
+        return Err(ApiError::invalid(
+            "payment_method",
+            "Malipo never takes card numbers: give the provider's token (e.g. Stripe's pm_…)",
+        ));
+    }
+    if token.is_empty()
+        || token.len() > PAYMENT_METHOD_LENGTH_MAX
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(ApiError::invalid(
+            "payment_method",
+            format!(
+                "payment_method is a provider token of 1 to {PAYMENT_METHOD_LENGTH_MAX} letters, digits and underscores"
+            ),
+        ));
+    }
+    Ok(Some(token))
 }
 
 fn parse_customer(mut customer: Customer) -> Result<Customer, ApiError> {
@@ -149,6 +216,12 @@ impl NewPayment {
             .map_err(|error| ApiError::invalid(error.param, error.message))?;
         check_length("reference", &request.reference, REFERENCE_LENGTH_MAX)?;
         check_length("description", &request.description, DESCRIPTION_LENGTH_MAX)?;
+        if request.payment_method.is_some() && method != PaymentMethod::Card {
+            return Err(ApiError::invalid(
+                "payment_method",
+                "payment_method is for `card` payments only",
+            ));
+        }
         let voucher = crate::vouchers::voucher_for_method(method, request.voucher)?;
         Ok(NewPayment {
             amount,
@@ -160,6 +233,8 @@ impl NewPayment {
             metadata: request.metadata,
             confirm: request.confirm.unwrap_or(true),
             voucher,
+            return_url: parse_return_url(request.return_url)?,
+            payment_method: parse_payment_method(request.payment_method)?,
         })
     }
 }
@@ -518,7 +593,20 @@ impl Gateway {
             return self.create_voucher_payment(context, new, guard).await;
         }
         let mut new = new;
-        let connector = self.connector_for(new.method)?;
+        let connector = match new.method {
+            PaymentMethod::Card => {
+                self.card_connector(
+                    &context.merchant_id,
+                    context.livemode(),
+                    &new.customer,
+                    new.asset.code(),
+                    new.amount,
+                    new.payment_method.as_deref(),
+                )
+                .await?
+            }
+            method => self.connector_for(method)?,
+        };
         connector
             .check_payment(&mut new.customer, new.asset.code(), new.amount)
             .map_err(|error| ApiError::invalid(error.param, error.message))?;
@@ -557,6 +645,8 @@ impl Gateway {
                 fee,
                 net: new.amount - fee,
                 next_action: None,
+                return_url: new.return_url,
+                payment_method: new.payment_method,
                 failure: None,
                 metadata: new.metadata,
                 expires_at: now.saturating_add(expiry_seconds),
@@ -724,6 +814,8 @@ impl Gateway {
                 customer: &payment.customer,
                 reference: payment.reference.as_deref(),
                 description: payment.description.as_deref(),
+                return_url: payment.return_url.as_deref(),
+                payment_method: payment.payment_method.as_deref(),
                 account: &account,
                 livemode: payment.livemode,
             })
@@ -790,7 +882,23 @@ impl Gateway {
             ))
             .into());
         }
-        let connector = self.connector_for(record.payment.method)?;
+        let connector = match record.payment.method {
+            // A card payment stays with the provider it was routed to.
+            PaymentMethod::Card => self
+                .connectors()
+                .by_name(&record.payment.connector)
+                .cloned()
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "method",
+                        format!(
+                            "the payment's card connector `{}` is not on this gateway",
+                            record.payment.connector
+                        ),
+                    )
+                })?,
+            method => self.connector_for(method)?,
+        };
         let now_ms = now_ms();
         record.started_ms = Some(now_ms);
         record.next_poll_ms = Some(now_ms + self.config().recovery_poll_after_ms);
@@ -950,6 +1058,7 @@ impl Gateway {
                 customer: &record.payment.customer,
                 started_ms: record.started_ms.unwrap_or(record.payment.created * 1000),
                 now_ms: now_ms(),
+                next_action: record.payment.next_action.as_ref(),
                 account: &account,
             })
             .await;

@@ -792,6 +792,8 @@ impl Gateway {
                 fee,
                 net: new.amount - fee,
                 next_action: None,
+                return_url: None,
+                payment_method: None,
                 failure: None,
                 metadata: new.metadata,
                 expires_at: now,

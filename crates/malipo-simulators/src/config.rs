@@ -46,6 +46,7 @@ pub struct SimulatorConfig {
     pub mtn_momo: MtnMomoConfig,
     pub airtel: AirtelConfig,
     pub relworx: RelworxConfig,
+    pub paystack: PaystackConfig,
 }
 
 impl Default for SimulatorConfig {
@@ -63,6 +64,7 @@ impl Default for SimulatorConfig {
             mtn_momo: MtnMomoConfig::default(),
             airtel: AirtelConfig::default(),
             relworx: RelworxConfig::default(),
+            paystack: PaystackConfig::default(),
         }
     }
 }
@@ -289,6 +291,33 @@ impl Default for RelworxConfig {
             webhook_url: None,
             webhook_key: Some("relworx_webhook_key".into()),
             signature_encoding: RelworxSignatureEncoding::Hex,
+        }
+    }
+}
+
+/// The simulated Paystack integration.
+#[derive(Clone)]
+pub struct PaystackConfig {
+    /// The secret key API calls must carry (and webhooks are signed with).
+    pub secret_key: String,
+    /// The webhook URL of the simulated dashboard (also settable later).
+    pub webhook_url: Option<String>,
+}
+
+impl std::fmt::Debug for PaystackConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaystackConfig")
+            .field("secret_key", &"[redacted]")
+            .field("webhook_url", &self.webhook_url)
+            .finish()
+    }
+}
+
+impl Default for PaystackConfig {
+    fn default() -> Self {
+        PaystackConfig {
+            secret_key: "sk_test_malipo_simulator_paystack_0123456789abcdef".into(),
+            webhook_url: None,
         }
     }
 }

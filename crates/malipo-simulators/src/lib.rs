@@ -43,6 +43,7 @@
 //! | MTN MoMo | API user `0b7f7bb5-5c3e-4d4c-9a5c-4e2a6d1f0a11`, API key `5b2a4f0c9d8e4b7fa1c3d5e7f9a0b2c4`; subscription keys `malipo-collection-subscription-key` / `malipo-disbursement-subscription-key`; target environment `sandbox`, currency `EUR`; users made through `/v1_0/apiuser` work too |
 //! | Airtel | client id `malipo-airtel-client-id`, secret `malipo-airtel-client-secret`; countries in [`airtel::COUNTRIES`] (UG/UGX, KE/KES, ...) |
 //! | Relworx | API key `malipo-relworx-api-key`, account `RELJH012BV45P`, webhook key `relworx_webhook_key` |
+//! | Paystack | secret key `sk_test_malipo_simulator_paystack_0123456789abcdef` (also the webhook signing key) |
 //!
 //! # Magic values: which input gives which outcome
 //! Outcomes happen `callback_delay_ms` after the request (default 1 s)
@@ -118,6 +119,14 @@
 //! | `0010` | `success`, webhook sent twice |
 //! | any other | `success` |
 //!
+//! ## Paystack and the card simulators, by card number on the hosted page
+//! The hosted page (`authorization_url`) is a form of the provider's test
+//! cards ([`paystack::TEST_CARDS`]): `4084084084084081` succeeds,
+//! `4084080000005408` is declined "Insufficient Funds", any other number
+//! "Declined". The form's `simulate_webhook` field ([`WebhookTiming`])
+//! sends the webhook before the redirect (default), after it, twice, or
+//! never.
+//!
 //! The failing Airtel and Relworx endings (0002, 0004, 0005) mean the same
 //! as in Malipo's own sandbox connector.
 
@@ -125,20 +134,23 @@ pub mod airtel;
 mod clock;
 mod config;
 mod context;
+mod hosted;
 mod ids;
 mod journal;
 mod json;
 pub mod mpesa;
 pub mod mtn_momo;
+pub mod paystack;
 pub mod relworx;
 mod tokens;
 
 pub use config::{
     AirtelConfig, CallbackMethod, DARAJA_SANDBOX_MSISDN, DARAJA_SANDBOX_PASSKEY,
-    DARAJA_SANDBOX_SHORTCODE, MomoReasonFormat, MpesaConfig, MtnMomoConfig, RelworxConfig,
-    RelworxSignatureEncoding, SimulatorConfig,
+    DARAJA_SANDBOX_SHORTCODE, MomoReasonFormat, MpesaConfig, MtnMomoConfig, PaystackConfig,
+    RelworxConfig, RelworxSignatureEncoding, SimulatorConfig,
 };
 pub use context::{CONTROL_PATH_PREFIX, SimulatorContext};
+pub use hosted::{TestCard, WebhookTiming};
 pub use journal::{CallbackDelivery, RecordedRequest};
 pub use mpesa::{C2bCommand, C2bOutcome, C2bPayment, C2bValidation};
 
@@ -187,14 +199,16 @@ pub enum Provider {
     MtnMomo,
     Airtel,
     Relworx,
+    Paystack,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 4] = [
+    pub const ALL: [Provider; 5] = [
         Provider::Mpesa,
         Provider::MtnMomo,
         Provider::Airtel,
         Provider::Relworx,
+        Provider::Paystack,
     ];
 
     /// The name used on the command line (`malipo simulate mpesa`).
@@ -204,6 +218,7 @@ impl Provider {
             Provider::MtnMomo => "mtn-momo",
             Provider::Airtel => "airtel",
             Provider::Relworx => "relworx",
+            Provider::Paystack => "paystack",
         }
     }
 }
@@ -218,15 +233,16 @@ impl FromStr for Provider {
     type Err = Error;
 
     /// `mpesa` (or `daraja`, `m-pesa`), `mtn-momo` (or `mtn_momo`, `momo`,
-    /// `mtn`), `airtel`, `relworx`; case-insensitive.
+    /// `mtn`), `airtel`, `relworx`, `paystack`; case-insensitive.
     fn from_str(text: &str) -> Result<Provider, Error> {
         match text.trim().to_ascii_lowercase().as_str() {
             "mpesa" | "m-pesa" | "daraja" => Ok(Provider::Mpesa),
             "mtn-momo" | "mtn_momo" | "momo" | "mtn" => Ok(Provider::MtnMomo),
             "airtel" | "airtel-money" => Ok(Provider::Airtel),
             "relworx" => Ok(Provider::Relworx),
+            "paystack" => Ok(Provider::Paystack),
             other => Err(Error::InvalidRequest(format!(
-                "unknown provider {other:?}: expected mpesa, mtn-momo, airtel or relworx"
+                "unknown provider {other:?}: expected mpesa, mtn-momo, airtel, relworx or paystack"
             ))),
         }
     }
@@ -239,6 +255,7 @@ enum ProviderState {
     MtnMomo(mtn_momo::MtnMomoState),
     Airtel(airtel::AirtelState),
     Relworx(relworx::RelworxState),
+    Paystack(paystack::PaystackState),
 }
 
 impl ProviderState {
@@ -248,6 +265,7 @@ impl ProviderState {
             Provider::MtnMomo => ProviderState::MtnMomo(mtn_momo::MtnMomoState::new(context)),
             Provider::Airtel => ProviderState::Airtel(airtel::AirtelState::new(context)),
             Provider::Relworx => ProviderState::Relworx(relworx::RelworxState::new(context)),
+            Provider::Paystack => ProviderState::Paystack(paystack::PaystackState::new(context)),
         }
     }
 
@@ -257,6 +275,7 @@ impl ProviderState {
             ProviderState::MtnMomo(state) => mtn_momo::router(state.clone()),
             ProviderState::Airtel(state) => airtel::router(state.clone()),
             ProviderState::Relworx(state) => relworx::router(state.clone()),
+            ProviderState::Paystack(state) => paystack::router(state.clone()),
         }
     }
 }
@@ -387,15 +406,16 @@ impl RunningSimulator {
         }
     }
 
-    /// Airtel and Relworx only: sets the callback (webhook) URL configured
-    /// on the simulated account, since their requests carry none.
+    /// Airtel, Relworx and Paystack only: sets the callback (webhook) URL
+    /// configured on the simulated account, since their requests carry none.
     pub fn set_callback_url(&self, url: &str) -> Result<(), Error> {
         match &self.state {
             ProviderState::Airtel(state) => state.set_callback_url(url),
             ProviderState::Relworx(state) => state.set_webhook_url(url),
+            ProviderState::Paystack(state) => state.set_webhook_url(url),
             ProviderState::Mpesa(_) | ProviderState::MtnMomo(_) => Err(Error::WrongProvider {
                 operation: "set_callback_url",
-                needed: "airtel or relworx",
+                needed: "airtel, relworx or paystack",
                 actual: self.provider,
             }),
         }

@@ -43,6 +43,8 @@ struct PaymentRow {
     fee: String,
     fee_refunded: String,
     next_action: Option<String>,
+    return_url: Option<String>,
+    payment_method: Option<String>,
     failure_code: Option<String>,
     failure_message: Option<String>,
     metadata: String,
@@ -106,6 +108,8 @@ impl TryFrom<PaymentRow> for PaymentRecord {
                 .as_deref()
                 .map(|text| json_from_db(id, "next_action", text))
                 .transpose()?,
+            return_url: row.return_url,
+            payment_method: row.payment_method,
             failure: failure_from_db(row.failure_code, row.failure_message),
             metadata: json_from_db(id, "metadata", &row.metadata)?,
             expires_at: row.expires_at,
@@ -162,7 +166,7 @@ impl Conn<'_> {
                 "INSERT INTO payments (id, merchant_id, livemode, amount, currency, method, connector, status,
                      reference, description, customer, amount_refunded, fee, fee_refunded, next_action,
                      failure_code, failure_message, metadata, provider_reference, funds_reserved, started_ms,
-                     next_poll_ms, expires_at, created, updated) ",
+                     next_poll_ms, expires_at, created, updated, return_url, payment_method) ",
             );
             builder.push_values(&rows, |mut row, columns| {
                 let record = columns.record;
@@ -192,7 +196,9 @@ impl Conn<'_> {
                     .push_bind(record.next_poll_ms)
                     .push_bind(payment.expires_at)
                     .push_bind(payment.created)
-                    .push_bind(payment.updated);
+                    .push_bind(payment.updated)
+                    .push_bind(&payment.return_url)
+                    .push_bind(&payment.payment_method);
             });
             builder
                 .build()

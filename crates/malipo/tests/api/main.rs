@@ -8,6 +8,7 @@ mod admin;
 mod airtel;
 mod audit;
 mod auth;
+mod cards;
 mod crash;
 mod idempotency;
 mod inbound;
