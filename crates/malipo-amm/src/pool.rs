@@ -241,7 +241,13 @@ impl Pool {
 
     /// What selling exactly `amount_in` of `asset_in` would pay out now.
     pub fn quote_exact_in(&self, asset_in: Asset, amount_in: u128) -> Result<u128, AmmError> {
-        let input = self.index_of(asset_in)?;
+        self.quote_side_in(self.index_of(asset_in)?, amount_in)
+    }
+
+    /// [`Pool::quote_exact_in`] for the asset at `input` in
+    /// [`Pool::assets`] (0 or 1): the router's inner loop, which knows the
+    /// side already and skips comparing assets.
+    pub(crate) fn quote_side_in(&self, input: usize, amount_in: u128) -> Result<u128, AmmError> {
         let reserve_in = self.reserves[input];
         if amount_in > RESERVE_MAX - reserve_in {
             return Err(AmmError::Overflow);

@@ -38,6 +38,14 @@ impl Venue {
         }
     }
 
+    /// [`Venue::quote_exact_in`] selling the asset at `input` (0 or 1) in
+    /// [`Venue::assets`].
+    pub(crate) fn quote_side_in(&self, input: usize, amount_in: u128) -> Result<u128, AmmError> {
+        match self {
+            Venue::Pool(pool) => pool.quote_side_in(input, amount_in),
+        }
+    }
+
     /// The price of `asset_in` before any trade, as a ratio `(out, in)`.
     pub fn mid_price(&self, asset_in: Asset) -> Result<(u128, u128), AmmError> {
         match self {

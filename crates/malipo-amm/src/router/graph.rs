@@ -10,6 +10,8 @@ use crate::Venue;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Edge {
     pub(crate) venue: usize,
+    /// Which of the venue's two assets this edge sells (0 or 1).
+    pub(crate) side_in: usize,
     pub(crate) to: usize,
 }
 
@@ -26,8 +28,16 @@ impl Graph {
         let mut graph = Graph::default();
         for (venue, v) in venues.iter().enumerate() {
             let [a, b] = v.assets().map(|asset| graph.node(asset));
-            graph.edges[a].push(Edge { venue, to: b });
-            graph.edges[b].push(Edge { venue, to: a });
+            graph.edges[a].push(Edge {
+                venue,
+                side_in: 0,
+                to: b,
+            });
+            graph.edges[b].push(Edge {
+                venue,
+                side_in: 1,
+                to: a,
+            });
         }
         graph
     }

@@ -204,26 +204,21 @@ impl Venues {
         ) else {
             return Err(no_route);
         };
-        let (mut candidates, hop_quotes) =
+        let (candidates, hop_quotes) =
             enumerate(&self.graph, &self.venues, from, to, amount_in, max_hops)?;
-        // Best first; a stable sort keeps venue order among equals.
-        candidates.sort_by(|a, b| {
-            b.amount_out
-                .cmp(&a.amount_out)
-                .then(a.steps.len().cmp(&b.steps.len()))
-        });
-        let Some(best) = candidates.first() else {
+        let leaders = leaders(&candidates);
+        let Some(best) = leaders.first() else {
             return Err(no_route);
         };
         let split = if split {
-            split::best_split(&self.venues, &candidates, amount_in)
+            split::best_split(&self.venues, &leaders, amount_in)
         } else {
             None
         };
         let parts: Vec<(&Candidate, u128)> = match split {
             Some(split) => vec![
-                (&candidates[split.first], split.first_in),
-                (&candidates[split.second], amount_in - split.first_in),
+                (&leaders[split.first], split.first_in),
+                (&leaders[split.second], amount_in - split.first_in),
             ],
             None => vec![(best, amount_in)],
         };
@@ -249,10 +244,10 @@ impl Venues {
         let mut priced = Vec::with_capacity(parts.len());
         let mut amount_out = 0u128;
         for (candidate, part_in) in parts {
-            let part = self.spell_out(&candidate.steps, *part_in)?;
+            let part = self.spell_out(candidate.steps(), *part_in)?;
             let (mid_out, mid_in) = path_mid_price(
                 candidate
-                    .steps
+                    .steps()
                     .iter()
                     .map(|step| {
                         let venue = &self.venues[step.venue];
@@ -308,6 +303,22 @@ impl Venues {
             amount_out: amount,
         })
     }
+}
+
+/// The [`split::SPLIT_CANDIDATES`] best paths, best first: most output,
+/// then fewest hops, then the order found (venue order), so quotes are
+/// deterministic. Ranks keys, not the paths themselves, to keep it cheap.
+fn leaders(candidates: &[Candidate]) -> Vec<Candidate> {
+    let mut keys: Vec<_> = candidates
+        .iter()
+        .enumerate()
+        .map(|(index, c)| (std::cmp::Reverse(c.amount_out), c.steps().len(), index))
+        .collect();
+    keys.sort_unstable();
+    keys.iter()
+        .take(split::SPLIT_CANDIDATES)
+        .map(|(_, _, index)| candidates[*index])
+        .collect()
 }
 
 fn other_asset(venue: &Venue, asset: Asset) -> Asset {

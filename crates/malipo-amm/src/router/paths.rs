@@ -14,28 +14,49 @@ use std::collections::VecDeque;
 use malipo_core::Asset;
 
 use super::graph::Graph;
-use super::{HOP_QUOTES_MAX, RouteError};
+use super::{HOP_QUOTES_MAX, HOPS_MAX, RouteError};
 use crate::Venue;
 
 /// One hop of a path: sell `asset_in` on the venue at this index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Step {
     pub(crate) venue: usize,
+    /// Which of the venue's assets is sold (0 or 1), for quoting.
+    pub(crate) side_in: usize,
     pub(crate) asset_in: Asset,
 }
 
-/// A complete path and what it gives for the whole input.
-#[derive(Debug, Clone)]
+/// A complete path and what it gives for the whole input. The steps are
+/// kept inline (a search finds dozens of paths per quote; no allocation
+/// each).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Candidate {
-    pub(crate) steps: Vec<Step>,
+    steps: [Step; HOPS_MAX],
+    hops: usize,
     pub(crate) amount_out: u128,
 }
 
 impl Candidate {
+    /// `None` for an empty path or one longer than [`HOPS_MAX`].
+    fn new(path: &[Step], amount_out: u128) -> Option<Self> {
+        let first = *path.first()?;
+        let mut steps = [first; HOPS_MAX];
+        steps.get_mut(..path.len())?.copy_from_slice(path);
+        Some(Candidate {
+            steps,
+            hops: path.len(),
+            amount_out,
+        })
+    }
+
+    pub(crate) fn steps(&self) -> &[Step] {
+        &self.steps[..self.hops]
+    }
+
     pub(crate) fn shares_a_venue_with(&self, other: &Candidate) -> bool {
-        self.steps
+        self.steps()
             .iter()
-            .any(|step| other.steps.iter().any(|o| o.venue == step.venue))
+            .any(|step| other.steps().iter().any(|o| o.venue == step.venue))
     }
 }
 
@@ -48,7 +69,7 @@ pub(crate) fn path_output(venues: &[Venue], steps: &[Step], amount_in: u128) -> 
     let mut amount = amount_in;
     for step in steps {
         amount = venues[step.venue]
-            .quote_exact_in(step.asset_in, amount)
+            .quote_side_in(step.side_in, amount)
             .ok()
             .filter(|out| *out > 0)?;
     }
@@ -106,7 +127,7 @@ impl Search<'_> {
                     max: HOP_QUOTES_MAX,
                 });
             }
-            let Ok(out) = self.venues[edge.venue].quote_exact_in(asset_in, amount) else {
+            let Ok(out) = self.venues[edge.venue].quote_side_in(edge.side_in, amount) else {
                 continue;
             };
             if out == 0 {
@@ -114,13 +135,11 @@ impl Search<'_> {
             }
             self.steps.push(Step {
                 venue: edge.venue,
+                side_in: edge.side_in,
                 asset_in,
             });
             if edge.to == self.target {
-                self.found.push(Candidate {
-                    steps: self.steps.clone(),
-                    amount_out: out,
-                });
+                self.found.extend(Candidate::new(&self.steps, out));
             } else {
                 self.visited[edge.to] = true;
                 self.visit(edge.to, out, hops_left - 1)?;

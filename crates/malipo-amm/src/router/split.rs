@@ -31,14 +31,13 @@ pub(crate) struct Split {
     pub(crate) amount_out: u128,
 }
 
-/// The best split over pairs of the leading candidates (sorted best first)
-/// that beats the best single path, if any does.
+/// The best split over pairs of the leading paths (best first, at most
+/// [`SPLIT_CANDIDATES`]) that beats the best single path, if any does.
 pub(crate) fn best_split(
     venues: &[Venue],
-    candidates: &[Candidate],
+    leaders: &[Candidate],
     amount_in: u128,
 ) -> Option<Split> {
-    let leaders = &candidates[..candidates.len().min(SPLIT_CANDIDATES)];
     let single_best = leaders.first()?.amount_out;
     let mut best: Option<Split> = None;
     for (first, a) in leaders.iter().enumerate() {
@@ -70,8 +69,8 @@ fn search(venues: &[Venue], a: &Candidate, b: &Candidate, amount_in: u128) -> Op
         return None;
     }
     let total = |x: u128| -> Option<u128> {
-        let out_a = path_output(venues, &a.steps, x)?;
-        let out_b = path_output(venues, &b.steps, amount_in - x)?;
+        let out_a = path_output(venues, a.steps(), x)?;
+        let out_b = path_output(venues, b.steps(), amount_in - x)?;
         out_a.checked_add(out_b)
     };
     // A part that fails or gives nothing counts as worse than any output.
