@@ -4,6 +4,7 @@
 //! level and O(log levels) in the map.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +74,17 @@ pub struct Book {
     asks: BTreeMap<Price, Level>,
     slots: Vec<Resting>,
     free: Vec<usize>,
+    /// Sum of every resting quantity per side (bids, asks): while it leaves
+    /// room, every level of the side does, and [`Book::fits`] needs no
+    /// lookup. At most 2^64 orders of less than 2^64 each: fits in a u128.
+    side_totals: [u128; 2],
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Buy => 0,
+        Side::Sell => 1,
+    }
 }
 
 impl Book {
@@ -110,6 +122,10 @@ impl Book {
 
     /// Whether `quantity` more fits in the level at `price` of `side`.
     pub fn fits(&self, side: Side, price: Price, quantity: Quantity) -> bool {
+        let room = u128::from(Quantity::MAX) - u128::from(quantity);
+        if self.side_totals[side_index(side)] <= room {
+            return true;
+        }
         let total = self.levels(side).get(&price).map_or(0, |level| level.total);
         total.checked_add(quantity).is_some()
     }
@@ -145,6 +161,7 @@ impl Book {
         }
         level.total = level.total.saturating_add(quantity);
         level.orders += 1;
+        self.side_totals[side_index(side)] += u128::from(quantity);
         self.slots[slot].prev = tail;
         self.slots[slot].next = NIL;
         if tail != NIL {
@@ -163,10 +180,11 @@ impl Book {
         if next != NIL {
             self.slots[next].prev = prev;
         }
-        let levels = self.levels_mut(order.side);
-        if let Some(level) = levels.get_mut(&order.price) {
+        self.side_totals[side_index(order.side)] -= u128::from(order.remaining);
+        if let Entry::Occupied(mut entry) = self.levels_mut(order.side).entry(order.price) {
+            let level = entry.get_mut();
             if level.orders <= 1 {
-                levels.remove(&order.price);
+                entry.remove();
             } else {
                 level.orders -= 1;
                 level.total -= order.remaining;
@@ -188,6 +206,7 @@ impl Book {
         let order = &mut self.slots[slot];
         order.remaining -= quantity;
         let (side, price) = (order.side, order.price);
+        self.side_totals[side_index(side)] -= u128::from(quantity);
         if let Some(level) = self.levels_mut(side).get_mut(&price) {
             level.total -= quantity;
         }
