@@ -47,6 +47,7 @@ pub struct SimulatorConfig {
     pub airtel: AirtelConfig,
     pub relworx: RelworxConfig,
     pub paystack: PaystackConfig,
+    pub stripe: StripeConfig,
 }
 
 impl Default for SimulatorConfig {
@@ -65,6 +66,7 @@ impl Default for SimulatorConfig {
             airtel: AirtelConfig::default(),
             relworx: RelworxConfig::default(),
             paystack: PaystackConfig::default(),
+            stripe: StripeConfig::default(),
         }
     }
 }
@@ -317,6 +319,37 @@ impl Default for PaystackConfig {
     fn default() -> Self {
         PaystackConfig {
             secret_key: "sk_test_malipo_simulator_paystack_0123456789abcdef".into(),
+            webhook_url: None,
+        }
+    }
+}
+
+/// The simulated Stripe account.
+#[derive(Clone)]
+pub struct StripeConfig {
+    /// The secret key API calls must carry.
+    pub secret_key: String,
+    /// The webhook endpoint's signing secret (`whsec_…`).
+    pub webhook_secret: String,
+    /// The webhook endpoint's URL (also settable later).
+    pub webhook_url: Option<String>,
+}
+
+impl std::fmt::Debug for StripeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeConfig")
+            .field("secret_key", &"[redacted]")
+            .field("webhook_secret", &"[redacted]")
+            .field("webhook_url", &self.webhook_url)
+            .finish()
+    }
+}
+
+impl Default for StripeConfig {
+    fn default() -> Self {
+        StripeConfig {
+            secret_key: "sk_test_malipo_simulator_stripe_0123456789abcdef".into(),
+            webhook_secret: "whsec_malipo_simulator_stripe_0123456789".into(),
             webhook_url: None,
         }
     }

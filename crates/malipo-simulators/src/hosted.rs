@@ -6,6 +6,7 @@
 //! test redirects there and never sees one.
 
 use crate::clock::{CivilTime, now_unix_ms};
+use crate::context::{Callback, SimulatorContext};
 use axum::http::HeaderMap;
 use std::collections::HashMap;
 
@@ -40,6 +41,32 @@ impl WebhookTiming {
             Some("twice") => WebhookTiming::Twice,
             _ => WebhookTiming::BeforeRedirect,
         }
+    }
+}
+
+/// Delivers `callback` as `timing` says: now (once or twice), later in the
+/// background after `callback_delay_ms`, or never.
+pub(crate) async fn deliver_as(
+    context: &SimulatorContext,
+    callback: Callback,
+    timing: WebhookTiming,
+) {
+    match timing {
+        WebhookTiming::BeforeRedirect => {
+            context.deliver(&callback).await;
+        }
+        WebhookTiming::Twice => {
+            context.deliver(&callback).await;
+            context.deliver(&callback).await;
+        }
+        WebhookTiming::AfterRedirect => {
+            let background = context.clone();
+            context.spawn(async move {
+                background.customer_delay().await;
+                background.deliver(&callback).await;
+            });
+        }
+        WebhookTiming::Lost => {}
     }
 }
 

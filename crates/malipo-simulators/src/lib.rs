@@ -44,6 +44,7 @@
 //! | Airtel | client id `malipo-airtel-client-id`, secret `malipo-airtel-client-secret`; countries in [`airtel::COUNTRIES`] (UG/UGX, KE/KES, ...) |
 //! | Relworx | API key `malipo-relworx-api-key`, account `RELJH012BV45P`, webhook key `relworx_webhook_key` |
 //! | Paystack | secret key `sk_test_malipo_simulator_paystack_0123456789abcdef` (also the webhook signing key) |
+//! | Stripe | secret key `sk_test_malipo_simulator_stripe_0123456789abcdef`, webhook secret `whsec_malipo_simulator_stripe_0123456789` |
 //!
 //! # Magic values: which input gives which outcome
 //! Outcomes happen `callback_delay_ms` after the request (default 1 s)
@@ -127,6 +128,13 @@
 //! sends the webhook before the redirect (default), after it, twice, or
 //! never.
 //!
+//! Stripe decides by payment method ([`stripe::PAYMENT_METHODS`], Stripe's
+//! test tokens or their card numbers): `pm_card_visa` succeeds,
+//! `pm_card_chargeDeclined…` are declined (402 `card_error` with the
+//! decline code), `pm_card_authenticationRequired` needs 3-D Secure on the
+//! simulator's challenge page (complete or fail; `simulate_webhook` as
+//! above).
+//!
 //! The failing Airtel and Relworx endings (0002, 0004, 0005) mean the same
 //! as in Malipo's own sandbox connector.
 
@@ -142,12 +150,13 @@ pub mod mpesa;
 pub mod mtn_momo;
 pub mod paystack;
 pub mod relworx;
+pub mod stripe;
 mod tokens;
 
 pub use config::{
     AirtelConfig, CallbackMethod, DARAJA_SANDBOX_MSISDN, DARAJA_SANDBOX_PASSKEY,
     DARAJA_SANDBOX_SHORTCODE, MomoReasonFormat, MpesaConfig, MtnMomoConfig, PaystackConfig,
-    RelworxConfig, RelworxSignatureEncoding, SimulatorConfig,
+    RelworxConfig, RelworxSignatureEncoding, SimulatorConfig, StripeConfig,
 };
 pub use context::{CONTROL_PATH_PREFIX, SimulatorContext};
 pub use hosted::{TestCard, WebhookTiming};
@@ -200,15 +209,17 @@ pub enum Provider {
     Airtel,
     Relworx,
     Paystack,
+    Stripe,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 5] = [
+    pub const ALL: [Provider; 6] = [
         Provider::Mpesa,
         Provider::MtnMomo,
         Provider::Airtel,
         Provider::Relworx,
         Provider::Paystack,
+        Provider::Stripe,
     ];
 
     /// The name used on the command line (`malipo simulate mpesa`).
@@ -219,6 +230,7 @@ impl Provider {
             Provider::Airtel => "airtel",
             Provider::Relworx => "relworx",
             Provider::Paystack => "paystack",
+            Provider::Stripe => "stripe",
         }
     }
 }
@@ -233,7 +245,7 @@ impl FromStr for Provider {
     type Err = Error;
 
     /// `mpesa` (or `daraja`, `m-pesa`), `mtn-momo` (or `mtn_momo`, `momo`,
-    /// `mtn`), `airtel`, `relworx`, `paystack`; case-insensitive.
+    /// `mtn`), `airtel`, `relworx`, `paystack`, `stripe`; case-insensitive.
     fn from_str(text: &str) -> Result<Provider, Error> {
         match text.trim().to_ascii_lowercase().as_str() {
             "mpesa" | "m-pesa" | "daraja" => Ok(Provider::Mpesa),
@@ -241,8 +253,9 @@ impl FromStr for Provider {
             "airtel" | "airtel-money" => Ok(Provider::Airtel),
             "relworx" => Ok(Provider::Relworx),
             "paystack" => Ok(Provider::Paystack),
+            "stripe" => Ok(Provider::Stripe),
             other => Err(Error::InvalidRequest(format!(
-                "unknown provider {other:?}: expected mpesa, mtn-momo, airtel, relworx or paystack"
+                "unknown provider {other:?}: expected mpesa, mtn-momo, airtel, relworx, paystack or stripe"
             ))),
         }
     }
@@ -256,6 +269,7 @@ enum ProviderState {
     Airtel(airtel::AirtelState),
     Relworx(relworx::RelworxState),
     Paystack(paystack::PaystackState),
+    Stripe(stripe::StripeState),
 }
 
 impl ProviderState {
@@ -266,6 +280,7 @@ impl ProviderState {
             Provider::Airtel => ProviderState::Airtel(airtel::AirtelState::new(context)),
             Provider::Relworx => ProviderState::Relworx(relworx::RelworxState::new(context)),
             Provider::Paystack => ProviderState::Paystack(paystack::PaystackState::new(context)),
+            Provider::Stripe => ProviderState::Stripe(stripe::StripeState::new(context)),
         }
     }
 
@@ -276,6 +291,7 @@ impl ProviderState {
             ProviderState::Airtel(state) => airtel::router(state.clone()),
             ProviderState::Relworx(state) => relworx::router(state.clone()),
             ProviderState::Paystack(state) => paystack::router(state.clone()),
+            ProviderState::Stripe(state) => stripe::router(state.clone()),
         }
     }
 }
@@ -406,16 +422,17 @@ impl RunningSimulator {
         }
     }
 
-    /// Airtel, Relworx and Paystack only: sets the callback (webhook) URL
+    /// Airtel, Relworx, Paystack and Stripe only: sets the callback (webhook) URL
     /// configured on the simulated account, since their requests carry none.
     pub fn set_callback_url(&self, url: &str) -> Result<(), Error> {
         match &self.state {
             ProviderState::Airtel(state) => state.set_callback_url(url),
             ProviderState::Relworx(state) => state.set_webhook_url(url),
             ProviderState::Paystack(state) => state.set_webhook_url(url),
+            ProviderState::Stripe(state) => state.set_webhook_url(url),
             ProviderState::Mpesa(_) | ProviderState::MtnMomo(_) => Err(Error::WrongProvider {
                 operation: "set_callback_url",
-                needed: "airtel, relworx or paystack",
+                needed: "airtel, relworx, paystack or stripe",
                 actual: self.provider,
             }),
         }

@@ -448,23 +448,7 @@ async fn pay(
     if paid.status == "success"
         && let Some(webhook) = state.webhook("charge.success", paid.json())
     {
-        match timing {
-            WebhookTiming::BeforeRedirect => {
-                state.context.deliver(&webhook).await;
-            }
-            WebhookTiming::Twice => {
-                state.context.deliver(&webhook).await;
-                state.context.deliver(&webhook).await;
-            }
-            WebhookTiming::AfterRedirect => {
-                let context = state.context.clone();
-                state.context.spawn(async move {
-                    context.customer_delay().await;
-                    context.deliver(&webhook).await;
-                });
-            }
-            WebhookTiming::Lost => {}
-        }
+        hosted::deliver_as(&state.context, webhook, timing).await;
     }
     match &paid.callback_url {
         Some(url) => Redirect::to(&hosted::with_query(

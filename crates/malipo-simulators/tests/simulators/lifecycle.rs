@@ -11,7 +11,7 @@ async fn providers_parse_from_their_command_line_names() {
     }
     assert_eq!("MTN_MOMO".parse::<Provider>().ok(), Some(Provider::MtnMomo));
     assert_eq!("daraja".parse::<Provider>().ok(), Some(Provider::Mpesa));
-    assert!("stripe".parse::<Provider>().is_err());
+    assert!("paypal".parse::<Provider>().is_err());
 }
 
 #[tokio::test]

@@ -1,8 +1,10 @@
-//! Cards end to end against the local Paystack simulator: a `card` payment
-//! goes to the merchant's Paystack account, is `requires_action` with a
-//! redirect to the hosted page, and the customer pays there (Malipo never
-//! sees the card). The signed webhook and the verify poll both settle it,
-//! in either order, and duplicates change nothing; the ledger and the
+//! Cards end to end against the local Paystack and Stripe simulators.
+//! Paystack: a `card` payment is `requires_action` with a redirect to the
+//! hosted page, and the customer pays there (Malipo never sees the card);
+//! the signed webhook and the verify poll both settle it, in either order,
+//! and duplicates change nothing. Stripe: the merchant's `pm_…` token
+//! confirms a PaymentIntent at once, a decline fails with its code, 3-D
+//! Secure is `requires_action` with a redirect. The ledger and the
 //! merchant's webhooks follow.
 
 use crate::both_backends;
@@ -19,31 +21,55 @@ const RETURN_URL: &str = "https://shop.example/orders/42/done";
 const AMOUNT: i64 = 500_000;
 const NET: i64 = 485_500;
 
-/// A merchant whose card account is with Paystack (the simulated
-/// dashboard sending its signed webhooks to the account's hook URL).
+/// A merchant with a card account on a new simulator of `provider` (whose
+/// dashboard sends its signed webhooks to the account's hook URL);
+/// `account` gives the account's body from the simulator's config.
+async fn card_merchant(
+    app: &TestApp,
+    provider: Provider,
+    callback_delay_ms: u64,
+    account: impl Fn(&RunningSimulator) -> Value,
+) -> (String, Receiver, RunningSimulator) {
+    let simulator =
+        malipo_simulators::spawn(provider, SimulatorConfig::for_tests(callback_delay_ms))
+            .await
+            .expect("simulator");
+    let (key, receiver) = merchant_with_receiver(app).await;
+    let body = account(&simulator);
+    let name = body["provider"].as_str().expect("provider").to_owned();
+    let account = connector_account(app, &key, body).await;
+    simulator
+        .set_callback_url(&format!("{}/v1/hooks/{name}/{account}", app.base))
+        .expect("webhook url");
+    (key, receiver, simulator)
+}
+
+fn paystack_account(simulator: &RunningSimulator) -> Value {
+    let secret_key = &simulator.config().paystack.secret_key;
+    json!({"provider": "paystack", "name": "Paystack NG", "webhook_secret": secret_key,
+        "credentials": {"secret_key": secret_key, "base_url": simulator.base_url()}})
+}
+
+fn stripe_account(simulator: &RunningSimulator) -> Value {
+    let stripe = &simulator.config().stripe;
+    json!({"provider": "stripe", "name": "Stripe", "webhook_secret": stripe.webhook_secret,
+        "credentials": {"secret_key": stripe.secret_key, "base_url": simulator.base_url()}})
+}
+
+/// A merchant whose card account is with Paystack.
 async fn paystack_merchant(
     app: &TestApp,
     callback_delay_ms: u64,
 ) -> (String, Receiver, RunningSimulator) {
-    let simulator = malipo_simulators::spawn(
-        Provider::Paystack,
-        SimulatorConfig::for_tests(callback_delay_ms),
-    )
-    .await
-    .expect("simulator");
-    let (key, receiver) = merchant_with_receiver(app).await;
-    let secret_key = simulator.config().paystack.secret_key.clone();
-    let account = connector_account(
-        app,
-        &key,
-        json!({"provider": "paystack", "name": "Paystack NG", "webhook_secret": secret_key,
-            "credentials": {"secret_key": secret_key, "base_url": simulator.base_url()}}),
-    )
-    .await;
-    simulator
-        .set_callback_url(&format!("{}/v1/hooks/paystack/{account}", app.base))
-        .expect("webhook url");
-    (key, receiver, simulator)
+    card_merchant(app, Provider::Paystack, callback_delay_ms, paystack_account).await
+}
+
+/// A merchant whose card account is with Stripe.
+async fn stripe_merchant(
+    app: &TestApp,
+    callback_delay_ms: u64,
+) -> (String, Receiver, RunningSimulator) {
+    card_merchant(app, Provider::Stripe, callback_delay_ms, stripe_account).await
 }
 
 /// A card payment: `requires_action` with a redirect to the hosted page.
@@ -263,14 +289,7 @@ async fn card_payments_are_checked_before_anything_is_written(app: &TestApp) {
     let simulator = malipo_simulators::spawn(Provider::Paystack, SimulatorConfig::for_tests(100))
         .await
         .expect("simulator");
-    let secret_key = simulator.config().paystack.secret_key.clone();
-    connector_account(
-        app,
-        &key,
-        json!({"provider": "paystack", "webhook_secret": secret_key,
-            "credentials": {"secret_key": secret_key, "base_url": simulator.base_url()}}),
-    )
-    .await;
+    connector_account(app, &key, paystack_account(&simulator)).await;
     // Paystack needs the customer's email, and takes NGN, GHS, KES, ZAR, USD.
     let refused = app
         .post("/v1/payments", &key, &card(json!({"customer": {}})))
@@ -309,3 +328,141 @@ async fn card_payments_are_checked_before_anything_is_written(app: &TestApp) {
     simulator.shutdown().await;
 }
 both_backends!(card_payments_are_checked_before_anything_is_written);
+
+/// USD 50.00; the default 2.9% fee is 145.
+const USD_AMOUNT: i64 = 5_000;
+const USD_NET: i64 = 4_855;
+
+async fn pay_with_token(app: &TestApp, key: &str, token: &str) -> Value {
+    app.post(
+        "/v1/payments",
+        key,
+        &json!({"amount": USD_AMOUNT, "currency": "usd", "method": "card",
+            "payment_method": token, "return_url": RETURN_URL}),
+    )
+    .await
+    .expect(200)
+}
+
+async fn stripe_card_succeeds_at_once_and_its_webhook_changes_nothing(app: &TestApp) {
+    let (key, receiver, simulator) = stripe_merchant(app, 100).await;
+    let payment = pay_with_token(app, &key, "pm_card_visa").await;
+    assert_eq!(payment["status"], "succeeded", "{payment}");
+    assert_eq!(payment["connector"], "stripe");
+    assert_eq!(payment["payment_method"], "pm_card_visa");
+    let request = &simulator.requests()[0];
+    assert!(
+        request.body.contains("payment_method=pm_card_visa"),
+        "{}",
+        request.body
+    );
+    assert_eq!(request.header("idempotency-key"), payment["id"].as_str());
+    // The signed payment_intent.succeeded webhook comes after: accepted,
+    // nothing changes.
+    let entry = app
+        .wait_for_list(
+            "/v1/admin/webhooks/inbound?provider=stripe",
+            &app.operator_token,
+            1,
+        )
+        .await["data"][0]
+        .clone();
+    assert_eq!(entry["verdict"], "verified", "{entry}");
+    assert_eq!(entry["outcome"], "ignored", "{entry}");
+    event_for(&receiver, "payment.succeeded", &payment).await;
+    assert_eq!(events(&receiver, "payment.succeeded", &payment), 1);
+    assert_eq!(balance(app, &key, "usd").await, (USD_NET, 0));
+    assert_eq!(app.verify_ledger().await["ok"], true);
+    simulator.shutdown().await;
+}
+both_backends!(stripe_card_succeeds_at_once_and_its_webhook_changes_nothing);
+
+async fn stripe_decline_fails_with_its_decline_code(app: &TestApp) {
+    let (key, receiver, simulator) = stripe_merchant(app, 100).await;
+    let payment = pay_with_token(app, &key, "pm_card_chargeDeclinedInsufficientFunds").await;
+    assert_eq!(payment["status"], "failed", "{payment}");
+    assert_eq!(payment["failure"]["code"], "insufficient_funds");
+    assert_eq!(
+        event_for(&receiver, "payment.failed", &payment).await["failure"],
+        payment["failure"]
+    );
+    let expired = pay_with_token(app, &key, "pm_card_chargeDeclinedExpiredCard").await;
+    assert_eq!(expired["failure"]["code"], "expired_card");
+    assert_eq!(balance(app, &key, "usd").await, (0, 0));
+    assert_eq!(app.verify_ledger().await["ok"], true);
+    simulator.shutdown().await;
+}
+both_backends!(stripe_decline_fails_with_its_decline_code);
+
+/// The customer answers the 3-D Secure page: answers where it sends them.
+async fn authenticate(payment: &Value, outcome: &str, webhook: &str) -> String {
+    let url = payment["next_action"]["url"].as_str().expect("url");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let answer = client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("outcome={outcome}&simulate_webhook={webhook}"))
+        .send()
+        .await
+        .expect("submitted");
+    answer.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned()
+}
+
+async fn stripe_three_d_secure_requires_action_then_settles(app: &TestApp) {
+    let (key, receiver, simulator) = stripe_merchant(app, 100).await;
+    let payment = pay_with_token(app, &key, "pm_card_authenticationRequired").await;
+    assert_eq!(payment["status"], "requires_action", "{payment}");
+    assert_eq!(payment["next_action"]["type"], "redirect");
+    assert_eq!(payment["next_action"]["return_url"], RETURN_URL);
+    assert!(
+        payment["next_action"]["url"]
+            .as_str()
+            .expect("url")
+            .contains("/3ds/pi_")
+    );
+    event_for(&receiver, "payment.requires_action", &payment).await;
+    assert_eq!(balance(app, &key, "usd").await, (0, 0));
+    // Authenticated; the signed webhook arrives before the customer is back.
+    let location = authenticate(&payment, "complete", "before_redirect").await;
+    assert!(
+        location.ends_with("redirect_status=succeeded"),
+        "{location}"
+    );
+    assert_eq!(get(app, &key, &payment).await["status"], "succeeded");
+    let entry = last_inbound(app, "stripe").await;
+    assert_eq!(entry["outcome"], "processed", "{entry}");
+    event_for(&receiver, "payment.succeeded", &payment).await;
+
+    // Failed authentication, webhook lost: the poll finds it.
+    let failing = pay_with_token(app, &key, "pm_card_authenticationRequired").await;
+    authenticate(&failing, "fail", "lost").await;
+    let done = settled(app, &key, &failing).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["failure"]["code"], "authentication_failed");
+    assert_eq!(balance(app, &key, "usd").await, (USD_NET, 0));
+    assert_eq!(app.verify_ledger().await["ok"], true);
+    simulator.shutdown().await;
+}
+both_backends!(stripe_three_d_secure_requires_action_then_settles);
+
+async fn card_routing_picks_the_provider_that_fits(app: &TestApp) {
+    let (key, _receiver, paystack) = paystack_merchant(app, 100).await;
+    let stripe = malipo_simulators::spawn(Provider::Stripe, SimulatorConfig::for_tests(100))
+        .await
+        .expect("simulator");
+    connector_account(app, &key, stripe_account(&stripe)).await;
+    // No token: the hosted page (Paystack); a token: Stripe.
+    assert_eq!(pay_by_card(app, &key).await["connector"], "paystack");
+    let tokened = pay_with_token(app, &key, "pm_card_visa").await;
+    assert_eq!(tokened["connector"], "stripe");
+    assert_eq!(tokened["status"], "succeeded");
+    paystack.shutdown().await;
+    stripe.shutdown().await;
+}
+both_backends!(card_routing_picks_the_provider_that_fits);
