@@ -35,15 +35,16 @@
 //! call answered 401 drops the token and is tried once more.
 //!
 //! Refunds: Airtel's refund (`POST /standard/v1/payments/refund` with the
-//! `airtel_money_id`) reverses a whole transaction. [`AirtelConnector::reverse`]
-//! implements it, but [`Connector::refund`] answers `Unsupported` because a
-//! refund request does not say whether it is for the whole payment, and a
-//! partial refund must never reverse everything.
+//! `airtel_money_id`) reverses a whole transaction, so
+//! [`Connector::check_refund`] refuses a partial refund (naming `amount`)
+//! and [`Connector::refund`] reverses the whole payment
+//! ([`AirtelConnector::reverse`]): by the `airtel_money_id` a callback
+//! reported, else the one the enquiry answers.
 
 use crate::common::{self, Country, Reply, TokenCache, TokenKey, refusal_message, required};
 use crate::{
-    CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PaymentOutcome,
-    PaymentRequest, RefundOutcome, RefundRequest, StatusRequest,
+    CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PaidDetails,
+    PaymentOutcome, PaymentRequest, RefundCheck, RefundOutcome, RefundRequest, StatusRequest,
 };
 use async_trait::async_trait;
 use malipo_core::objects::{Customer, Failure, NextAction};
@@ -411,6 +412,37 @@ impl AirtelConnector {
         .await
     }
 
+    /// The `airtel_money_id` the enquiry answers for transaction `id`.
+    async fn airtel_money_id(
+        &self,
+        account: &ConnectorAccount,
+        currency: &str,
+        id: &str,
+    ) -> Result<String, ConnectorError> {
+        let settings = Settings::of(account)?;
+        let country = market(currency)?;
+        let url = format!("{}/standard/v1/payments/{id}", settings.base_url);
+        let reply = self
+            .call(&settings, country, "enquiry", |token| {
+                self.client.get(&url).bearer_auth(token)
+            })
+            .await?;
+        if !reply.is_success() {
+            return Err(rejection("enquiry", &reply));
+        }
+        reply
+            .json
+            .as_ref()
+            .and_then(|body| body.pointer("/data/transaction/airtel_money_id"))
+            .and_then(common::scalar_text)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                ConnectorError::Rejected(format!(
+                    "Airtel Money knows no airtel_money_id for transaction {id}: nothing to refund"
+                ))
+            })
+    }
+
     /// Reverses the whole transaction `airtel_money_id` in the market of
     /// `currency` (`POST /standard/v1/payments/refund`).
     pub async fn reverse(
@@ -618,11 +650,44 @@ impl Connector for AirtelConnector {
         })
     }
 
-    /// See the module docs: [`AirtelConnector::reverse`] does the call.
-    async fn refund(&self, _request: &RefundRequest<'_>) -> Result<RefundOutcome, ConnectorError> {
-        Err(ConnectorError::Unsupported(
-            "an Airtel Money refund (Airtel reverses whole transactions only)",
-        ))
+    /// Airtel reverses whole transactions only.
+    fn check_refund(&self, refund: &RefundCheck<'_>) -> Result<(), FieldError> {
+        refund.whole_only("Airtel Money")
+    }
+
+    /// Reverses the whole payment: by the `airtel_money_id` recorded from
+    /// its callback, else the one the enquiry answers.
+    async fn refund(&self, request: &RefundRequest<'_>) -> Result<RefundOutcome, ConnectorError> {
+        self.check_refund(&RefundCheck {
+            amount: request.amount,
+            payment_amount: request.payment_amount,
+            provider_receipt: request.provider_receipt,
+        })
+        .map_err(|error| ConnectorError::Rejected(error.message))?;
+        let airtel_money_id = match request.provider_receipt.filter(|id| !id.is_empty()) {
+            Some(id) => id.to_string(),
+            None => {
+                let id = request
+                    .provider_reference
+                    .filter(|reference| !reference.is_empty())
+                    .map_or_else(|| transaction_id(request.payment_id), str::to_string);
+                self.airtel_money_id(request.account, request.currency, &id)
+                    .await?
+            }
+        };
+        self.reverse(request.account, request.currency, &airtel_money_id)
+            .await
+    }
+
+    /// A successful callback's `airtel_money_id` (Airtel's receipt).
+    fn parse_paid_details(&self, raw_body: &[u8]) -> Option<PaidDetails> {
+        let callback = parse_callback_body(raw_body)?;
+        (callback.status_code == "TS").then_some(PaidDetails {
+            provider_reference: callback.id,
+            receipt: callback.airtel_money_id,
+            amount: None,
+            phone: None,
+        })
     }
 
     /// A callback: `transaction.id` and `status_code` (`TS` / `TF`).

@@ -27,8 +27,6 @@
 //! - [`paystack`]: Paystack cards (initialize, hosted checkout redirect,
 //!   verify, signed webhooks, refunds); [`cards`]: what card connectors
 //!   share (decline codes, the redirect, references).
-//! - [`stripe`]: Stripe cards (PaymentIntents confirmed with the merchant's
-//!   `pm_…` token, 3-D Secure redirects, declines, refunds, webhooks).
 //! - `common.rs`: what they share (credentials, the token cache, phone
 //!   numbers per country, exact amounts, the poll schedule).
 //!
@@ -43,7 +41,6 @@ pub mod mtn_momo;
 pub mod paystack;
 pub mod relworx;
 pub mod sandbox;
-pub mod stripe;
 
 use async_trait::async_trait;
 use malipo_core::objects::{Customer, Failure, NextAction};
@@ -120,10 +117,75 @@ pub struct StatusRequest<'a> {
 pub struct RefundRequest<'a> {
     pub refund_id: &'a str,
     pub payment_id: &'a str,
+    /// The provider's id for the payment (e.g. Daraja's CheckoutRequestID).
     pub provider_reference: Option<&'a str>,
+    /// The provider's receipt for the money received (the M-Pesa receipt,
+    /// Airtel's `airtel_money_id`), when one was recorded.
+    pub provider_receipt: Option<&'a str>,
+    /// What to refund, in minor units.
     pub amount: u64,
+    /// The payment's whole amount: a refund of less is partial.
+    pub payment_amount: u64,
     pub currency: &'a str,
+    /// The merchant's account the payment went through, credentials
+    /// decrypted, with the URL the provider calls back.
     pub account: &'a ConnectorAccount,
+    pub livemode: bool,
+}
+
+/// A refund to check before anything is reserved ([`Connector::check_refund`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefundCheck<'a> {
+    pub amount: u64,
+    pub payment_amount: u64,
+    pub provider_receipt: Option<&'a str>,
+}
+
+impl RefundCheck<'_> {
+    /// Whether the refund returns less than the whole payment.
+    pub fn is_partial(&self) -> bool {
+        self.amount < self.payment_amount
+    }
+
+    /// Refuses a partial refund (naming `amount`) for a provider that
+    /// reverses whole transactions only.
+    pub fn whole_only(&self, provider: &str) -> Result<(), FieldError> {
+        if self.is_partial() {
+            return Err(FieldError {
+                param: "amount",
+                message: format!(
+                    "{provider} reverses whole transactions only: refund all {} (omit amount), not {}",
+                    self.payment_amount, self.amount
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a provider's callback reporting a refund's result claims (an
+/// M-Pesa reversal `Result`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundClaim {
+    /// The provider's reference for the refund, as the connector answered
+    /// it in [`RefundOutcome::Pending`].
+    pub provider_reference: String,
+    /// `Succeeded` or `Failed`.
+    pub outcome: RefundOutcome,
+    /// The provider's id of the transaction reversed, when the body says.
+    pub original_transaction: Option<String>,
+}
+
+/// What a payment callback says about the money itself: the receipt, the
+/// amount paid and who paid, for the gateway to record and check.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PaidDetails {
+    /// The payment the callback is about, by the provider's reference.
+    pub provider_reference: String,
+    pub receipt: Option<String>,
+    /// The amount the provider says was paid, in minor units.
+    pub amount: Option<u64>,
+    pub phone: Option<String>,
 }
 
 /// Where a payment stands according to the provider.
@@ -230,7 +292,42 @@ pub trait Connector: Send + Sync + fmt::Debug {
         request: &StatusRequest<'_>,
     ) -> Result<PaymentOutcome, ConnectorError>;
 
+    /// Checks a refund against what the provider can do, before anything
+    /// is reserved (e.g. a provider that reverses whole transactions only
+    /// refuses a partial refund). A refusal names the request field.
+    fn check_refund(&self, _refund: &RefundCheck<'_>) -> Result<(), FieldError> {
+        Ok(())
+    }
+
+    /// Refunds (part of) a payment. `RefundOutcome::Pending` means the
+    /// provider answers later, by a callback [`Connector::parse_refund_callback`]
+    /// reads, naming the refund by the pending outcome's reference.
     async fn refund(&self, request: &RefundRequest<'_>) -> Result<RefundOutcome, ConnectorError>;
+
+    /// Reads a callback reporting a refund's result, or `None` when the
+    /// body is not one.
+    fn parse_refund_callback(&self, _raw_body: &[u8]) -> Option<RefundClaim> {
+        None
+    }
+
+    /// Reads the receipt, amount and payer a payment callback reports, or
+    /// `None` when it reports none.
+    fn parse_paid_details(&self, _raw_body: &[u8]) -> Option<PaidDetails> {
+        None
+    }
+
+    /// Registers where the provider announces payments customers start
+    /// themselves (M-Pesa C2B: paybill and till payments), for `account`.
+    async fn register_customer_payment_urls(
+        &self,
+        _account: &ConnectorAccount,
+        _validation_url: &str,
+        _confirmation_url: &str,
+    ) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Unsupported(
+            "registering customer payment URLs",
+        ))
+    }
 
     /// Reads a callback body of this connector's provider: the payment it
     /// names and the outcome it claims, or `None` when the body is not a

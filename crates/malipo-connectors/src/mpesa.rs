@@ -32,21 +32,48 @@
 //! expire; one refresh at a time. A call answered "Invalid Access Token"
 //! drops the cached token and is tried once more with a fresh one.
 //!
-//! Refunds are not supported yet: M-Pesa reverses a payment through the
-//! asynchronous Reversal API (initiator + security credential, result
-//! POSTed to a ResultURL), which this connector does not implement.
+//! # Refunds: reversals
+//! A refund is a Daraja reversal (`POST /mpesa/reversal/v1/request`) of the
+//! payment's M-Pesa receipt, with the account's `initiator` and
+//! `security_credential`. Daraja reverses whole transactions only, so
+//! [`Connector::check_refund`] refuses a partial refund (naming `amount`)
+//! and a payment without a recorded receipt (naming `payment`). Daraja
+//! accepts the request at once and answers later: the refund stays
+//! pending with the `ConversationID` as its reference until the `Result`
+//! reaches the account's callback URL ([`parse_result`],
+//! [`Connector::parse_refund_callback`]; codes in
+//! [`REVERSAL_FAILURE_CODES`]). The `ReceiverParty` is the shortcode that
+//! received the money: `c2b_shortcode` for a paybill (C2B) payment, else
+//! `party_b`.
+//!
+//! # C2B (customers paying the paybill or till themselves)
+//! [`Connector::register_customer_payment_urls`] registers the validation
+//! and confirmation URLs for `c2b_shortcode`
+//! (`POST /mpesa/c2b/v1/registerurl`); [`parse_c2b_notification`] reads
+//! what Daraja posts to them and [`c2b_validation_answer`] /
+//! [`C2B_CONFIRMATION_ANSWER`] are the replies.
+//!
+//! | more credentials | |
+//! |---|---|
+//! | `initiator` | the API operator's username, for reversals |
+//! | `security_credential` | the initiator's password encrypted with Safaricom's certificate (base64), for reversals; never logged |
+//! | `c2b_shortcode` | the paybill or till customers pay (default: `shortcode`) |
+//! | `c2b_response_type` | `Completed` (default) or `Cancelled`: what M-Pesa does when the validation URL does not answer |
+//! | `c2b_validation` | `accept_all` (default) or `reference`: read by the gateway, see the README |
 
 use crate::common::{
     self, TokenCache, TokenKey, clip, credential, is_digits, refusal_message, required, scalar_text,
 };
 use crate::{
-    CallbackClaim, Connector, ConnectorAccount, ConnectorError, PaymentOutcome, PaymentRequest,
-    RefundOutcome, RefundRequest, StatusRequest,
+    CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PaidDetails,
+    PaymentOutcome, PaymentRequest, RefundCheck, RefundClaim, RefundOutcome, RefundRequest,
+    StatusRequest,
 };
 use async_trait::async_trait;
 use base64::Engine;
 use malipo_core::objects::{Customer, Failure, NextAction};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -162,13 +189,27 @@ impl StkCallback {
     }
 }
 
-/// Why an STK callback body could not be read.
+/// Why a Daraja callback body (STK callback, `Result`, C2B notification)
+/// could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StkCallbackError {
-    #[error("the STK callback is not JSON: {0}")]
+    #[error("the Daraja callback is not JSON: {0}")]
     NotJson(String),
-    #[error("the STK callback has no valid `{0}`")]
+    #[error("the Daraja callback has no valid `{0}`")]
     MissingField(&'static str),
+}
+
+/// A callback body as JSON.
+fn json_body(body: &[u8]) -> Result<Value, StkCallbackError> {
+    serde_json::from_slice(body).map_err(|error| StkCallbackError::NotJson(error.to_string()))
+}
+
+/// A non-empty string or number field of `object`, as text.
+fn text_field(object: &Value, key: &str) -> Option<String> {
+    object
+        .get(key)
+        .and_then(scalar_text)
+        .filter(|text| !text.is_empty())
 }
 
 /// Reads an STK callback body. Tolerates the type quirks Daraja and
@@ -176,8 +217,7 @@ pub enum StkCallbackError {
 /// numbers or strings, items missing or without `Value` (looked up by
 /// `Name`, never by position).
 pub fn parse_stk_callback(body: &[u8]) -> Result<StkCallback, StkCallbackError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|error| StkCallbackError::NotJson(error.to_string()))?;
+    let value = json_body(body)?;
     let callback = value
         .get("Body")
         .and_then(|body| body.get("stkCallback"))
@@ -245,6 +285,197 @@ fn shillings_to_cents(text: &str) -> Option<u64> {
         .checked_add(cents)
 }
 
+// --- reversal results ------------------------------------------------------
+
+/// Reversal `ResultCode`s that fail a refund, with the Malipo failure code
+/// each means. `0` succeeds; any code not listed fails with `declined`.
+pub const REVERSAL_FAILURE_CODES: &[(&str, &str)] = &[
+    ("R000001", "already_reversed"),
+    ("R000002", "invalid_transaction"),
+    ("1", "insufficient_funds"),
+    ("11", "provider_rejected"),
+    ("21", "initiator_not_allowed"),
+    ("2001", "invalid_initiator"),
+    ("2006", "declined"),
+    ("2028", "provider_rejected"),
+    ("8006", "credential_locked"),
+];
+
+/// The refund outcome of a reversal `Result` with `result_code`.
+pub fn reversal_outcome(
+    conversation_id: &str,
+    result_code: &str,
+    result_desc: &str,
+) -> RefundOutcome {
+    let result_code = result_code.trim();
+    if result_code == "0" {
+        return RefundOutcome::Succeeded {
+            provider_reference: Some(conversation_id.to_string()),
+        };
+    }
+    let code = REVERSAL_FAILURE_CODES
+        .iter()
+        .find(|(known, _)| *known == result_code)
+        .map_or("declined", |(_, code)| *code);
+    let message = if result_desc.trim().is_empty() {
+        format!("M-Pesa reversal result code {result_code}")
+    } else {
+        format!("{} ({result_code})", result_desc.trim())
+    };
+    RefundOutcome::Failed {
+        failure: Failure {
+            code: code.into(),
+            message,
+        },
+    }
+}
+
+/// An asynchronous `Result` Daraja POSTs to a `ResultURL` (reversal,
+/// transaction status, B2C).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DarajaResult {
+    pub result_code: String,
+    pub result_desc: String,
+    pub originator_conversation_id: Option<String>,
+    pub conversation_id: String,
+    pub transaction_id: Option<String>,
+    /// `ResultParameters.ResultParameter` by `Key`, values as text.
+    pub parameters: BTreeMap<String, String>,
+}
+
+impl DarajaResult {
+    /// A reversal's `OriginalTransactionID`: the receipt reversed.
+    pub fn original_transaction_id(&self) -> Option<&str> {
+        self.parameters
+            .get("OriginalTransactionID")
+            .map(String::as_str)
+    }
+
+    /// The `Amount` parameter in KES cents.
+    pub fn amount(&self) -> Option<u64> {
+        self.parameters
+            .get("Amount")
+            .and_then(|amount| shillings_to_cents(amount))
+    }
+}
+
+/// Reads a `{"Result": {…}}` body. Tolerates Daraja's quirks:
+/// `ResultCode` a number or a string (`0`, `"R000002"`),
+/// `ResultParameter` an array or a single object, parameters missing.
+pub fn parse_result(body: &[u8]) -> Result<DarajaResult, StkCallbackError> {
+    let value = json_body(body)?;
+    let result = value
+        .get("Result")
+        .filter(|result| result.is_object())
+        .ok_or(StkCallbackError::MissingField("Result"))?;
+    let field = |key: &str| text_field(result, key);
+    let conversation_id =
+        field("ConversationID").ok_or(StkCallbackError::MissingField("ConversationID"))?;
+    let result_code = field("ResultCode").ok_or(StkCallbackError::MissingField("ResultCode"))?;
+    let parameters = match result.pointer("/ResultParameters/ResultParameter") {
+        Some(Value::Array(items)) => items.iter().collect::<Vec<_>>(),
+        Some(item @ Value::Object(_)) => vec![item],
+        _ => Vec::new(),
+    };
+    let parameters = parameters
+        .into_iter()
+        .filter_map(|item| {
+            let key = item.get("Key").and_then(scalar_text)?;
+            let value = item.get("Value").and_then(scalar_text)?;
+            Some((key, value))
+        })
+        .collect();
+    Ok(DarajaResult {
+        result_desc: field("ResultDesc").unwrap_or_default(),
+        originator_conversation_id: field("OriginatorConversationID"),
+        transaction_id: field("TransactionID"),
+        conversation_id,
+        result_code,
+        parameters,
+    })
+}
+
+// --- C2B ---------------------------------------------------------------------
+
+/// C2B validation `ResultCode`s (providers.md §1): accept, or reject with
+/// the reason.
+pub const C2B_ACCEPT: &str = "0";
+pub const C2B_INVALID_MSISDN: &str = "C2B00011";
+pub const C2B_INVALID_ACCOUNT_NUMBER: &str = "C2B00012";
+pub const C2B_INVALID_AMOUNT: &str = "C2B00013";
+pub const C2B_INVALID_KYC: &str = "C2B00014";
+pub const C2B_INVALID_SHORTCODE: &str = "C2B00015";
+pub const C2B_OTHER_ERROR: &str = "C2B00016";
+/// The reply to a C2B confirmation.
+pub const C2B_CONFIRMATION_ANSWER: &str = r#"{"ResultCode":0,"ResultDesc":"Success"}"#;
+
+/// The reply to a C2B validation: `{"ResultCode": "0", "ResultDesc":
+/// "Accepted"}` for [`C2B_ACCEPT`], else the reject code with "Rejected".
+pub fn c2b_validation_answer(result_code: &str) -> String {
+    let description = if result_code == C2B_ACCEPT {
+        "Accepted"
+    } else {
+        "Rejected"
+    };
+    json!({"ResultCode": result_code, "ResultDesc": description}).to_string()
+}
+
+/// A C2B validation or confirmation, as Daraja POSTs it (the two share one
+/// shape; the URL tells them apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct C2bNotification {
+    /// The M-Pesa receipt, e.g. `RKTQDM7W6S`.
+    pub trans_id: String,
+    /// `Pay Bill`, `Buy Goods`, `CustomerPayBillOnline`, …
+    pub transaction_type: String,
+    /// `YYYYMMDDHHmmss`, Kenyan time.
+    pub trans_time: Option<String>,
+    /// In KES cents.
+    pub amount: u64,
+    pub shortcode: String,
+    /// The account number the customer typed (paybill); `None` when blank.
+    pub bill_ref_number: Option<String>,
+    /// As sent: full, masked (`2547 ***** 126`) or hashed.
+    pub msisdn: Option<String>,
+    /// First, middle and last names joined, when given.
+    pub name: Option<String>,
+    pub third_party_trans_id: Option<String>,
+}
+
+/// Reads a C2B validation or confirmation body. Every value is a string
+/// on the wire (`"TransAmount": "10.00"`); numbers are taken too.
+pub fn parse_c2b_notification(body: &[u8]) -> Result<C2bNotification, StkCallbackError> {
+    let value = json_body(body)?;
+    if !value.is_object() {
+        return Err(StkCallbackError::MissingField("TransID"));
+    }
+    let field = |key: &str| text_field(&value, key);
+    let trans_id = field("TransID").ok_or(StkCallbackError::MissingField("TransID"))?;
+    let amount = field("TransAmount")
+        .as_deref()
+        .and_then(shillings_to_cents)
+        .filter(|amount| *amount > 0)
+        .ok_or(StkCallbackError::MissingField("TransAmount"))?;
+    let shortcode = field("BusinessShortCode")
+        .filter(|code| is_digits(code))
+        .ok_or(StkCallbackError::MissingField("BusinessShortCode"))?;
+    let names: Vec<String> = ["FirstName", "MiddleName", "LastName"]
+        .iter()
+        .filter_map(|key| field(key))
+        .collect();
+    Ok(C2bNotification {
+        trans_id,
+        transaction_type: field("TransactionType").unwrap_or_default(),
+        trans_time: field("TransTime"),
+        amount,
+        shortcode,
+        bill_ref_number: field("BillRefNumber"),
+        msisdn: field("MSISDN"),
+        name: (!names.is_empty()).then(|| names.join(" ")),
+        third_party_trans_id: field("ThirdPartyTransID"),
+    })
+}
+
 /// The STK `Password`: standard base64 of `shortcode + passkey + timestamp`.
 pub fn stk_password(shortcode: &str, passkey: &str, timestamp: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{shortcode}{passkey}{timestamp}"))
@@ -301,6 +532,8 @@ struct Settings {
     passkey: String,
     transaction_type: String,
     party_b: String,
+    /// The paybill or till customers pay themselves (C2B).
+    c2b_shortcode: String,
 }
 
 impl Settings {
@@ -335,6 +568,14 @@ impl Settings {
                 "invalid credential `party_b`: digits expected".into(),
             ));
         }
+        let c2b_shortcode = credential(account, "c2b_shortcode")
+            .unwrap_or(&shortcode)
+            .to_string();
+        if !is_digits(&c2b_shortcode) {
+            return Err(ConnectorError::Rejected(
+                "invalid credential `c2b_shortcode`: digits expected".into(),
+            ));
+        }
         Ok(Settings {
             base_url,
             configured_host,
@@ -344,6 +585,7 @@ impl Settings {
             passkey,
             transaction_type,
             party_b,
+            c2b_shortcode,
         })
     }
 }
@@ -624,6 +866,33 @@ fn error_body(body: &Value) -> Option<(String, String)> {
     Some((code, message))
 }
 
+/// The id (`CheckoutRequestID`, `ConversationID`, …) of a request Daraja
+/// accepted (`ResponseCode` `"0"`); another code is a refusal, a missing id
+/// an answer nobody can follow up.
+fn accepted_id(answer: &Value, id_key: &str, what: &str) -> Result<String, ConnectorError> {
+    let response_code = answer.get("ResponseCode").and_then(scalar_text);
+    let id = answer
+        .get(id_key)
+        .and_then(scalar_text)
+        .filter(|id| !id.is_empty());
+    match (response_code.as_deref(), id) {
+        (Some("0"), Some(id)) => Ok(id),
+        (Some("0"), None) => Err(ConnectorError::Unavailable(format!(
+            "M-Pesa accepted the {what} without a {id_key}"
+        ))),
+        (code, _) => {
+            let description = answer
+                .get("ResponseDescription")
+                .and_then(scalar_text)
+                .unwrap_or_default();
+            Err(ConnectorError::Rejected(format!(
+                "{}: {description}",
+                code.unwrap_or("no ResponseCode")
+            )))
+        }
+    }
+}
+
 /// A synchronous Daraja error as a connector error: transient ones
 /// (busy, quota, internal) are `Unavailable`, the rest `Rejected`.
 fn rejection(code: &str, message: &str) -> ConnectorError {
@@ -713,31 +982,12 @@ impl Connector for MpesaConnector {
         {
             Answer::Error { code, message, .. } => Err(rejection(&code, &message)),
             Answer::Success(answer) => {
-                let response_code = answer.get("ResponseCode").and_then(scalar_text);
-                let checkout_request_id = answer
-                    .get("CheckoutRequestID")
-                    .and_then(scalar_text)
-                    .filter(|id| !id.is_empty());
-                match (response_code.as_deref(), checkout_request_id) {
-                    (Some("0"), Some(checkout_request_id)) => Ok(PaymentOutcome::Processing {
-                        provider_reference: Some(checkout_request_id),
-                        next_action: phone_prompt(request.customer),
-                        poll_after_ms: POLL_AFTER_MS,
-                    }),
-                    (Some("0"), None) => Err(ConnectorError::Unavailable(
-                        "M-Pesa accepted the push without a CheckoutRequestID".into(),
-                    )),
-                    (code, _) => {
-                        let description = answer
-                            .get("ResponseDescription")
-                            .and_then(scalar_text)
-                            .unwrap_or_default();
-                        Err(ConnectorError::Rejected(format!(
-                            "{}: {description}",
-                            code.unwrap_or("no ResponseCode")
-                        )))
-                    }
-                }
+                let checkout_request_id = accepted_id(&answer, "CheckoutRequestID", "push")?;
+                Ok(PaymentOutcome::Processing {
+                    provider_reference: Some(checkout_request_id),
+                    next_action: phone_prompt(request.customer),
+                    poll_after_ms: POLL_AFTER_MS,
+                })
             }
         }
     }
@@ -798,11 +1048,152 @@ impl Connector for MpesaConnector {
         }
     }
 
-    /// Not supported yet: M-Pesa refunds are reversals (Reversal API,
-    /// with an initiator and security credential, answered
-    /// asynchronously), which this connector does not implement.
-    async fn refund(&self, _request: &RefundRequest<'_>) -> Result<RefundOutcome, ConnectorError> {
-        Err(ConnectorError::Unsupported("M-Pesa reversal"))
+    /// Daraja reverses whole transactions, of a receipt it issued.
+    fn check_refund(&self, refund: &RefundCheck<'_>) -> Result<(), FieldError> {
+        refund.whole_only("M-Pesa")?;
+        if refund.provider_receipt.is_none_or(str::is_empty) {
+            return Err(FieldError {
+                param: "payment",
+                message: "this payment has no M-Pesa receipt recorded (no callback reported one), so Daraja can't reverse it".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A Daraja reversal of the payment's receipt: pending until its
+    /// `Result` reaches the account's callback URL.
+    async fn refund(&self, request: &RefundRequest<'_>) -> Result<RefundOutcome, ConnectorError> {
+        let settings = Settings::of(request.account)?;
+        if request.livemode && !settings.configured_host {
+            return Err(ConnectorError::Rejected(
+                "missing credential `environment` (or `base_url`) for a live M-Pesa account".into(),
+            ));
+        }
+        self.check_refund(&RefundCheck {
+            amount: request.amount,
+            payment_amount: request.payment_amount,
+            provider_receipt: request.provider_receipt,
+        })
+        .map_err(|error| ConnectorError::Rejected(error.message))?;
+        let receipt = request.provider_receipt.unwrap_or_default();
+        let shillings = whole_shillings(request.amount, request.currency)?;
+        let initiator = required(request.account, "initiator")?;
+        let security_credential = required(request.account, "security_credential")?;
+        let result_url = request
+            .account
+            .callback_url
+            .as_deref()
+            .filter(|url| !url.is_empty())
+            .ok_or_else(|| {
+                ConnectorError::Rejected("M-Pesa needs the account's callback URL".into())
+            })?;
+        // A paybill (C2B) payment is known by its receipt; it was paid to
+        // the C2B shortcode, an STK push to PartyB.
+        let receiver_party = if request.provider_reference == Some(receipt) {
+            &settings.c2b_shortcode
+        } else {
+            &settings.party_b
+        };
+        let body = json!({
+            "Initiator": initiator,
+            "SecurityCredential": security_credential,
+            "CommandID": "TransactionReversal",
+            "TransactionID": receipt,
+            "Amount": shillings.to_string(),
+            "ReceiverParty": receiver_party,
+            // Daraja's spelling.
+            "RecieverIdentifierType": "11",
+            "ResultURL": result_url,
+            "QueueTimeOutURL": result_url,
+            "Remarks": format!("Refund {}", clip(request.refund_id, 90)),
+            "Occasion": clip(request.payment_id, 100),
+        });
+        match self
+            .call(&settings, "/mpesa/reversal/v1/request", &body)
+            .await?
+        {
+            Answer::Error { code, message, .. } => Err(rejection(&code, &message)),
+            Answer::Success(answer) => {
+                let conversation_id = accepted_id(&answer, "ConversationID", "reversal")?;
+                Ok(RefundOutcome::Pending {
+                    provider_reference: Some(conversation_id),
+                })
+            }
+        }
+    }
+
+    /// A reversal `Result`: its ConversationID and outcome.
+    fn parse_refund_callback(&self, raw_body: &[u8]) -> Option<RefundClaim> {
+        let result = parse_result(raw_body).ok()?;
+        Some(RefundClaim {
+            outcome: reversal_outcome(
+                &result.conversation_id,
+                &result.result_code,
+                &result.result_desc,
+            ),
+            original_transaction: result.original_transaction_id().map(str::to_string),
+            provider_reference: result.conversation_id,
+        })
+    }
+
+    /// A successful STK callback's receipt, amount and phone.
+    fn parse_paid_details(&self, raw_body: &[u8]) -> Option<PaidDetails> {
+        let callback = parse_stk_callback(raw_body).ok()?;
+        if !callback.succeeded() {
+            return None;
+        }
+        Some(PaidDetails {
+            provider_reference: callback.checkout_request_id,
+            receipt: callback.receipt_number,
+            amount: callback.amount,
+            phone: callback.phone,
+        })
+    }
+
+    /// C2B RegisterURL for the account's `c2b_shortcode`.
+    async fn register_customer_payment_urls(
+        &self,
+        account: &ConnectorAccount,
+        validation_url: &str,
+        confirmation_url: &str,
+    ) -> Result<(), ConnectorError> {
+        let settings = Settings::of(account)?;
+        let response_type = credential(account, "c2b_response_type").unwrap_or("Completed");
+        if !matches!(response_type, "Completed" | "Cancelled") {
+            return Err(ConnectorError::Rejected(format!(
+                "invalid credential `c2b_response_type`: `Completed` or `Cancelled`, not `{response_type}`"
+            )));
+        }
+        let body = json!({
+            "ShortCode": settings.c2b_shortcode,
+            "ResponseType": response_type,
+            "ConfirmationURL": confirmation_url,
+            "ValidationURL": validation_url,
+        });
+        match self
+            .call(&settings, "/mpesa/c2b/v1/registerurl", &body)
+            .await?
+        {
+            // Production answers a second registration this way: the
+            // URLs stand, change them on the Daraja portal.
+            Answer::Error { code, message, .. } if message.contains("already registered") => {
+                Err(ConnectorError::Rejected(format!("{code}: {message}")))
+            }
+            Answer::Error { code, message, .. } => Err(rejection(&code, &message)),
+            Answer::Success(answer) => {
+                match answer.get("ResponseCode").and_then(scalar_text).as_deref() {
+                    Some("0") => Ok(()),
+                    code => Err(ConnectorError::Rejected(format!(
+                        "M-Pesa refused the C2B URLs: {}: {}",
+                        code.unwrap_or("no ResponseCode"),
+                        answer
+                            .get("ResponseDescription")
+                            .and_then(scalar_text)
+                            .unwrap_or_default()
+                    ))),
+                }
+            }
+        }
     }
 
     /// An STK callback: its CheckoutRequestID and the ResultCode's outcome.

@@ -36,8 +36,9 @@
 
 use crate::common::{self, Reply, refusal_message, required};
 use crate::{
-    CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PaymentOutcome,
-    PaymentRequest, RefundOutcome, RefundRequest, StatusRequest,
+    CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PaidDetails,
+    PaymentOutcome, PaymentRequest, RefundCheck, RefundClaim, RefundOutcome, RefundRequest,
+    StatusRequest,
 };
 use async_trait::async_trait;
 use malipo_core::objects::{Customer, Failure, NextAction};
@@ -537,6 +538,19 @@ impl Connector for ViaRelworx {
 
     fn parse_callback(&self, raw_body: &[u8]) -> Option<CallbackClaim> {
         self.direct.parse_callback(raw_body)
+    }
+
+    /// The direct provider's limits (Relworx takes no refunds at all).
+    fn check_refund(&self, refund: &RefundCheck<'_>) -> Result<(), FieldError> {
+        self.direct.check_refund(refund)
+    }
+
+    fn parse_refund_callback(&self, raw_body: &[u8]) -> Option<RefundClaim> {
+        self.direct.parse_refund_callback(raw_body)
+    }
+
+    fn parse_paid_details(&self, raw_body: &[u8]) -> Option<PaidDetails> {
+        self.direct.parse_paid_details(raw_body)
     }
 }
 

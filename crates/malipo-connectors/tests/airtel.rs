@@ -7,7 +7,7 @@ mod support;
 use malipo_connectors::airtel::{AirtelConnector, transaction_id};
 use malipo_connectors::{
     CallbackClaim, Connector, ConnectorAccount, ConnectorError, PaymentOutcome, PaymentRequest,
-    RefundOutcome, RefundRequest, StatusRequest,
+    RefundCheck, RefundOutcome, RefundRequest, StatusRequest,
 };
 use malipo_core::objects::{Customer, NextAction};
 use malipo_core::payment::PaymentMethod;
@@ -344,21 +344,72 @@ async fn a_successful_transaction_can_be_reversed_once() {
         connector.reverse(&account, "ugx", money_id).await,
         Ok(RefundOutcome::Failed { failure }) if failure.message.contains("already refunded")
     ));
-    // Through the Connector trait: refused, since a partial refund must
-    // never reverse the whole transaction.
+    // Through the Connector trait: a partial refund is refused (naming
+    // `amount`) before any call, since Airtel reverses whole transactions.
+    let check = |amount| {
+        connector.check_refund(&RefundCheck {
+            amount,
+            payment_amount: 5_000,
+            provider_receipt: None,
+        })
+    };
+    assert_eq!(check(1_000).unwrap_err().param, "amount");
+    assert_eq!(check(5_000), Ok(()));
+    let refund = |amount| RefundRequest {
+        refund_id: "re_1",
+        payment_id: PAYMENT_ID,
+        provider_reference: Some(&reference),
+        provider_receipt: None,
+        amount,
+        payment_amount: 5_000,
+        currency: "ugx",
+        account: &account,
+        livemode: false,
+    };
     assert!(matches!(
-        connector
-            .refund(&RefundRequest {
-                refund_id: "re_1",
-                payment_id: PAYMENT_ID,
-                provider_reference: Some(&reference),
-                amount: 1_000,
-                currency: "ugx",
-                account: &account,
-            })
-            .await,
-        Err(ConnectorError::Unsupported(_))
+        connector.refund(&refund(1_000)).await,
+        Err(ConnectorError::Rejected(message)) if message.contains("whole transactions")
     ));
+    // A whole refund without a recorded receipt asks the enquiry for the
+    // airtel_money_id; this one was reversed above already.
+    assert!(matches!(
+        connector.refund(&refund(5_000)).await,
+        Ok(RefundOutcome::Failed { failure }) if failure.message.contains("already refunded")
+    ));
+    assert!(
+        simulator
+            .requests()
+            .iter()
+            .any(|request| request.path == format!("/standard/v1/payments/{reference}"))
+    );
+}
+
+#[tokio::test]
+async fn a_whole_refund_reverses_the_payment_by_its_enquired_money_id() {
+    let simulator = simulator().await;
+    let connector = connector();
+    let account = account(&simulator);
+    let customer = customer(PHONE);
+    let reference = start(&connector, &account, &customer).await;
+    settled(&connector, &account, &customer, &reference).await;
+    let outcome = connector
+        .refund(&RefundRequest {
+            refund_id: "re_1",
+            payment_id: PAYMENT_ID,
+            provider_reference: Some(&reference),
+            provider_receipt: None,
+            amount: 5_000,
+            payment_amount: 5_000,
+            currency: "ugx",
+            account: &account,
+            livemode: false,
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcome, RefundOutcome::Succeeded { provider_reference: Some(id) } if !id.is_empty()),
+        "{outcome:?}"
+    );
 }
 
 #[test]

@@ -2,10 +2,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use malipo_connectors::mpesa::{MpesaConnector, parse_stk_callback};
+use malipo_connectors::mpesa::{
+    C2B_ACCEPT, C2B_INVALID_ACCOUNT_NUMBER, MpesaConnector, c2b_validation_answer,
+    parse_c2b_notification, parse_result, parse_stk_callback, reversal_outcome,
+};
 use malipo_connectors::{
-    Connector, ConnectorAccount, ConnectorError, PaymentOutcome, PaymentRequest, RefundRequest,
-    StatusRequest,
+    Connector, ConnectorAccount, ConnectorError, PaymentOutcome, PaymentRequest, RefundCheck,
+    RefundOutcome, RefundRequest, StatusRequest,
 };
 use malipo_core::objects::{Customer, NextAction};
 use malipo_core::payment::PaymentMethod;
@@ -408,23 +411,284 @@ async fn an_unreachable_daraja_is_unavailable() {
     ));
 }
 
+/// The first callback of `kind` the simulator sent, as JSON.
+async fn callback_of(simulator: &RunningSimulator, kind: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        if let Some(callback) = simulator
+            .callbacks_sent()
+            .into_iter()
+            .find(|callback| callback.kind == kind)
+        {
+            return callback.json().unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no {kind} callback");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn reversal_account(simulator: &RunningSimulator) -> ConnectorAccount {
+    let mut account = account(simulator);
+    for (key, value) in [
+        ("initiator", "testapi"),
+        ("security_credential", "c2VjcmV0LXBhc3N3b3Jk"),
+    ] {
+        account.credentials.insert(key.into(), value.into());
+    }
+    account
+}
+
+fn reversal<'a>(
+    account: &'a ConnectorAccount,
+    receipt: Option<&'a str>,
+    amount: u64,
+) -> RefundRequest<'a> {
+    RefundRequest {
+        refund_id: "re_01JTESTREFUND0000001",
+        payment_id: "pay_01JTESTPAYMENT000001",
+        provider_reference: Some("ws_CO_1"),
+        provider_receipt: receipt,
+        amount,
+        payment_amount: 100,
+        currency: "kes",
+        account,
+        livemode: false,
+    }
+}
+
 #[tokio::test]
-async fn refunds_are_not_supported_yet() {
+async fn a_refund_is_a_reversal_completed_by_its_result() {
     let simulator = simulator().await;
     let connector = connector();
-    let account = account(&simulator);
-    assert_eq!(connector.name(), "mpesa");
-    assert_eq!(connector.payment_expiry_seconds(), 120);
-    let error = connector
-        .refund(&RefundRequest {
-            refund_id: "re_1",
-            payment_id: "pay_1",
-            provider_reference: Some("ws_CO_1"),
-            amount: 100,
-            currency: "kes",
-            account: &account,
-        })
+    let account = reversal_account(&simulator);
+    let customer = customer();
+    let reference = start(&connector, &account, &customer, 100).await;
+    let callback = callback_of(&simulator, "stk_callback").await;
+    let details = connector
+        .parse_paid_details(callback.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(details.provider_reference, reference);
+    assert_eq!(details.amount, Some(100));
+    assert_eq!(details.phone.as_deref(), Some(PHONE));
+    let receipt = details.receipt.unwrap();
+
+    let outcome = connector
+        .refund(&reversal(&account, Some(&receipt), 100))
         .await
-        .unwrap_err();
-    assert_eq!(error, ConnectorError::Unsupported("M-Pesa reversal"));
+        .unwrap();
+    let RefundOutcome::Pending {
+        provider_reference: Some(conversation_id),
+    } = outcome
+    else {
+        panic!("a reversal is answered later, got {outcome:?}");
+    };
+    assert!(conversation_id.starts_with("AG_"), "{conversation_id}");
+    let request = simulator
+        .requests()
+        .into_iter()
+        .find(|request| request.path == "/mpesa/reversal/v1/request")
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+    assert_eq!(body["CommandID"], "TransactionReversal");
+    assert_eq!(body["TransactionID"], receipt.as_str());
+    assert_eq!(body["Amount"], "1", "whole shillings");
+    assert_eq!(body["RecieverIdentifierType"], "11", "Daraja's spelling");
+    assert_eq!(body["ReceiverParty"], DARAJA_SANDBOX_SHORTCODE);
+    assert_eq!(body["ResultURL"], CALLBACK_URL);
+    assert_eq!(body["Initiator"], "testapi");
+
+    let result = callback_of(&simulator, "reversal_result").await;
+    let claim = connector
+        .parse_refund_callback(result.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(claim.provider_reference, conversation_id);
+    assert_eq!(
+        claim.original_transaction.as_deref(),
+        Some(receipt.as_str())
+    );
+    assert_eq!(
+        claim.outcome,
+        RefundOutcome::Succeeded {
+            provider_reference: Some(conversation_id.clone())
+        }
+    );
+    // The STK callback is not a refund result, nor the reverse.
+    assert_eq!(
+        connector.parse_refund_callback(callback.to_string().as_bytes()),
+        None
+    );
+    assert_eq!(
+        connector.parse_paid_details(result.to_string().as_bytes()),
+        None
+    );
+}
+
+#[tokio::test]
+async fn reversal_failures_come_by_result_code() {
+    let simulator = simulator().await;
+    let connector = connector();
+    let account = reversal_account(&simulator);
+    // A receipt Daraja never issued: accepted, then R000002 in the Result.
+    let outcome = connector
+        .refund(&reversal(&account, Some("NOTAREAL01"), 100))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RefundOutcome::Pending { .. }));
+    let result = callback_of(&simulator, "reversal_result").await;
+    assert_eq!(result["Result"]["ResultCode"], "R000002");
+    let claim = connector
+        .parse_refund_callback(result.to_string().as_bytes())
+        .unwrap();
+    match claim.outcome {
+        RefundOutcome::Failed { failure } => {
+            assert_eq!(failure.code, "invalid_transaction");
+            assert!(failure.message.contains("R000002"), "{}", failure.message);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Missing initiator credentials: refused before any call.
+    let plain = account_with_secret(&simulator, "malipo-simulator-consumer-secret");
+    assert!(matches!(
+        connector.refund(&reversal(&plain, Some("NOTAREAL01"), 100)).await,
+        Err(ConnectorError::Rejected(message)) if message.contains("initiator")
+    ));
+}
+
+#[test]
+fn partial_reversals_and_payments_without_receipts_are_refused() {
+    let connector = MpesaConnector::default();
+    let check = |amount, receipt| {
+        connector.check_refund(&RefundCheck {
+            amount,
+            payment_amount: 10_000,
+            provider_receipt: receipt,
+        })
+    };
+    assert_eq!(
+        check(5_000, Some("NLJ7RT61SV")).unwrap_err().param,
+        "amount"
+    );
+    assert_eq!(check(10_000, None).unwrap_err().param, "payment");
+    assert_eq!(check(10_000, Some("NLJ7RT61SV")), Ok(()));
+}
+
+#[test]
+fn reversal_results_parse_as_documented() {
+    let success = r#"{"Result": {
+      "ResultType": 0, "ResultCode": 0,
+      "ResultDesc": "The service request is processed successfully.",
+      "OriginatorConversationID": "dad6-4c34-8787-c8cb963a496d1268232",
+      "ConversationID": "AG_20211114_201018edbbf9f1582eaa",
+      "TransactionID": "SKE52PAWR9",
+      "ResultParameters": {"ResultParameter": [
+         {"Key": "DebitAccountBalance", "Value": "Utility Account|KES|7722179.62|7722179.62|0.00|0.00"},
+         {"Key": "Amount", "Value": 1.00},
+         {"Key": "TransCompletedTime", "Value": 20211114132711},
+         {"Key": "OriginalTransactionID", "Value": "SKC82PACB8"},
+         {"Key": "Charge", "Value": 0.00},
+         {"Key": "CreditPartyPublicName", "Value": "254705912645 - NAME"},
+         {"Key": "DebitPartyPublicName", "Value": "600992 - Safaricom Daraja 992"}]},
+      "ReferenceData": {"ReferenceItem": {"Key": "QueueTimeoutURL",
+         "Value": "https://internalsandbox.safaricom.co.ke/mpesa/reversalresults/v1/submit"}}}}"#;
+    let result = parse_result(success.as_bytes()).unwrap();
+    assert_eq!(result.result_code, "0");
+    assert_eq!(result.conversation_id, "AG_20211114_201018edbbf9f1582eaa");
+    assert_eq!(result.transaction_id.as_deref(), Some("SKE52PAWR9"));
+    assert_eq!(result.original_transaction_id(), Some("SKC82PACB8"));
+    assert_eq!(result.amount(), Some(100));
+    let failure = r#"{"Result": {"ResultType": 0, "ResultCode": "R000002",
+      "ResultDesc": "The OriginalTransactionID is invalid.",
+      "OriginatorConversationID": "1", "ConversationID": "AG_2",
+      "ResultParameters": {"ResultParameter": {"Key": "OriginalTransactionID", "Value": "X1"}}}}"#;
+    let result = parse_result(failure.as_bytes()).unwrap();
+    assert_eq!(result.result_code, "R000002");
+    assert_eq!(
+        result.original_transaction_id(),
+        Some("X1"),
+        "one object, not an array"
+    );
+    let code = |code: &str| match reversal_outcome("AG_1", code, "") {
+        RefundOutcome::Failed { failure } => failure.code,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(code("R000001"), "already_reversed");
+    assert_eq!(code("R000002"), "invalid_transaction");
+    assert_eq!(code("1"), "insufficient_funds");
+    assert_eq!(code("2001"), "invalid_initiator");
+    assert_eq!(code("8006"), "credential_locked");
+    assert_eq!(code("9"), "declined");
+    assert!(parse_result(b"{}").is_err());
+    assert!(parse_result(br#"{"Result": {"ResultCode": 0}}"#).is_err());
+}
+
+#[tokio::test]
+async fn c2b_urls_are_registered_and_notifications_read() {
+    let simulator = simulator().await;
+    let connector = connector();
+    let mut account = account(&simulator);
+    account
+        .credentials
+        .insert("c2b_shortcode".into(), "600984".into());
+    connector
+        .register_customer_payment_urls(
+            &account,
+            "http://127.0.0.1:9/v1/hooks/daraja/acct_1?c2b=validation",
+            "http://127.0.0.1:9/v1/hooks/daraja/acct_1?c2b=confirmation",
+        )
+        .await
+        .unwrap();
+    let request = simulator
+        .requests()
+        .into_iter()
+        .find(|request| request.path == "/mpesa/c2b/v1/registerurl")
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+    assert_eq!(body["ShortCode"], "600984");
+    assert_eq!(body["ResponseType"], "Completed");
+    // Daraja refuses URLs naming M-Pesa.
+    assert!(matches!(
+        connector
+            .register_customer_payment_urls(
+                &account,
+                "http://127.0.0.1:9/v1/hooks/mpesa/acct_1",
+                "http://127.0.0.1:9/v1/hooks/mpesa/acct_1",
+            )
+            .await,
+        Err(ConnectorError::Rejected(message)) if message.contains("Invalid ConfirmationURL")
+    ));
+
+    let outcome = simulator
+        .simulate_c2b_payment(malipo_simulators::C2bPayment::paybill(
+            "600984", 250, "INV-7",
+        ))
+        .await
+        .unwrap();
+    let validation = callback_of(&simulator, "c2b_validation").await;
+    let notification = parse_c2b_notification(validation.to_string().as_bytes()).unwrap();
+    assert_eq!(notification.trans_id, outcome.trans_id);
+    assert_eq!(notification.amount, 25_000, "KES cents");
+    assert_eq!(notification.shortcode, "600984");
+    assert_eq!(notification.bill_ref_number.as_deref(), Some("INV-7"));
+    assert_eq!(notification.transaction_type, "Pay Bill");
+
+    let documented = r#"{"TransactionType": "Pay Bill", "TransID": "RKTQDM7W6S",
+      "TransTime": "20191122063845", "TransAmount": "10.00", "BusinessShortCode": "600638",
+      "BillRefNumber": "invoice008", "InvoiceNumber": "", "OrgAccountBalance": "",
+      "ThirdPartyTransID": "", "MSISDN": "2547 ***** 126",
+      "FirstName": "John", "MiddleName": "", "LastName": "Doe"}"#;
+    let notification = parse_c2b_notification(documented.as_bytes()).unwrap();
+    assert_eq!(notification.amount, 1_000);
+    assert_eq!(notification.msisdn.as_deref(), Some("2547 ***** 126"));
+    assert_eq!(notification.name.as_deref(), Some("John Doe"));
+    assert_eq!(notification.third_party_trans_id, None);
+    assert!(parse_c2b_notification(br#"{"TransID": "X", "TransAmount": "ten"}"#).is_err());
+    assert_eq!(
+        c2b_validation_answer(C2B_ACCEPT),
+        r#"{"ResultCode":"0","ResultDesc":"Accepted"}"#
+    );
+    assert_eq!(
+        c2b_validation_answer(C2B_INVALID_ACCOUNT_NUMBER),
+        r#"{"ResultCode":"C2B00012","ResultDesc":"Rejected"}"#
+    );
 }

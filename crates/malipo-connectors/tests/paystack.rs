@@ -256,9 +256,12 @@ async fn refunds_are_queued_then_processed_with_a_signed_webhook() {
         refund_id,
         payment_id: id,
         provider_reference: Some(&reference),
+        provider_receipt: None,
         amount,
+        payment_amount: 1_050_075,
         currency: "ngn",
         account: &account,
+        livemode: false,
     };
     let outcome = connector.refund(&refund(50_075, "re_1")).await.unwrap();
     assert!(

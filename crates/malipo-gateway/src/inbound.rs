@@ -489,10 +489,11 @@ impl Gateway {
         let started = Instant::now();
         let now = now_seconds();
         let body_text = String::from_utf8_lossy(callback.raw_body).into_owned();
+        let provider = callback.provider;
         let mut inbound = InboundWebhook {
             id: new_id(IdKind::InboundWebhook),
             object: "inbound_webhook",
-            provider: callback.provider.to_owned(),
+            provider: provider.to_owned(),
             account: None,
             merchant: None,
             livemode: None,
@@ -508,7 +509,7 @@ impl Gateway {
             latency_ms: 0,
             created: now,
         };
-        let Some(definition) = self.providers().get(callback.provider).cloned() else {
+        let Some(definition) = self.providers().get(provider).cloned() else {
             inbound.headers =
                 malipo_hooks::redact_headers(&callback.headers, &unknown_provider_definition());
             return self
@@ -606,6 +607,13 @@ impl Gateway {
         inbound.verdict = verdict.code().to_owned();
         inbound.decided_by = verdict.check().code().to_owned();
 
+        let connector = self.connectors().by_name(&definition.name).cloned();
+        let refund_claim = connector
+            .as_ref()
+            .and_then(|connector| connector.parse_refund_callback(callback.raw_body));
+        let paid_details = connector
+            .as_ref()
+            .and_then(|connector| connector.parse_paid_details(callback.raw_body));
         let confirmation = if verdict == Verdict::Unsigned {
             self.confirm_by_status_query(&definition, &account, callback.raw_body)
                 .await
@@ -623,6 +631,15 @@ impl Gateway {
             inbound.outcome = "duplicate".into();
             inbound.outcome_detail =
                 Some("this event was processed before; nothing changed".into());
+        } else if let Some(claim) = refund_claim {
+            // A refund's result (an M-Pesa reversal Result): it names a
+            // pending refund by a reference only the provider and Malipo
+            // know, and the receipt it reverses.
+            let (outcome, detail) = self
+                .process_refund_claim(&mut conn, &account, claim)
+                .await?;
+            inbound.outcome = outcome.into();
+            inbound.outcome_detail = detail;
         } else if verdict == Verdict::Unsigned {
             // An unsigned body is a hint: only what the provider's status
             // API answered (asked before this transaction) changes anything.
@@ -632,6 +649,15 @@ impl Gateway {
                 {
                     match conn.payment_by_id_for_update(&payment_id).await? {
                         Some(mut record) => {
+                            // The receipt and amount only the callback
+                            // carries: recorded, and a mismatch flagged.
+                            let outcome = crate::payments::check_paid_details(
+                                &mut conn,
+                                &mut record,
+                                outcome,
+                                paid_details.as_ref(),
+                            )
+                            .await?;
                             crate::payments::apply_outcome(&mut conn, &mut record, outcome).await?;
                             inbound.outcome = "processed".into();
                             inbound.outcome_detail = Some(format!(

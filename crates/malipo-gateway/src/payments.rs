@@ -12,7 +12,9 @@ use crate::group_commit::{IdempotencyWrite, NewPaymentWrite};
 use crate::idempotency::{IdempotencyGuard, complete};
 use crate::ledger_entries;
 use crate::{ApiError, ErrorKind, Gateway, GatewayError, GatewayResult, now_ms, now_seconds};
-use malipo_connectors::{Connector, ConnectorError, PaymentOutcome, PaymentRequest, StatusRequest};
+use malipo_connectors::{
+    Connector, ConnectorError, PaidDetails, PaymentOutcome, PaymentRequest, StatusRequest,
+};
 use malipo_core::Asset;
 use malipo_core::MinorUnits;
 use malipo_core::fee::FeeSchedule;
@@ -486,6 +488,59 @@ pub(crate) async fn apply_outcome(
     Ok(())
 }
 
+/// Records what a payment callback reported about the money and checks
+/// it against the payment, before the (confirmed) outcome is applied: the
+/// provider's receipt is kept (unless another payment holds it), and a
+/// success for another amount than the payment's fails it with
+/// `amount_mismatch` instead: nothing unpaid is ever credited, and the
+/// merchant hears of it by `payment.failed` (the receipt is kept, to
+/// reconcile or reverse). Details about another payment change nothing.
+pub(crate) async fn check_paid_details(
+    conn: &mut Conn<'_>,
+    record: &mut PaymentRecord,
+    outcome: PaymentOutcome,
+    details: Option<&PaidDetails>,
+) -> GatewayResult<PaymentOutcome> {
+    let Some(details) = details.filter(|details| {
+        record.provider_reference.as_deref() == Some(&details.provider_reference)
+    }) else {
+        return Ok(outcome);
+    };
+    if record.provider_receipt.is_none()
+        && let Some(receipt) = &details.receipt
+    {
+        match conn
+            .payment_id_by_provider_receipt(&record.payment.connector, receipt)
+            .await?
+        {
+            None => record.provider_receipt = Some(receipt.clone()),
+            Some(other) => tracing::warn!(payment = %record.payment.id, %other, %receipt,
+                "a callback reports a receipt another payment holds; not recorded"),
+        }
+    }
+    Ok(match (outcome, details.amount) {
+        (PaymentOutcome::Succeeded { provider_reference }, Some(paid))
+            if paid != record.payment.amount && !record.payment.status.is_terminal() =>
+        {
+            tracing::warn!(payment = %record.payment.id, paid, amount = record.payment.amount,
+                "the provider reports another amount paid; the payment fails with amount_mismatch");
+            PaymentOutcome::Failed {
+                provider_reference,
+                failure: Failure {
+                    code: "amount_mismatch".into(),
+                    message: format!(
+                        "the provider reports {paid} {currency} minor units paid for a payment of {amount} (receipt {receipt}); nothing was credited: reconcile it, or reverse it with the provider",
+                        currency = record.payment.currency,
+                        amount = record.payment.amount,
+                        receipt = details.receipt.as_deref().unwrap_or("none"),
+                    ),
+                },
+            }
+        }
+        (outcome, _) => outcome,
+    })
+}
+
 /// [`apply_outcome`] without writing anything: changes the record and
 /// answers the money to move and the event to insert, if any.
 pub(crate) fn plan_outcome(
@@ -655,6 +710,7 @@ impl Gateway {
             },
             fee_refunded: 0,
             provider_reference: None,
+            provider_receipt: None,
             funds_reserved: false,
             started_ms: None,
             next_poll_ms: None,
@@ -739,7 +795,7 @@ impl Gateway {
 
     /// The connector account a payment goes through: the merchant's
     /// sandbox account for sandbox payments (its callback URL and secret).
-    async fn account_for(
+    pub(crate) async fn account_for(
         &self,
         record: &PaymentRecord,
     ) -> GatewayResult<malipo_connectors::ConnectorAccount> {

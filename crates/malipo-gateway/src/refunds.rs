@@ -7,6 +7,14 @@
 //! them), then the provider is asked; a second transaction posts or voids
 //! the reservation. Concurrent refunds queue on the payment's lock, so the
 //! sum of refunds can't pass the amount.
+//!
+//! The refund goes through the payment's connector and the merchant's
+//! account the payment went through; the connector first checks what the
+//! provider can do (M-Pesa and Airtel Money reverse whole transactions
+//! only: a partial refund is a 400 naming `amount`). A provider that
+//! answers later (an M-Pesa reversal) leaves the refund `pending`, its
+//! reservation held, until the result callback reaches the inbound path,
+//! which settles it with [`settle_refund`] in the same way.
 
 use crate::auth::MerchantContext;
 use crate::idempotency::{IdempotencyGuard, complete, recovery_point};
@@ -14,7 +22,9 @@ use crate::payments::{created_filters, emit, owner_filters, post};
 use crate::{
     ApiError, ErrorKind, Gateway, GatewayError, GatewayResult, ledger_entries, now_seconds,
 };
-use malipo_connectors::{ConnectorAccount, RefundOutcome, RefundRequest};
+use malipo_connectors::{
+    Connector, ConnectorError, RefundCheck, RefundClaim, RefundOutcome, RefundRequest,
+};
 use malipo_core::MinorUnits;
 use malipo_core::id::{IdKind, looks_like, new_id};
 use malipo_core::metadata::{self, Metadata};
@@ -22,8 +32,9 @@ use malipo_core::objects::{BalanceTransaction, Failure, List, Refund, Scope};
 use malipo_core::payment::PaymentStatus;
 use malipo_core::refund::{RefundReason, RefundStatus, fee_share_of_refund};
 use malipo_ledger::TransferError;
-use malipo_store::{Filter, Page, RefundRecord, StoreError};
+use malipo_store::{Conn, Filter, Page, PaymentRecord, RefundRecord, StoreError};
 use serde::Deserialize;
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
 /// `POST /v1/refunds`
@@ -136,6 +147,21 @@ impl Gateway {
             )
             .into());
         }
+        // The provider's own limits (e.g. M-Pesa and Airtel reverse whole
+        // transactions only), before anything is reserved.
+        let connector = self
+            .connectors()
+            .by_name(&payment.payment.connector)
+            .cloned();
+        if let Some(connector) = &connector {
+            connector
+                .check_refund(&RefundCheck {
+                    amount,
+                    payment_amount: payment.payment.amount,
+                    provider_receipt: payment.provider_receipt.as_deref(),
+                })
+                .map_err(|error| ApiError::invalid(error.param, error.message))?;
+        }
         let fee_share = fee_share_of_refund(
             MinorUnits::from(payment.payment.amount),
             MinorUnits::from(payment.payment.fee),
@@ -208,35 +234,7 @@ impl Gateway {
         recovery_point(&mut conn, guard.as_ref(), &record.refund.id).await?;
         tx.commit().await?;
 
-        let connector = self
-            .connectors()
-            .by_name(&payment.payment.connector)
-            .cloned();
-        let account = ConnectorAccount::default();
-        let outcome = match connector {
-            Some(connector) => connector
-                .refund(&RefundRequest {
-                    refund_id: &record.refund.id,
-                    payment_id: &payment_id,
-                    provider_reference: payment.provider_reference.as_deref(),
-                    amount,
-                    currency: &record.refund.currency,
-                    account: &account,
-                })
-                .await
-                .unwrap_or_else(|error| RefundOutcome::Failed {
-                    failure: Failure {
-                        code: "provider_error".into(),
-                        message: error.to_string(),
-                    },
-                }),
-            None => RefundOutcome::Failed {
-                failure: Failure {
-                    code: "provider_error".into(),
-                    message: "the payment's connector is gone".into(),
-                },
-            },
-        };
+        let outcome = self.ask_refund(connector, &payment, &record).await;
 
         let mut tx = self.store().begin().await?;
         let mut conn = tx.conn();
@@ -244,89 +242,152 @@ impl Gateway {
             .payment_for_update(&context.merchant_id, context.livemode(), &payment_id)
             .await?
             .ok_or_else(|| GatewayError::internal(ApiError::not_found("payment", &payment_id)))?;
-        record.refund.updated = now_seconds();
-        match outcome {
-            RefundOutcome::Succeeded { provider_reference } => {
-                record.provider_reference = provider_reference;
-                record.refund.status = RefundStatus::Succeeded;
-                let release = ledger_entries::refund_reservation_released(
-                    &payment,
-                    &record.refund.id,
-                    amount,
-                    fee_share,
-                    true,
-                );
-                post(
-                    &mut conn,
-                    &ledger_entries::payment_accounts(&payment),
-                    &release,
-                )
-                .await?;
-                let signed = |value: u64| i64::try_from(value).map_err(GatewayError::internal);
-                conn.insert_balance_transaction(
-                    &context.merchant_id,
-                    &BalanceTransaction {
-                        id: new_id(IdKind::BalanceTransaction),
-                        object: "balance_transaction",
-                        livemode: context.livemode(),
-                        kind: "refund".into(),
-                        amount: -signed(amount)?,
-                        fee: -signed(fee_share)?,
-                        net: -signed(amount - fee_share)?,
-                        currency: record.refund.currency.clone(),
-                        source: record.refund.id.clone(),
-                        created: record.refund.updated,
-                    },
-                )
-                .await?;
-                emit(
-                    &mut conn,
-                    &context.merchant_id,
-                    context.livemode(),
-                    "refund.succeeded",
-                    &record.refund,
-                )
-                .await?;
-            }
-            RefundOutcome::Failed { failure } => {
-                record.refund.status = RefundStatus::Failed;
-                record.refund.failure = Some(failure);
-                let release = ledger_entries::refund_reservation_released(
-                    &payment,
-                    &record.refund.id,
-                    amount,
-                    fee_share,
-                    false,
-                );
-                post(
-                    &mut conn,
-                    &ledger_entries::payment_accounts(&payment),
-                    &release,
-                )
-                .await?;
-                payment.payment.amount_refunded -= amount;
-                payment.fee_refunded -= fee_share;
-                payment.payment.updated = record.refund.updated;
-                conn.update_payment(&payment).await?;
-                emit(
-                    &mut conn,
-                    &context.merchant_id,
-                    context.livemode(),
-                    "refund.failed",
-                    &record.refund,
-                )
-                .await?;
-            }
-            RefundOutcome::Pending { provider_reference } => {
-                record.provider_reference = provider_reference;
-            }
-        }
-        conn.update_refund(&record).await?;
-        metrics::counter!("malipo_refunds_total", "status" => record.refund.status.as_str())
-            .increment(1);
+        settle_refund(&mut conn, &mut payment, &mut record, outcome).await?;
         complete(&mut conn, guard.as_ref(), &record.refund).await?;
         tx.commit().await?;
         Ok(record.refund)
+    }
+
+    /// Asks the payment's connector to refund, through the merchant's
+    /// account the payment went through. A provider that did not answer
+    /// may still have taken the refund: it stays pending (its reservation
+    /// held) rather than failing while the money may be on its way back.
+    async fn ask_refund(
+        &self,
+        connector: Option<Arc<dyn Connector>>,
+        payment: &PaymentRecord,
+        record: &RefundRecord,
+    ) -> RefundOutcome {
+        let failed = |message: String| RefundOutcome::Failed {
+            failure: Failure {
+                code: "provider_error".into(),
+                message,
+            },
+        };
+        let Some(connector) = connector else {
+            return failed("the payment's connector is gone".into());
+        };
+        let account = match self.account_for(payment).await {
+            Ok(account) => account,
+            Err(error) => {
+                return failed(format!(
+                    "no connector account to refund through: {}",
+                    error.chain()
+                ));
+            }
+        };
+        let answer = connector
+            .refund(&RefundRequest {
+                refund_id: &record.refund.id,
+                payment_id: &payment.payment.id,
+                provider_reference: payment.provider_reference.as_deref(),
+                provider_receipt: payment.provider_receipt.as_deref(),
+                amount: record.refund.amount,
+                payment_amount: payment.payment.amount,
+                currency: &record.refund.currency,
+                account: &account,
+                livemode: payment.payment.livemode,
+            })
+            .await;
+        match answer {
+            Ok(outcome) => outcome,
+            Err(ConnectorError::Unavailable(reason)) => {
+                tracing::warn!(refund = %record.refund.id, %reason,
+                    "the provider did not answer a refund; it stays pending until reconciled");
+                RefundOutcome::Pending {
+                    provider_reference: None,
+                }
+            }
+            Err(error) => failed(error.to_string()),
+        }
+    }
+
+    /// Applies a provider's refund result (an M-Pesa reversal `Result`),
+    /// in the inbound callback's transaction: the pending refund of this
+    /// account's merchant and mode that the provider knows by the claim's
+    /// reference, through this account's provider, and (when the result
+    /// names it) for the payment's own receipt. Anything else changes
+    /// nothing and is kept for reconciliation. Answers the inbound outcome
+    /// and a detail.
+    pub(crate) async fn process_refund_claim(
+        &self,
+        conn: &mut Conn<'_>,
+        account: &malipo_store::ConnectorAccountRecord,
+        claim: RefundClaim,
+    ) -> GatewayResult<(&'static str, Option<String>)> {
+        let kept = |detail: String| {
+            Ok((
+                "unmatched",
+                Some(format!("{detail}; kept for reconciliation")),
+            ))
+        };
+        let Some(found) = conn
+            .refund_by_provider_reference(
+                &account.merchant_id,
+                account.livemode,
+                &claim.provider_reference,
+            )
+            .await?
+        else {
+            return kept(format!(
+                "no refund of this account's merchant has provider reference {}",
+                claim.provider_reference
+            ));
+        };
+        // Lock order: the payment first, then read the refund again.
+        let Some(mut payment) = conn
+            .payment_for_update(
+                &account.merchant_id,
+                account.livemode,
+                &found.refund.payment,
+            )
+            .await?
+        else {
+            return kept(format!("refund {} has no payment", found.refund.id));
+        };
+        let Some(mut record) = conn
+            .refund(&account.merchant_id, account.livemode, &found.refund.id)
+            .await?
+        else {
+            return kept(format!("refund {} vanished", found.refund.id));
+        };
+        if payment.payment.connector != account.provider {
+            return kept(format!(
+                "refund {} is of a {} payment, the callback came for a {} account",
+                record.refund.id, payment.payment.connector, account.provider
+            ));
+        }
+        if let (Some(original), Some(receipt)) =
+            (&claim.original_transaction, &payment.provider_receipt)
+            && original != receipt
+        {
+            return kept(format!(
+                "the result reverses {original}, refund {}'s payment has receipt {receipt}",
+                record.refund.id
+            ));
+        }
+        if record.refund.status != RefundStatus::Pending {
+            return Ok((
+                "ignored",
+                Some(format!(
+                    "refund {} is already {}",
+                    record.refund.id,
+                    record.refund.status.as_str()
+                )),
+            ));
+        }
+        if matches!(claim.outcome, RefundOutcome::Pending { .. }) {
+            return Ok(("ignored", Some("a pending result changes nothing".into())));
+        }
+        settle_refund(conn, &mut payment, &mut record, claim.outcome).await?;
+        Ok((
+            "processed",
+            Some(format!(
+                "refund {} is {}",
+                record.refund.id,
+                record.refund.status.as_str()
+            )),
+        ))
     }
 
     pub async fn refund(&self, context: &MerchantContext, id: &str) -> GatewayResult<Refund> {
@@ -362,4 +423,96 @@ impl Gateway {
             has_more,
         ))
     }
+}
+
+/// Records where a refund stands, in the caller's transaction, which holds
+/// the payment's lock: success posts its reservation (with a balance
+/// transaction and `refund.succeeded`), failure voids it and gives the
+/// amount back to the payment (`refund.failed`), pending keeps it and the
+/// provider's reference its result will name.
+pub(crate) async fn settle_refund(
+    conn: &mut Conn<'_>,
+    payment: &mut PaymentRecord,
+    record: &mut RefundRecord,
+    outcome: RefundOutcome,
+) -> GatewayResult<()> {
+    let merchant_id = record.merchant_id.clone();
+    let livemode = record.refund.livemode;
+    let amount = record.refund.amount;
+    let fee_share = record.refund.fee_refunded;
+    record.refund.updated = now_seconds();
+    match outcome {
+        RefundOutcome::Succeeded { provider_reference } => {
+            if provider_reference.is_some() {
+                record.provider_reference = provider_reference;
+            }
+            record.refund.status = RefundStatus::Succeeded;
+            let release = ledger_entries::refund_reservation_released(
+                payment,
+                &record.refund.id,
+                amount,
+                fee_share,
+                true,
+            );
+            post(conn, &ledger_entries::payment_accounts(payment), &release).await?;
+            let signed = |value: u64| i64::try_from(value).map_err(GatewayError::internal);
+            conn.insert_balance_transaction(
+                &merchant_id,
+                &BalanceTransaction {
+                    id: new_id(IdKind::BalanceTransaction),
+                    object: "balance_transaction",
+                    livemode,
+                    kind: "refund".into(),
+                    amount: -signed(amount)?,
+                    fee: -signed(fee_share)?,
+                    net: -signed(amount - fee_share)?,
+                    currency: record.refund.currency.clone(),
+                    source: record.refund.id.clone(),
+                    created: record.refund.updated,
+                },
+            )
+            .await?;
+            emit(
+                conn,
+                &merchant_id,
+                livemode,
+                "refund.succeeded",
+                &record.refund,
+            )
+            .await?;
+        }
+        RefundOutcome::Failed { failure } => {
+            record.refund.status = RefundStatus::Failed;
+            record.refund.failure = Some(failure);
+            let release = ledger_entries::refund_reservation_released(
+                payment,
+                &record.refund.id,
+                amount,
+                fee_share,
+                false,
+            );
+            post(conn, &ledger_entries::payment_accounts(payment), &release).await?;
+            payment.payment.amount_refunded -= amount;
+            payment.fee_refunded -= fee_share;
+            payment.payment.updated = record.refund.updated;
+            conn.update_payment(payment).await?;
+            emit(
+                conn,
+                &merchant_id,
+                livemode,
+                "refund.failed",
+                &record.refund,
+            )
+            .await?;
+        }
+        RefundOutcome::Pending { provider_reference } => {
+            if provider_reference.is_some() {
+                record.provider_reference = provider_reference;
+            }
+        }
+    }
+    conn.update_refund(record).await?;
+    metrics::counter!("malipo_refunds_total", "status" => record.refund.status.as_str())
+        .increment(1);
+    Ok(())
 }

@@ -802,6 +802,7 @@ impl Gateway {
             },
             fee_refunded: 0,
             provider_reference: None,
+            provider_receipt: None,
             funds_reserved: false,
             started_ms: Some(now_ms()),
             next_poll_ms: None,

@@ -17,6 +17,10 @@ pub struct PaymentRecord {
     pub fee_refunded: u64,
     /// The provider's id for the payment.
     pub provider_reference: Option<String>,
+    /// The provider's receipt for the money received (an M-Pesa receipt,
+    /// Airtel's `airtel_money_id`), when a callback reported it; unique per
+    /// connector.
+    pub provider_receipt: Option<String>,
     /// Whether pending ledger transfers hold the amount (see the migration).
     pub funds_reserved: bool,
     /// When the connector was first asked (Unix ms).
@@ -49,6 +53,7 @@ struct PaymentRow {
     failure_message: Option<String>,
     metadata: String,
     provider_reference: Option<String>,
+    provider_receipt: Option<String>,
     funds_reserved: bool,
     started_ms: Option<i64>,
     next_poll_ms: Option<i64>,
@@ -122,6 +127,7 @@ impl TryFrom<PaymentRow> for PaymentRecord {
             fee_refunded: amount_from_db(&payment.id, "fee_refunded", &row.fee_refunded)?,
             payment,
             provider_reference: row.provider_reference,
+            provider_receipt: row.provider_receipt,
             funds_reserved: row.funds_reserved,
             started_ms: row.started_ms,
             next_poll_ms: row.next_poll_ms,
@@ -165,8 +171,8 @@ impl Conn<'_> {
             let mut builder = QueryBuilder::new(
                 "INSERT INTO payments (id, merchant_id, livemode, amount, currency, method, connector, status,
                      reference, description, customer, amount_refunded, fee, fee_refunded, next_action,
-                     failure_code, failure_message, metadata, provider_reference, funds_reserved, started_ms,
-                     next_poll_ms, expires_at, created, updated, return_url, payment_method) ",
+                     failure_code, failure_message, metadata, provider_reference, provider_receipt, funds_reserved,
+                     started_ms, next_poll_ms, expires_at, created, updated, return_url, payment_method) ",
             );
             builder.push_values(&rows, |mut row, columns| {
                 let record = columns.record;
@@ -191,6 +197,7 @@ impl Conn<'_> {
                     .push_bind(failure_message)
                     .push_bind(&columns.metadata)
                     .push_bind(&record.provider_reference)
+                    .push_bind(&record.provider_receipt)
                     .push_bind(record.funds_reserved)
                     .push_bind(record.started_ms)
                     .push_bind(record.next_poll_ms)
@@ -218,8 +225,8 @@ impl Conn<'_> {
             sqlx::query(
                 "UPDATE payments SET status = $1, amount_refunded = $2, fee_refunded = $3, next_action = $4,
                      failure_code = $5, failure_message = $6, provider_reference = $7, started_ms = $8,
-                     next_poll_ms = $9, updated = $10, funds_reserved = $11
-                 WHERE id = $12",
+                     next_poll_ms = $9, updated = $10, funds_reserved = $11, provider_receipt = $12
+                 WHERE id = $13",
             )
             .bind(payment.status.as_str())
             .bind(payment.amount_refunded.to_string())
@@ -232,6 +239,7 @@ impl Conn<'_> {
             .bind(record.next_poll_ms)
             .bind(payment.updated)
             .bind(record.funds_reserved)
+            .bind(&record.provider_receipt)
             .bind(&payment.id)
             .execute(&mut **c)
             .await
@@ -289,14 +297,72 @@ impl Conn<'_> {
         connector: &str,
         provider_reference: &str,
     ) -> Result<Option<String>, StoreError> {
+        self.payment_id_by(
+            "SELECT id FROM payments WHERE connector = $1 AND provider_reference = $2",
+            connector,
+            provider_reference,
+        )
+        .await
+    }
+
+    /// The id of the payment whose money the provider's receipt names.
+    pub async fn payment_id_by_provider_receipt(
+        &mut self,
+        connector: &str,
+        provider_receipt: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.payment_id_by(
+            "SELECT id FROM payments WHERE connector = $1 AND provider_receipt = $2",
+            connector,
+            provider_receipt,
+        )
+        .await
+    }
+
+    /// The `id` `sql` selects with a connector and one value bound.
+    async fn payment_id_by(
+        &mut self,
+        sql: &'static str,
+        connector: &str,
+        value: &str,
+    ) -> Result<Option<String>, StoreError> {
         let id = run!(self, |c| {
-            sqlx::query("SELECT id FROM payments WHERE connector = $1 AND provider_reference = $2")
+            sqlx::query(sql)
                 .bind(connector)
-                .bind(provider_reference)
+                .bind(value)
                 .fetch_optional(&mut **c)
                 .await?
                 .map(|row| row.try_get::<String, _>("id"))
                 .transpose()
+        })?;
+        Ok(id)
+    }
+
+    /// The oldest unfinished payment of a merchant's, through `connector`,
+    /// whose `reference` is `reference` (what a customer types as the
+    /// account number of a paybill payment).
+    pub async fn open_payment_id_by_reference(
+        &mut self,
+        merchant_id: &str,
+        livemode: bool,
+        connector: &str,
+        reference: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let id = run!(self, |c| {
+            sqlx::query(
+                "SELECT id FROM payments
+                 WHERE merchant_id = $1 AND livemode = $2 AND reference = $3 AND connector = $4
+                     AND status IN ('requires_confirmation', 'processing', 'requires_action')
+                 ORDER BY id LIMIT 1",
+            )
+            .bind(merchant_id)
+            .bind(livemode)
+            .bind(reference)
+            .bind(connector)
+            .fetch_optional(&mut **c)
+            .await?
+            .map(|row| row.try_get::<String, _>("id"))
+            .transpose()
         })?;
         Ok(id)
     }

@@ -179,6 +179,27 @@ impl Conn<'_> {
         row.map(RefundRecord::try_from).transpose()
     }
 
+    /// The refund a provider knows by `provider_reference` (e.g. an M-Pesa
+    /// reversal's ConversationID), of one merchant in one mode.
+    pub async fn refund_by_provider_reference(
+        &mut self,
+        merchant_id: &str,
+        livemode: bool,
+        provider_reference: &str,
+    ) -> Result<Option<RefundRecord>, StoreError> {
+        let row: Option<RefundRow> = run!(self, |c| {
+            sqlx::query_as(
+                "SELECT * FROM refunds WHERE provider_reference = $1 AND merchant_id = $2 AND livemode = $3",
+            )
+            .bind(provider_reference)
+            .bind(merchant_id)
+            .bind(livemode)
+            .fetch_optional(&mut **c)
+            .await
+        })?;
+        row.map(RefundRecord::try_from).transpose()
+    }
+
     pub async fn refunds(
         &mut self,
         filters: &[Filter],

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 /// A merchant with an Airtel Money account, the simulated app calling back
 /// at the account's hook URL.
-async fn airtel_merchant(app: &TestApp) -> (String, Receiver, RunningSimulator) {
+pub(crate) async fn airtel_merchant(app: &TestApp) -> (String, Receiver, RunningSimulator) {
     let simulator = malipo_simulators::spawn(Provider::Airtel, SimulatorConfig::for_tests(200))
         .await
         .expect("simulator");
