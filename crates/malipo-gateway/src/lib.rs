@@ -13,6 +13,8 @@
 //! - [`idempotency`]: the Idempotency-Key protocol.
 //! - [`inbound`]: provider callbacks at `/v1/hooks/{provider}/{account}`:
 //!   connector accounts, the ordered checks, replay protection, the audit log.
+//! - [`c2b`]: M-Pesa C2B (paybill and till payments customers start):
+//!   URL registration, validation by the merchant's rule, confirmation.
 //! - [`secrets`]: provider credentials encrypted at rest (AES-256-GCM).
 //! - [`webhooks`]: events, webhook endpoints, signed delivery with retries.
 //! - [`ledger_entries`]: which ledger accounts and transfers each event of a
@@ -25,6 +27,7 @@
 
 pub mod auth;
 pub mod balances;
+pub mod c2b;
 mod cards;
 mod error;
 mod group_commit;

@@ -54,6 +54,7 @@ impl Modify for SecuritySchemes {
         routes::webhooks::list_events, routes::webhooks::retrieve_event, routes::webhooks::event_deliveries,
         routes::webhooks::redeliver,
         routes::hooks::receive, routes::hooks::create_account, routes::hooks::list_accounts,
+        routes::hooks::register_c2b,
         routes::hooks::providers, routes::hooks::stats, routes::hooks::health, routes::hooks::inbound_log,
         routes::vouchers::create_batch, routes::vouchers::list_batches, routes::vouchers::list_vouchers,
         routes::vouchers::validate,

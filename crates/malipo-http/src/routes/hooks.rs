@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use malipo_core::objects::{ConnectorAccount, InboundWebhook, List};
+use malipo_gateway::c2b::C2bRegistration;
 use malipo_gateway::inbound::{
     CreateConnectorAccount, INBOUND_BODY_BYTES_MAX, InboundFilters, InboundStats, IncomingCallback,
     ProviderStats, ProviderSummary,
@@ -27,6 +28,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/v1/connector_accounts",
             post(create_account).get(list_accounts),
+        )
+        .route(
+            "/v1/connector_accounts/{id}/c2b/register",
+            post(register_c2b),
         )
         .route("/v1/admin/webhooks/providers", get(providers))
         .route("/v1/admin/webhooks/health", get(health))
@@ -100,6 +105,25 @@ pub async fn create_account(
         state
             .gateway
             .create_connector_account_as(&context, &actor, body.value)
+            .await?,
+    ))
+}
+
+/// Register an M-Pesa account's C2B (paybill/till) validation and
+/// confirmation URLs with Daraja, for its `c2b_shortcode`.
+#[utoipa::path(post, path = "/v1/connector_accounts/{id}/c2b/register", tag = "connector_accounts",
+    params(("id" = String, Path, description = "the M-Pesa connector account (ca_…)")),
+    responses((status = 200, body = C2bRegistration), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("secret_key" = [])))]
+pub async fn register_c2b(
+    State(state): State<AppState>,
+    MerchantActor(context, actor): MerchantActor,
+    Path(id): Path<String>,
+) -> HttpResult<Json<C2bRegistration>> {
+    Ok(Json(
+        state
+            .gateway
+            .register_c2b_urls(&context, &actor, &id)
             .await?,
     ))
 }

@@ -13,6 +13,7 @@ mod crash;
 mod idempotency;
 mod inbound;
 mod mpesa;
+mod mpesa_c2b;
 mod mpesa_reversal;
 mod mtn_momo;
 mod nodes;
