@@ -24,6 +24,8 @@ pub enum ErrorKind {
     /// The same Idempotency-Key while the first request is still running.
     IdempotencyInFlight,
     RateLimit,
+    /// The request body is larger than the configured limit.
+    PayloadTooLarge,
     /// The provider declined or could not take the request.
     Payment,
     /// The provider could not be reached; safe to retry.

@@ -370,7 +370,28 @@ impl Gateway {
         };
         let object = self.connector_account_object(&record);
         let mut tx = self.store().begin().await?;
-        tx.conn().insert_connector_account(&record).await?;
+        tx.conn()
+            .insert_connector_account(&record)
+            .await
+            .map_err(|error| {
+                // One sandbox account per merchant and mode (created on the
+                // first sandbox payment, or by an earlier request).
+                if error.is_unique_violation() {
+                    GatewayError::Api(
+                        ApiError::new(
+                            crate::ErrorKind::Conflict,
+                            "connector_account_exists",
+                            format!(
+                                "this merchant already has a `{}` account in this mode",
+                                record.provider
+                            ),
+                        )
+                        .with_param("provider"),
+                    )
+                } else {
+                    GatewayError::from(error)
+                }
+            })?;
         actor
             .record(
                 &mut tx,
@@ -485,13 +506,15 @@ impl Gateway {
     }
 
     /// Checks, records and (when it passes) processes one provider callback.
+    /// Whatever the body holds is recorded: NUL, which PostgreSQL's TEXT
+    /// cannot hold, is stored as U+FFFD (as invalid UTF-8 already is).
     pub async fn receive_callback(
         &self,
         callback: IncomingCallback<'_>,
     ) -> GatewayResult<HookAnswer> {
         let started = Instant::now();
         let now = now_seconds();
-        let body_text = String::from_utf8_lossy(callback.raw_body).into_owned();
+        let body_text = storable(String::from_utf8_lossy(callback.raw_body).into_owned());
         // Daraja refuses C2B URLs naming M-Pesa: they go by this alias.
         let provider = match callback.provider {
             crate::c2b::DARAJA_ALIAS => "mpesa",
@@ -609,7 +632,7 @@ impl Gateway {
                 )
                 .await;
         }
-        let event_key = malipo_hooks::event_key(&definition, callback.raw_body);
+        let event_key = storable(malipo_hooks::event_key(&definition, callback.raw_body));
         inbound.event_key = Some(event_key.clone());
         inbound.verdict = verdict.code().to_owned();
         inbound.decided_by = verdict.check().code().to_owned();
@@ -1039,6 +1062,15 @@ impl Gateway {
 
 fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `text` with NUL replaced by U+FFFD: PostgreSQL's TEXT cannot hold NUL.
+fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{fffd}")
+    } else {
+        text
+    }
 }
 
 /// For redacting a request to a provider nobody defined: every

@@ -153,6 +153,19 @@ fn parse_payment_method(token: Option<String>) -> Result<Option<String>, ApiErro
     Ok(Some(token))
 }
 
+/// Refuses text with characters that hide or reorder what a person reads
+/// (see `malipo_core::metadata::text_problem`).
+fn check_text(
+    param: &str,
+    value: &Option<String>,
+    problem: fn(&str) -> Option<&'static str>,
+) -> Result<(), ApiError> {
+    match value.as_deref().and_then(problem) {
+        Some(problem) => Err(ApiError::invalid(param, format!("{param} {problem}"))),
+        None => Ok(()),
+    }
+}
+
 fn parse_customer(mut customer: Customer) -> Result<Customer, ApiError> {
     if let Some(phone) = &customer.phone {
         let digits = phone.strip_prefix('+').unwrap_or(phone);
@@ -177,6 +190,7 @@ fn parse_customer(mut customer: Customer) -> Result<Customer, ApiError> {
         ));
     }
     check_length("customer[name]", &customer.name, CUSTOMER_NAME_LENGTH_MAX)?;
+    check_text("customer[name]", &customer.name, metadata::text_problem)?;
     Ok(customer)
 }
 
@@ -218,6 +232,12 @@ impl NewPayment {
             .map_err(|error| ApiError::invalid(error.param, error.message))?;
         check_length("reference", &request.reference, REFERENCE_LENGTH_MAX)?;
         check_length("description", &request.description, DESCRIPTION_LENGTH_MAX)?;
+        check_text(
+            "reference",
+            &request.reference,
+            metadata::identifier_problem,
+        )?;
+        check_text("description", &request.description, metadata::text_problem)?;
         if request.payment_method.is_some() && method != PaymentMethod::Card {
             return Err(ApiError::invalid(
                 "payment_method",

@@ -40,6 +40,7 @@ pub fn status_and_type(kind: ErrorKind) -> (StatusCode, &'static str) {
         ErrorKind::IdempotencyMismatch => (StatusCode::BAD_REQUEST, "idempotency_error"),
         ErrorKind::IdempotencyInFlight => (StatusCode::CONFLICT, "idempotency_error"),
         ErrorKind::RateLimit => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
+        ErrorKind::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error"),
         ErrorKind::Payment => (StatusCode::PAYMENT_REQUIRED, "payment_error"),
         ErrorKind::ProviderUnavailable => (StatusCode::BAD_GATEWAY, "api_error"),
     }

@@ -135,20 +135,25 @@ pub struct JsonBody<T> {
     pub raw: Bytes,
 }
 
-/// Deserializes JSON, naming the offending field on failure.
+/// Deserializes JSON, naming the offending field on failure. Refuses, before
+/// `T` sees the body, a key that appears twice in one object (parsers differ
+/// on which copy wins, so the request is ambiguous) and a string holding NUL
+/// (PostgreSQL cannot store it and C code stops at it).
 pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     let raw = if raw.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
         raw
     };
+    json_check::check(raw)?;
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         let message = inner.to_string();
-        // A missing field is not on the path yet: its name is in the message.
-        let param = missing_field(&message)
+        // A missing or repeated field is not on the path yet: its name is in
+        // the message.
+        let param = named_field(&message)
             .map(|field| join_path(&path, field))
             .or_else(|| (path != ".").then_some(path));
         let mut api_error = ApiError::new(
@@ -173,8 +178,12 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-fn missing_field(message: &str) -> Option<&str> {
-    message.strip_prefix("missing field `")?.split('`').next()
+fn named_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("duplicate field `"))?
+        .split('`')
+        .next()
 }
 
 fn join_path(path: &str, field: &str) -> String {
@@ -205,7 +214,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         let limit = state.body_limit_bytes;
         let raw = Bytes::from_request(request, state).await.map_err(|_| {
             ApiError::new(
-                ErrorKind::InvalidRequest,
+                ErrorKind::PayloadTooLarge,
                 "body_too_large",
                 format!("the request body is larger than the limit of {limit} bytes"),
             )
@@ -225,6 +234,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        if let Some((name, _)) =
+            form_urlencoded::parse(query.as_bytes()).find(|(_, value)| value.contains('\0'))
+        {
+            return Err(ApiError::invalid(
+                name.to_string(),
+                format!("query parameter `{name}` contains a NUL character"),
+            )
+            .into());
+        }
         let deserializer =
             serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         let value = serde_path_to_error::deserialize(deserializer).map_err(|error| {
@@ -265,10 +283,143 @@ impl PageParams {
                     "use starting_after or ending_before, not both",
                 ));
             }
-            (Some(id), None) => Cursor::StartingAfter(id),
-            (None, Some(id)) => Cursor::EndingBefore(id),
+            (Some(id), None) => Cursor::StartingAfter(cursor_id("starting_after", id)?),
+            (None, Some(id)) => Cursor::EndingBefore(cursor_id("ending_before", id)?),
             (None, None) => Cursor::Newest,
         };
         Ok(Page { limit, cursor })
+    }
+}
+
+/// A cursor must have the shape of an object id (`pay_` and 26 base32
+/// characters): anything else cannot name an object of any list.
+fn cursor_id(param: &str, id: String) -> Result<String, ApiError> {
+    let shaped = id.split_once('_').is_some_and(|(prefix, rest)| {
+        (1..=8).contains(&prefix.len())
+            && prefix.bytes().all(|b| b.is_ascii_lowercase())
+            && rest.len() == 26
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+    });
+    if shaped {
+        Ok(id)
+    } else {
+        Err(ApiError::invalid(
+            param,
+            format!("{param} must be the id of an object in this list (e.g. `pay_…`)"),
+        ))
+    }
+}
+
+mod json_check {
+    //! One pass over a JSON body before it is deserialized, for what serde
+    //! lets through: duplicate keys in maps (`metadata`) and NUL in strings.
+
+    use malipo_gateway::{ApiError, ErrorKind};
+    use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    pub fn check(raw: &[u8]) -> Result<(), ApiError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(raw);
+        match (Node { path: "" }).deserialize(&mut deserializer) {
+            Ok(()) => Ok(()),
+            // Syntax errors are reported by the real parse, with its words.
+            Err(error) if !error.is_data() => Ok(()),
+            Err(error) => Err(refusal(&error.to_string())),
+        }
+    }
+
+    /// Errors carry `<path>\u{1}<message>`: the path and why.
+    fn refusal(text: &str) -> ApiError {
+        let text = text.split(" at line ").next().unwrap_or(text);
+        let (path, message) = text.split_once('\u{1}').unwrap_or(("", text));
+        let mut error = ApiError::new(
+            ErrorKind::InvalidRequest,
+            "parameter_invalid",
+            format!("invalid JSON body: {message}"),
+        );
+        if !path.is_empty() {
+            error.param = Some(path.to_owned());
+        }
+        error
+    }
+
+    fn join(path: &str, key: &str) -> String {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    }
+
+    struct Node<'p> {
+        path: &'p str,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Node<'_> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Node<'_> {
+        type Value = ();
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("any JSON value")
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<(), E> {
+            if text.contains('\0') {
+                return Err(E::custom(format!(
+                    "{}\u{1}a string contains a NUL character",
+                    self.path
+                )));
+            }
+            Ok(())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Node { path: self.path })?.is_some() {}
+            Ok(())
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut keys = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = join(self.path, &key);
+                if key.contains('\0') {
+                    return Err(A::Error::custom(format!(
+                        "{path}\u{1}a key contains a NUL character"
+                    )));
+                }
+                map.next_value_seed(Node { path: &path })?;
+                if !keys.insert(key) {
+                    return Err(A::Error::custom(format!(
+                        "{path}\u{1}a key appears twice in one object"
+                    )));
+                }
+            }
+            Ok(())
+        }
     }
 }

@@ -57,7 +57,7 @@ pub struct AppState {
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
-    /// Larger request bodies are refused with 400 `body_too_large`.
+    /// Larger request bodies are refused with 413 `body_too_large`.
     pub body_limit_bytes: usize,
     /// A request running longer is answered 503.
     pub request_timeout_ms: u64,
@@ -149,6 +149,76 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     response
 }
 
+/// Gives the standard error body to the error responses the framework
+/// makes itself, which have none or plain text: a path parameter it cannot
+/// decode (400), a method the route does not take (405), a raw body past
+/// the limit (413), a timeout (503). Their status and headers are kept.
+async fn standard_error_body(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let said = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let said = String::from_utf8_lossy(&said).trim().to_owned();
+    let (kind, code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "invalid_request_error",
+            "method_not_allowed",
+            "this route does not take this HTTP method".to_owned(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "invalid_request_error",
+            "body_too_large",
+            "the request body is larger than the limit".to_owned(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "invalid_request_error",
+            "content_type_unsupported",
+            "send the body as `Content-Type: application/json`".to_owned(),
+        ),
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => (
+            "api_error",
+            "request_timeout",
+            "the request took too long; it may or may not have completed: retry with the same Idempotency-Key".to_owned(),
+        ),
+        status if status.is_server_error() => (
+            "api_error",
+            "internal_error",
+            "An internal error occurred. Quote the Request-Id header when contacting support.".to_owned(),
+        ),
+        _ => (
+            "invalid_request_error",
+            "request_invalid",
+            if said.is_empty() {
+                "the request could not be read".to_owned()
+            } else {
+                said
+            },
+        ),
+    };
+    let body = error::ErrorBody {
+        error: error::ErrorDetail {
+            kind,
+            code: code.to_owned(),
+            message,
+            param: None,
+        },
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let fresh = axum::Json(body).into_response();
+    for (name, value) in fresh.headers() {
+        parts.headers.insert(name, value.clone());
+    }
+    Response::from_parts(parts, fresh.into_body())
+}
+
 async fn not_found() -> Response {
     error::api_error_response(&ApiError::new(
         ErrorKind::NotFound,
@@ -194,6 +264,7 @@ pub fn router(gateway: Gateway, config: &HttpConfig) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_millis(config.request_timeout_ms),
         ))
+        .layer(middleware::from_fn(standard_error_body))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             error::HttpError(malipo_gateway::GatewayError::Internal("handler panicked".into())).into_response()

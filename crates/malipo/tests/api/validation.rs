@@ -95,7 +95,7 @@ async fn bad_input_names_the_field_and_writes_nothing(app: &TestApp) {
 
     let huge = json!({"amount": 100, "currency": "kes", "method": "sandbox", "description": "x".repeat(70 * 1024)});
     let oversized = app.post("/v1/payments", &key, &huge).await;
-    assert_eq!(oversized.status, 400);
+    assert_eq!(oversized.status, 413);
     assert_eq!(oversized.body["error"]["code"], "body_too_large");
 
     let listed = app.get("/v1/payments", &key).await.expect(200);
