@@ -27,6 +27,8 @@
 //! - [`paystack`]: Paystack cards (initialize, hosted checkout redirect,
 //!   verify, signed webhooks, refunds); [`cards`]: what card connectors
 //!   share (decline codes, the redirect, references).
+//! - [`stripe`]: Stripe cards (PaymentIntents confirmed with the merchant's
+//!   `pm_…` token, 3-D Secure redirects, declines, refunds, webhooks).
 //! - `common.rs`: what they share (credentials, the token cache, phone
 //!   numbers per country, exact amounts, the poll schedule).
 //!
@@ -41,6 +43,7 @@ pub mod mtn_momo;
 pub mod paystack;
 pub mod relworx;
 pub mod sandbox;
+pub mod stripe;
 
 use async_trait::async_trait;
 use malipo_core::objects::{Customer, Failure, NextAction};

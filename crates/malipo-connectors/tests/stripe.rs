@@ -279,9 +279,12 @@ async fn refunds_are_exact_and_bounded() {
         refund_id,
         payment_id: id,
         provider_reference: Some(&reference),
+        provider_receipt: None,
         amount,
+        payment_amount: 5_000,
         currency: "usd",
         account: &account,
+        livemode: false,
     };
     assert!(matches!(
         connector().refund(&refund(1_000, "re_1")).await.unwrap(),

@@ -49,6 +49,7 @@ use malipo_connectors::mtn_momo::MtnMomoConnector;
 use malipo_connectors::paystack::PaystackConnector;
 use malipo_connectors::relworx::{RelworxConnector, ViaRelworx};
 use malipo_connectors::sandbox::SandboxConnector;
+use malipo_connectors::stripe::StripeConnector;
 use malipo_core::fee::FeeSchedule;
 use malipo_core::payment::PaymentMethod;
 use malipo_store::Store;
@@ -207,7 +208,7 @@ struct Inner {
 impl Gateway {
     /// Builds the gateway over a migrated store, with every connector
     /// registered (sandbox, M-Pesa, MTN MoMo, Airtel Money, Relworx,
-    /// Paystack for cards);
+    /// Paystack and Stripe for cards);
     /// loads (or on first start creates) the key-hashing secret.
     pub async fn new(store: Store, config: GatewayConfig) -> GatewayResult<Gateway> {
         install_crypto_provider();
@@ -236,6 +237,7 @@ impl Gateway {
         connectors.register_carrier(relworx);
         // Cards: the merchant's card account picks the provider (cards.rs).
         connectors.register_carrier(Arc::new(PaystackConnector::new()));
+        connectors.register_carrier(Arc::new(StripeConnector::new()));
         connectors.register(
             PaymentMethod::Sandbox,
             Arc::new(SandboxConnector::new(config.sandbox_payment_expiry_seconds)),
