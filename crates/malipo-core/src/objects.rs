@@ -359,6 +359,9 @@ pub struct InboundWebhook {
     pub source_ip: String,
     pub method: String,
     /// `[name, value]` pairs; secrets and signatures redacted.
+    // Documented as arrays of strings: utoipa writes a tuple as an `items`
+    // array, which OpenAPI 3.1 does not allow (schemathesis refused it).
+    #[schema(value_type = Vec<Vec<String>>)]
     pub headers: Vec<(String, String)>,
     pub body: String,
     /// e.g. `verified`, `unsigned`, `bad_signature`, `stale_timestamp`,

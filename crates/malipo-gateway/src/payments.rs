@@ -42,6 +42,8 @@ pub const POLL_LEASE_MS: i64 = 30_000;
 /// `POST /v1/payments`
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"amount": 150000, "currency": "kes", "method": "sandbox",
+    "customer": {"phone": "254700000000"}, "reference": "order-1001", "metadata": {"order": "1001"}}))]
 pub struct CreatePayment {
     /// In the currency's minor unit, > 0 and at most the currency's maximum.
     pub amount: Option<u64>,

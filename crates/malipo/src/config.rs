@@ -160,11 +160,15 @@ impl Config {
         } else if Path::new("malipo.toml").exists() {
             figment = figment.merge(Toml::file("malipo.toml"));
         }
-        // MALIPO_CONFIG names the file (a CLI flag) and MALIPO_TEST_* belong
-        // to the test suite: neither is a setting.
+        // MALIPO_CONFIG names the file (a CLI flag); MALIPO_TEST_*,
+        // MALIPO_FUZZ_* and MALIPO_SCHEMATHESIS_* belong to the test suites
+        // (whose servers inherit them): none is a setting.
         figment = figment.merge(Env::prefixed("MALIPO_").filter(|key| {
             let key = key.as_str().to_ascii_lowercase();
-            key != "config" && !key.starts_with("test_")
+            key != "config"
+                && !["test_", "fuzz_", "schemathesis_"]
+                    .iter()
+                    .any(|suite| key.starts_with(suite))
         }));
         if let Ok(url) = std::env::var("DATABASE_URL") {
             figment = figment.merge(Serialized::default("database_url", url));
@@ -394,6 +398,8 @@ mod tests {
             jail.set_env("MALIPO_WEBHOOK_RETRY_DELAYS_MS", "[150, 300]");
             jail.set_env("MALIPO_TEST_DATABASE_URL", "postgres://ignored");
             jail.set_env("MALIPO_CONFIG", "ignored.toml");
+            jail.set_env("MALIPO_FUZZ_CASES", "100000");
+            jail.set_env("MALIPO_SCHEMATHESIS_EXAMPLES", "10");
             let config = Config::load(None).expect("loads");
             assert_eq!(config.listen, "127.0.0.1:9999");
             assert_eq!(config.webhook_retry_delays_ms, vec![150, 300]);
