@@ -43,8 +43,10 @@ pub enum AmmError {
     #[error("the deadline {deadline_ms} ms has passed (now {now_ms} ms)")]
     Expired { deadline_ms: i64, now_ms: i64 },
     #[error(
-        "the amounts are too large: a reserve would exceed {}",
+        "the amounts are too large: reserves are capped at {}",
         crate::RESERVE_MAX
     )]
     Overflow,
+    #[error("a venue id must be 1 to {max} bytes", max = crate::VENUE_ID_MAX_BYTES)]
+    InvalidVenueId,
 }

@@ -37,6 +37,40 @@
 //! two paths, with the expected output and the price impact.
 //! [`Venues::execute`] applies a route's legs all or none.
 //!
+//! # Example
+//!
+//! ```
+//! use malipo_amm::{AssetAmount, Deadline, NewPool, Pool, RouteRequest, Venue, VenueId, Venues};
+//! use malipo_core::Asset;
+//!
+//! let (kes, usd) = (Asset::parse("kes")?, Asset::parse("usd")?);
+//! let (pool, created) = Pool::create(NewPool {
+//!     id: VenueId("kes_usd".into()),
+//!     provider: "cus_founder".into(),
+//!     deposits: [
+//!         AssetAmount { asset: kes, amount: 1_000_000 },
+//!         AssetAmount { asset: usd, amount: 1_000_000 },
+//!     ],
+//!     fee_bps: 30,
+//! })?;
+//! assert_eq!(created.shares, 1_000_000 - 1_000); // sqrt(x * y), less the locked minimum
+//!
+//! let mut venues = Venues::new(vec![Venue::from(pool)])?;
+//! let route = venues.quote(&RouteRequest {
+//!     asset_in: kes,
+//!     asset_out: usd,
+//!     amount_in: 1_000,
+//!     min_amount_out: 990,
+//!     max_hops: 3,
+//!     split: true,
+//! })?;
+//! assert_eq!((route.amount_out, route.price_impact_bps), (996, 40));
+//! let done = venues.execute(&route, 990, "cus_1", Deadline::none(0))?;
+//! assert_eq!(done.amount_out, 996);
+//! assert_eq!(done.movements.len(), 2); // cus_1 pays the pool; the pool pays cus_1
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Invariants (property-tested in `tests/`)
 //!
 //! 1. `k` never decreases through a swap, and strictly increases when the
@@ -60,7 +94,7 @@ mod router;
 mod venue;
 
 pub use error::AmmError;
-pub use movement::{Movement, Party, Unit, VenueId};
+pub use movement::{Movement, Party, Unit, VENUE_ID_MAX_BYTES, VenueId};
 pub use pool::{
     AddLiquidity, AssetAmount, Deadline, FEE_BPS_MAX, LiquidityReceipt, MINIMUM_LIQUIDITY, NewPool,
     Pool, RESERVE_MAX, RemoveLiquidity, SwapExactIn, SwapExactOut, SwapReceipt,

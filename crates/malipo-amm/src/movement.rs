@@ -7,7 +7,12 @@ use std::fmt;
 
 use malipo_core::Asset;
 
-/// A venue's identity, chosen by the caller (e.g. `pool_kes_usdc_30`).
+/// The longest venue id accepted, in bytes: it ends up inside ledger
+/// account ids, which are bounded too.
+pub const VENUE_ID_MAX_BYTES: usize = 64;
+
+/// A venue's identity, chosen by the caller (e.g. `pool_kes_usdc_30`), 1 to
+/// [`VENUE_ID_MAX_BYTES`] bytes (checked when a pool is created).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VenueId(pub String);
 

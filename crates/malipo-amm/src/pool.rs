@@ -8,7 +8,7 @@ use malipo_core::Asset;
 use crate::AmmError;
 use crate::arith::{mul_div_floor, sqrt_product};
 use crate::curve;
-use crate::movement::{Movement, Party, VenueId};
+use crate::movement::{Movement, Party, VENUE_ID_MAX_BYTES, VenueId};
 
 /// Shares minted by the first deposit to nobody, for ever (as in Uniswap
 /// v2). The pool can never be drained to zero, and nobody can make one share
@@ -148,6 +148,9 @@ impl Pool {
             deposits,
             fee_bps,
         } = request;
+        if id.0.is_empty() || id.0.len() > VENUE_ID_MAX_BYTES {
+            return Err(AmmError::InvalidVenueId);
+        }
         if fee_bps > FEE_BPS_MAX {
             return Err(AmmError::FeeTooHigh {
                 fee_bps,

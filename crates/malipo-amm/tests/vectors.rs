@@ -303,3 +303,20 @@ fn remove_checks_minimums_and_deadline() {
     assert_eq!(paid.amounts, [amount(kes, 500), amount(usd, 2_000)]);
     assert!(receipt.shares > 1_000);
 }
+
+#[test]
+fn venue_ids_are_bounded() {
+    let (kes, usd) = (asset("kes"), asset("usd"));
+    for id in [
+        String::new(),
+        "p".repeat(malipo_amm::VENUE_ID_MAX_BYTES + 1),
+    ] {
+        let created = Pool::create(NewPool {
+            id: VenueId(id),
+            provider: "founder".into(),
+            deposits: [amount(kes, 1_000_000), amount(usd, 1_000_000)],
+            fee_bps: 30,
+        });
+        assert_eq!(created.map(|_| ()), Err(AmmError::InvalidVenueId));
+    }
+}
