@@ -1,12 +1,15 @@
 //! A server killed with SIGKILL while webhook deliveries are pending
-//! delivers every event after it restarts.
+//! delivers every event after it restarts; killed again and again under a
+//! load of payments and refunds, it loses nothing it acknowledged and makes
+//! nothing twice.
 
 use crate::helpers::{Backend, Receiver};
 use malipo_test_support::TestDatabase;
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 struct Server {
@@ -182,4 +185,297 @@ async fn pending_events_survive_sigkill_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_events_survive_sigkill_on_postgres() {
     pending_events_survive_sigkill(Backend::Postgres).await;
+}
+
+/// Kills per run: `MALIPO_TEST_CRASH_KILLS`, default 10 (issue 7's floor).
+fn kills() -> usize {
+    std::env::var("MALIPO_TEST_CRASH_KILLS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(10)
+}
+
+/// What the client saw acknowledged: payments by Idempotency-Key, and the
+/// refunded amount per payment.
+#[derive(Default)]
+struct Acknowledged {
+    payments: BTreeMap<String, String>,
+    refunded: BTreeMap<String, u64>,
+    /// Every key sent, acknowledged or not.
+    sent: BTreeSet<String>,
+}
+
+/// Payments (each followed by a refund of 100 on every other one) until
+/// the server dies, recording what it acknowledged.
+async fn drive(
+    client: reqwest::Client,
+    base: String,
+    key: String,
+    round: usize,
+    seen: Arc<Mutex<Acknowledged>>,
+) {
+    for index in 0.. {
+        let idempotency_key = format!("crash-{round}-{index}");
+        seen.lock()
+            .expect("lock")
+            .sent
+            .insert(idempotency_key.clone());
+        let Ok(response) = client
+            .post(format!("{base}/v1/payments"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", &idempotency_key)
+            .json(
+                &json!({"amount": 1000, "currency": "kes", "method": "sandbox",
+                          "customer": {"phone": "254700000000"}}),
+            )
+            .send()
+            .await
+        else {
+            return;
+        };
+        if response.status() != 200 {
+            return;
+        }
+        let Ok(payment) = response.json::<Value>().await else {
+            return;
+        };
+        let id = payment["id"].as_str().expect("id").to_owned();
+        seen.lock()
+            .expect("lock")
+            .payments
+            .insert(idempotency_key.clone(), id.clone());
+        if index % 2 == 0 {
+            let Ok(response) = client
+                .post(format!("{base}/v1/refunds"))
+                .bearer_auth(&key)
+                .header("Idempotency-Key", format!("refund-{idempotency_key}"))
+                .json(&json!({"payment": id, "amount": 100}))
+                .send()
+                .await
+            else {
+                return;
+            };
+            if response.status() != 200 {
+                return;
+            }
+            *seen.lock().expect("lock").refunded.entry(id).or_default() += 100;
+        }
+    }
+}
+
+/// Every id of a list, following `starting_after`.
+async fn all_ids(client: &reqwest::Client, base: &str, path: &str, key: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let cursor = after
+            .as_ref()
+            .map(|id| format!("&starting_after={id}"))
+            .unwrap_or_default();
+        let page: Value = client
+            .get(format!("{base}{path}?limit=100{cursor}"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        let data = page["data"].as_array().expect("data");
+        ids.extend(
+            data.iter()
+                .map(|object| object["id"].as_str().expect("id").to_owned()),
+        );
+        if page["has_more"] != true || data.is_empty() {
+            return ids;
+        }
+        after = ids.last().cloned();
+    }
+}
+
+/// Payments and refunds under load while the server is SIGKILLed at random
+/// moments, again and again: every payment the client saw acknowledged
+/// exists once with its final state and at least its acknowledged refunds,
+/// a retried key never makes a second payment, every event is delivered at
+/// least once, and the ledger verifies.
+async fn acknowledged_work_survives_repeated_sigkill(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    malipo_gateway::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let receiver = Receiver::start(vec![]).await;
+    let mut server = start_server(&database.url);
+    wait_ready(&client, &server.base).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_malipo"))
+        .args(["operator", "token"])
+        .env("DATABASE_URL", &database.url)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("malipo operator token");
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let merchant: Value = client
+        .post(format!("{}/v1/admin/merchants", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Crash Test Ltd"}))
+        .send()
+        .await
+        .expect("create merchant")
+        .json()
+        .await
+        .expect("json");
+    let key = merchant["test_secret_key"]["secret"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let endpoint = client
+        .post(format!("{}/v1/webhook_endpoints", server.base))
+        .bearer_auth(&key)
+        .json(&json!({"url": receiver.url, "enabled_events": ["*"]}))
+        .send()
+        .await
+        .expect("create endpoint");
+    assert_eq!(endpoint.status(), 200);
+
+    let seen = Arc::new(Mutex::new(Acknowledged::default()));
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    for round in 0..kills() {
+        let load = tokio::spawn(drive(
+            client.clone(),
+            server.base.clone(),
+            key.clone(),
+            round,
+            seen.clone(),
+        ));
+        // A moment between 100 and 700 ms into the load.
+        let jitter = u64::from(
+            started
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(round as u32),
+        ) % 600;
+        tokio::time::sleep(Duration::from_millis(100 + jitter)).await;
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("reaped");
+        let _ = load.await;
+        server = start_server(&database.url);
+        wait_ready(&client, &server.base).await;
+    }
+
+    let seen = std::mem::take(&mut *seen.lock().expect("lock"));
+    assert!(
+        seen.payments.len() >= kills(),
+        "the load made progress: {} payments acknowledged",
+        seen.payments.len()
+    );
+    // Every key again: an acknowledged one answers its payment, never a
+    // second; an unacknowledged one resumes or makes its payment now. A key
+    // whose request was running when the server died stays locked for the
+    // idempotency lock (60 s), answering 409 until then.
+    let mut by_key = BTreeMap::new();
+    let mut pending: Vec<&String> = seen.sent.iter().collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while !pending.is_empty() {
+        let mut locked = Vec::new();
+        for idempotency_key in pending {
+            let response = client
+                .post(format!("{}/v1/payments", server.base))
+                .bearer_auth(&key)
+                .header("Idempotency-Key", idempotency_key)
+                .json(
+                    &json!({"amount": 1000, "currency": "kes", "method": "sandbox",
+                              "customer": {"phone": "254700000000"}}),
+                )
+                .send()
+                .await
+                .expect("retry");
+            if response.status() == 409 {
+                locked.push(idempotency_key);
+                continue;
+            }
+            assert_eq!(response.status(), 200, "{idempotency_key}");
+            let payment: Value = response.json().await.expect("json");
+            let id = payment["id"].as_str().expect("a payment").to_owned();
+            if let Some(acknowledged) = seen.payments.get(idempotency_key) {
+                assert_eq!(&id, acknowledged, "{idempotency_key} made a second payment");
+            }
+            assert_eq!(payment["status"], "succeeded", "{payment}");
+            by_key.insert(idempotency_key.clone(), id);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline || locked.is_empty(),
+            "keys still locked after 90 s: {locked:?}"
+        );
+        if !locked.is_empty() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        pending = locked;
+    }
+    let listed = all_ids(&client, &server.base, "/v1/payments", &key).await;
+    let distinct: BTreeSet<&String> = listed.iter().collect();
+    assert_eq!(distinct.len(), listed.len(), "no payment listed twice");
+    let expected: BTreeSet<&String> = by_key.values().collect();
+    assert_eq!(distinct, expected, "one payment per key, and no other");
+    for (id, refunded) in &seen.refunded {
+        let payment: Value = client
+            .get(format!("{}/v1/payments/{id}", server.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("payment")
+            .json()
+            .await
+            .expect("json");
+        // An unacknowledged refund may have committed too.
+        assert!(
+            payment["amount_refunded"].as_u64().expect("refunded") >= *refunded,
+            "{payment}"
+        );
+    }
+    let report: Value = client
+        .get(format!("{}/v1/admin/ledger/verify", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("verify")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(report["ok"], true, "{report}");
+
+    let events: BTreeSet<String> = all_ids(&client, &server.base, "/v1/events", &key)
+        .await
+        .into_iter()
+        .collect();
+    let delivered = |received: &[crate::helpers::Received]| -> BTreeSet<String> {
+        received
+            .iter()
+            .map(|delivery| {
+                let event: Value = serde_json::from_str(&delivery.body).expect("event");
+                event["id"].as_str().expect("id").to_owned()
+            })
+            .collect()
+    };
+    let received = receiver
+        .wait_until(|received| delivered(received).is_superset(&events))
+        .await;
+    let missing: Vec<_> = events.difference(&delivered(&received)).cloned().collect();
+    assert!(missing.is_empty(), "events never delivered: {missing:?}");
+    server.child.kill().expect("stop");
+    server.child.wait().expect("reaped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_work_survives_repeated_sigkill_on_sqlite() {
+    acknowledged_work_survives_repeated_sigkill(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_work_survives_repeated_sigkill_on_postgres() {
+    acknowledged_work_survives_repeated_sigkill(Backend::Postgres).await;
 }
