@@ -1,10 +1,10 @@
-//! The resting orders: one `BTreeMap` of price levels per side, each level a
-//! FIFO queue threaded through a slab of orders (doubly linked by slot
-//! index), so that adding, cancelling and filling the head are O(1) in the
-//! level and O(log levels) in the map.
+//! The resting orders: per side, a `BTreeMap` from price to a level in a
+//! slab of levels; each level a FIFO queue threaded through a slab of orders
+//! (doubly linked by slot index). Each order knows its level's slot, so
+//! cancelling, reducing and filling need no search; only adding at a price
+//! and emptying a level touch the map.
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,9 @@ pub struct Resting {
     pub remaining: Quantity,
     pub post_only: bool,
     pub self_trade: SelfTradePrevention,
+    /// The slot of its level in `Book::levels`: removing or reducing an
+    /// order needs no search.
+    level: usize,
     prev: usize,
     next: usize,
 }
@@ -44,6 +47,7 @@ impl Resting {
             remaining,
             post_only,
             self_trade,
+            level: NIL,
             prev: NIL,
             next: NIL,
         }
@@ -60,6 +64,13 @@ struct Level {
     orders: usize,
 }
 
+const EMPTY_LEVEL: Level = Level {
+    head: NIL,
+    tail: NIL,
+    total: 0,
+    orders: 0,
+};
+
 /// One price level, as seen by feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DepthLevel {
@@ -70,8 +81,11 @@ pub struct DepthLevel {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Book {
-    bids: BTreeMap<Price, Level>,
-    asks: BTreeMap<Price, Level>,
+    /// Price -> slot in `levels`, per side.
+    bids: BTreeMap<Price, usize>,
+    asks: BTreeMap<Price, usize>,
+    levels: Vec<Level>,
+    free_levels: Vec<usize>,
     slots: Vec<Resting>,
     free: Vec<usize>,
     /// Sum of every resting quantity per side (bids, asks): while it leaves
@@ -88,36 +102,31 @@ fn side_index(side: Side) -> usize {
 }
 
 impl Book {
-    fn levels(&self, side: Side) -> &BTreeMap<Price, Level> {
+    fn prices(&self, side: Side) -> &BTreeMap<Price, usize> {
         match side {
             Side::Buy => &self.bids,
             Side::Sell => &self.asks,
         }
     }
 
-    fn levels_mut(&mut self, side: Side) -> &mut BTreeMap<Price, Level> {
-        match side {
-            Side::Buy => &mut self.bids,
-            Side::Sell => &mut self.asks,
-        }
-    }
-
-    /// The best price of `side`: the highest bid or the lowest ask.
-    pub fn best(&self, side: Side) -> Option<(Price, Quantity)> {
-        let level = match side {
+    /// The level slot at the best price of `side`: the highest bid or the
+    /// lowest ask.
+    fn best_level(&self, side: Side) -> Option<(Price, &Level)> {
+        let best = match side {
             Side::Buy => self.bids.last_key_value(),
             Side::Sell => self.asks.first_key_value(),
         };
-        level.map(|(price, level)| (*price, level.total))
+        best.and_then(|(price, level)| Some((*price, self.levels.get(*level)?)))
+    }
+
+    pub fn best(&self, side: Side) -> Option<(Price, Quantity)> {
+        self.best_level(side)
+            .map(|(price, level)| (price, level.total))
     }
 
     /// The slot of the oldest order at the best price of `side`.
     pub fn best_head(&self, side: Side) -> Option<usize> {
-        let level = match side {
-            Side::Buy => self.bids.last_key_value(),
-            Side::Sell => self.asks.first_key_value(),
-        };
-        level.map(|(_, level)| level.head)
+        self.best_level(side).map(|(_, level)| level.head)
     }
 
     /// Whether `quantity` more fits in the level at `price` of `side`.
@@ -126,7 +135,11 @@ impl Book {
         if self.side_totals[side_index(side)] <= room {
             return true;
         }
-        let total = self.levels(side).get(&price).map_or(0, |level| level.total);
+        let total = self
+            .prices(side)
+            .get(&price)
+            .and_then(|level| self.levels.get(*level))
+            .map_or(0, |level| level.total);
         total.checked_add(quantity).is_some()
     }
 
@@ -136,7 +149,28 @@ impl Book {
 
     /// Appends `order` at the back of its level's queue; answers its slot.
     /// The caller has checked [`Book::fits`].
-    pub fn insert(&mut self, order: Resting) -> usize {
+    pub fn insert(&mut self, mut order: Resting) -> usize {
+        let (side, price, quantity) = (order.side, order.price, order.remaining);
+        let prices = match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        };
+        let level = *prices
+            .entry(price)
+            .or_insert_with(|| match self.free_levels.pop() {
+                Some(level) => {
+                    self.levels[level] = EMPTY_LEVEL;
+                    level
+                }
+                None => {
+                    self.levels.push(EMPTY_LEVEL);
+                    self.levels.len() - 1
+                }
+            });
+        let tail = self.levels[level].tail;
+        order.level = level;
+        order.prev = tail;
+        order.next = NIL;
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot] = order;
@@ -147,26 +181,16 @@ impl Book {
                 self.slots.len() - 1
             }
         };
-        let (side, price, quantity) = (order.side, order.price, order.remaining);
-        let level = self.levels_mut(side).entry(price).or_insert(Level {
-            head: NIL,
-            tail: NIL,
-            total: 0,
-            orders: 0,
-        });
-        let tail = level.tail;
-        level.tail = slot;
         if tail == NIL {
-            level.head = slot;
+            self.levels[level].head = slot;
+        } else {
+            self.slots[tail].next = slot;
         }
+        let level = &mut self.levels[level];
+        level.tail = slot;
         level.total = level.total.saturating_add(quantity);
         level.orders += 1;
         self.side_totals[side_index(side)] += u128::from(quantity);
-        self.slots[slot].prev = tail;
-        self.slots[slot].next = NIL;
-        if tail != NIL {
-            self.slots[tail].next = slot;
-        }
         slot
     }
 
@@ -181,19 +205,21 @@ impl Book {
             self.slots[next].prev = prev;
         }
         self.side_totals[side_index(order.side)] -= u128::from(order.remaining);
-        if let Entry::Occupied(mut entry) = self.levels_mut(order.side).entry(order.price) {
-            let level = entry.get_mut();
-            if level.orders <= 1 {
-                entry.remove();
-            } else {
-                level.orders -= 1;
-                level.total -= order.remaining;
-                if prev == NIL {
-                    level.head = next;
-                }
-                if next == NIL {
-                    level.tail = prev;
-                }
+        let level = &mut self.levels[order.level];
+        if level.orders <= 1 {
+            match order.side {
+                Side::Buy => self.bids.remove(&order.price),
+                Side::Sell => self.asks.remove(&order.price),
+            };
+            self.free_levels.push(order.level);
+        } else {
+            level.orders -= 1;
+            level.total -= order.remaining;
+            if prev == NIL {
+                level.head = next;
+            }
+            if next == NIL {
+                level.tail = prev;
             }
         }
         self.free.push(slot);
@@ -205,22 +231,19 @@ impl Book {
     pub fn reduce(&mut self, slot: usize, quantity: Quantity) {
         let order = &mut self.slots[slot];
         order.remaining -= quantity;
-        let (side, price) = (order.side, order.price);
-        self.side_totals[side_index(side)] -= u128::from(quantity);
-        if let Some(level) = self.levels_mut(side).get_mut(&price) {
-            level.total -= quantity;
-        }
+        self.side_totals[side_index(order.side)] -= u128::from(quantity);
+        self.levels[order.level].total -= quantity;
     }
 
     /// Resting orders of `side` in priority order (best price first, oldest
     /// first within a price).
     pub fn in_priority(&self, side: Side) -> impl Iterator<Item = &Resting> + '_ {
-        let levels: Box<dyn Iterator<Item = &Level>> = match side {
+        let levels: Box<dyn Iterator<Item = &usize>> = match side {
             Side::Buy => Box::new(self.bids.values().rev()),
             Side::Sell => Box::new(self.asks.values()),
         };
         levels.flat_map(move |level| {
-            let mut slot = level.head;
+            let mut slot = self.levels.get(*level).map_or(NIL, |level| level.head);
             std::iter::from_fn(move || {
                 let order = self.slots.get(slot)?;
                 slot = order.next;
@@ -231,10 +254,13 @@ impl Book {
 
     /// The best `levels_max` levels of `side`, best first.
     pub fn depth(&self, side: Side, levels_max: usize) -> Vec<DepthLevel> {
-        let view = |(price, level): (&Price, &Level)| DepthLevel {
-            price: *price,
-            quantity: level.total,
-            orders: level.orders,
+        let view = |(price, level): (&Price, &usize)| {
+            let level = self.levels.get(*level).copied().unwrap_or(EMPTY_LEVEL);
+            DepthLevel {
+                price: *price,
+                quantity: level.total,
+                orders: level.orders,
+            }
         };
         match side {
             Side::Buy => self.bids.iter().rev().take(levels_max).map(view).collect(),

@@ -330,7 +330,7 @@ impl Engine {
                 let entry = Entry::of(order);
                 self.check_entry(&entry)?;
                 events.push(Event::Accepted { order: *order });
-                self.execute(&entry, events);
+                self.execute(&entry, None, events);
             }
         }
         self.run_triggers(events);
@@ -444,17 +444,19 @@ impl Engine {
             return Err(RejectReason::PostOnlyWouldTake);
         }
         self.book.remove(slot);
-        self.index.remove(&id);
         self.book_changed = true;
         events.push(amended);
-        self.execute(&entry, events);
+        // The index keeps the id, pointing at the freed slot, until the
+        // replacement rests (often in that same slot) or finishes.
+        self.execute(&entry, Some(slot), events);
         self.run_triggers(events);
         Ok(())
     }
 
     /// Matches `entry` against the book, then rests or cancels what
-    /// remains. Cannot fail: every check was made before.
-    fn execute(&mut self, entry: &Entry, events: &mut Vec<Event>) {
+    /// remains. Cannot fail: every check was made before. `indexed_at` is
+    /// the slot the index still names for an amended order.
+    fn execute(&mut self, entry: &Entry, indexed_at: Option<usize>, events: &mut Vec<Event>) {
         self.next_order_sequence();
         let maker_side = entry.side.opposite();
         let mut remaining = entry.quantity;
@@ -512,11 +514,16 @@ impl Engine {
             id: entry.id,
             owner: entry.owner,
         };
+        let resting_price = entry
+            .resting_price()
+            .filter(|_| !self_trade && remaining > 0);
+        if resting_price.is_none() && indexed_at.is_some() {
+            self.index.remove(&entry.id);
+        }
         if remaining == 0 {
             events.push(done);
             return;
         }
-        let resting_price = entry.resting_price().filter(|_| !self_trade);
         if let Some(price) = resting_price {
             let slot = self.book.insert(Resting::new(
                 entry.id,
@@ -527,7 +534,9 @@ impl Engine {
                 entry.time_in_force == TimeInForce::PostOnly,
                 entry.self_trade,
             ));
-            self.index.insert(entry.id, Location::Resting(slot));
+            if indexed_at != Some(slot) {
+                self.index.insert(entry.id, Location::Resting(slot));
+            }
             self.book_changed = true;
             return;
         }
@@ -582,7 +591,7 @@ impl Engine {
             });
             let entry = Entry::of(&stop.order);
             match self.check_entry(&entry) {
-                Ok(()) => self.execute(&entry, events),
+                Ok(()) => self.execute(&entry, None, events),
                 Err(reason) => {
                     events.push(Event::Rejected { id, owner, reason });
                     events.push(Event::Done { id, owner });
