@@ -66,6 +66,17 @@ fn cancelled(events: &[Event]) -> Vec<(u64, u64, CancelReason)> {
         .collect()
 }
 
+fn buy_stop(id: u64, owner: u64, trigger: u64, quantity: u64) -> Command {
+    order(
+        id,
+        owner,
+        BUY,
+        OrderKind::Stop { trigger },
+        quantity,
+        TimeInForce::Gtc,
+    )
+}
+
 fn with_self_trade(command: Command, self_trade: SelfTradePrevention) -> Command {
     match command {
         Command::Place(order) => Command::Place(NewOrder {
@@ -417,17 +428,7 @@ fn entry_checks_name_what_is_wrong() {
         refused(&mut engine, limit(1, 2, SELL, 200, 30)),
         RejectReason::DuplicateOrderId
     );
-    apply(
-        &mut engine,
-        order(
-            2,
-            1,
-            BUY,
-            OrderKind::Stop { trigger: 120 },
-            30,
-            TimeInForce::Gtc,
-        ),
-    );
+    apply(&mut engine, buy_stop(2, 1, 120, 30));
     let amend_stop = Command::Amend {
         id: OrderId(2),
         owner: OwnerId(1),
@@ -469,17 +470,7 @@ fn the_book_sequence_counts_commands_that_change_the_book() {
     let mut engine = engine();
     assert_eq!(engine.depth(5).sequence, 0);
     apply(&mut engine, limit(1, 1, BUY, 100, 30));
-    apply(
-        &mut engine,
-        order(
-            2,
-            1,
-            BUY,
-            OrderKind::Stop { trigger: 120 },
-            30,
-            TimeInForce::Gtc,
-        ),
-    );
+    apply(&mut engine, buy_stop(2, 1, 120, 30));
     refused(&mut engine, limit(1, 1, BUY, 100, 30));
     assert_eq!(
         engine.book_sequence(),

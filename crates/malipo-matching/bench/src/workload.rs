@@ -101,13 +101,8 @@ pub fn to_command(op: &Op) -> Command {
             price,
             quantity,
             ..
-        } => Command::Amend {
-            id: OrderId(id),
-            owner: OwnerId(owner_of(id)),
-            price,
-            quantity,
-        },
-        Op::Reduce {
+        }
+        | Op::Reduce {
             id,
             price,
             quantity,
