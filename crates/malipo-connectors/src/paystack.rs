@@ -37,7 +37,7 @@ use crate::cards;
 use crate::common::{self, Reply, credential, refusal_message, required};
 use crate::{
     CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PaymentOutcome,
-    PaymentRequest, RefundOutcome, RefundRequest, StatusRequest,
+    PaymentRequest, RefundClaim, RefundOutcome, RefundRequest, StatusRequest,
 };
 use async_trait::async_trait;
 use malipo_core::objects::{Customer, Failure};
@@ -406,6 +406,32 @@ impl Connector for PaystackConnector {
         )
     }
 
+    /// `refund.processed` / `refund.failed`: the pending refund, named by
+    /// `refund_reference`, which this connector takes to be the refund id
+    /// `POST /refund` answered (as the simulator does; providers.md's
+    /// samples do not show both for one refund).
+    fn parse_refund_callback(&self, raw_body: &[u8]) -> Option<RefundClaim> {
+        let webhook = parse_webhook(raw_body)?;
+        let provider_reference = webhook.refund_reference?;
+        let outcome = match webhook.event.as_str() {
+            "refund.processed" => RefundOutcome::Succeeded {
+                provider_reference: Some(provider_reference.clone()),
+            },
+            "refund.failed" => RefundOutcome::Failed {
+                failure: Failure {
+                    code: "provider_rejected".into(),
+                    message: "Paystack could not process the refund".into(),
+                },
+            },
+            _ => return None,
+        };
+        Some(RefundClaim {
+            provider_reference,
+            outcome,
+            original_transaction: None,
+        })
+    }
+
     /// `charge.success`: the payment (its reference is the payment id)
     /// succeeded. Refund events name no payment outcome: `None`.
     fn parse_callback(&self, raw_body: &[u8]) -> Option<CallbackClaim> {
@@ -449,6 +475,10 @@ mod tests {
         let webhook = parse_webhook(refund).unwrap();
         assert_eq!(webhook.refund_reference.as_deref(), Some("132013318360"));
         assert!(connector().parse_callback(refund).is_none());
+        let claim = connector().parse_refund_callback(refund).unwrap();
+        assert_eq!(claim.provider_reference, "132013318360");
+        assert!(matches!(claim.outcome, RefundOutcome::Succeeded { .. }));
+        assert!(connector().parse_refund_callback(charge).is_none());
     }
 
     #[test]

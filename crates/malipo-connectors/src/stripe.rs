@@ -39,7 +39,7 @@ use crate::cards;
 use crate::common::{self, Reply, credential, refusal_message, required};
 use crate::{
     CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PaymentOutcome,
-    PaymentRequest, RefundOutcome, RefundRequest, StatusRequest,
+    PaymentRequest, RefundClaim, RefundOutcome, RefundRequest, StatusRequest,
 };
 use async_trait::async_trait;
 use malipo_core::Asset;
@@ -460,6 +460,44 @@ impl Connector for StripeConnector {
                 },
             },
             _ => RefundOutcome::Pending { provider_reference },
+        })
+    }
+
+    /// `refund.*` events: the refund (`re_…`) and its final status; a
+    /// refund still pending claims nothing.
+    fn parse_refund_callback(&self, raw_body: &[u8]) -> Option<RefundClaim> {
+        let event: Value = serde_json::from_slice(raw_body).ok()?;
+        if !event
+            .get("type")
+            .and_then(Value::as_str)?
+            .starts_with("refund.")
+        {
+            return None;
+        }
+        let refund = event.pointer("/data/object")?;
+        let id = refund.get("id").and_then(Value::as_str)?.to_string();
+        let outcome = match refund.get("status").and_then(Value::as_str)? {
+            "succeeded" => RefundOutcome::Succeeded {
+                provider_reference: Some(id.clone()),
+            },
+            "failed" | "canceled" => RefundOutcome::Failed {
+                failure: Failure {
+                    code: "provider_rejected".into(),
+                    message: format!(
+                        "Stripe could not refund: {}",
+                        refund
+                            .get("failure_reason")
+                            .and_then(Value::as_str)
+                            .unwrap_or("no reason given")
+                    ),
+                },
+            },
+            _ => return None,
+        };
+        Some(RefundClaim {
+            provider_reference: id,
+            outcome,
+            original_transaction: None,
         })
     }
 

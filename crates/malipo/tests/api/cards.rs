@@ -466,3 +466,53 @@ async fn card_routing_picks_the_provider_that_fits(app: &TestApp) {
     stripe.shutdown().await;
 }
 both_backends!(card_routing_picks_the_provider_that_fits);
+
+/// Refunds `amount` of `payment`; answers the refund.
+async fn refund(app: &TestApp, key: &str, payment: &Value, amount: i64) -> Value {
+    app.post(
+        "/v1/refunds",
+        key,
+        &json!({"payment": payment["id"], "amount": amount}),
+    )
+    .await
+    .expect(200)
+}
+
+async fn card_refunds_settle_through_each_provider(app: &TestApp) {
+    // Stripe refunds at once.
+    let (key, receiver, stripe) = stripe_merchant(app, 100).await;
+    let payment = pay_with_token(app, &key, "pm_card_visa").await;
+    let refunded = refund(app, &key, &payment, 1_000).await;
+    assert_eq!(refunded["status"], "succeeded", "{refunded}");
+    // The fee comes back in proportion: 1,000 of 5,000 returns 29 of 145.
+    assert_eq!(refunded["fee_refunded"], 29);
+    assert!(
+        stripe
+            .requests()
+            .iter()
+            .any(|request| request.path == "/v1/refunds" && request.body.contains("amount=1000"))
+    );
+    assert_eq!(
+        event_for(&receiver, "refund.succeeded", &refunded).await["status"],
+        "succeeded"
+    );
+    assert_eq!(balance(app, &key, "usd").await, (USD_NET - 971, 0));
+
+    // Paystack queues it: pending, then its signed refund.processed webhook.
+    let (key, receiver, paystack) = paystack_merchant(app, 100).await;
+    let payment = pay_by_card(app, &key).await;
+    pay_on_page(&payment, CARD_SUCCESS, "before_redirect").await;
+    assert_eq!(get(app, &key, &payment).await["status"], "succeeded");
+    let pending = refund(app, &key, &payment, 100_000).await;
+    assert_eq!(pending["status"], "pending", "{pending}");
+    let settled = event_for(&receiver, "refund.succeeded", &pending).await;
+    assert_eq!(settled["fee_refunded"], 2_900);
+    let entry = last_inbound(app, "paystack").await;
+    assert_eq!(entry["verdict"], "verified", "{entry}");
+    assert_eq!(entry["outcome"], "processed", "{entry}");
+    assert_eq!(balance(app, &key, "ngn").await, (NET - 97_100, 0));
+    assert_eq!(app.verify_ledger().await["ok"], true);
+    stripe.shutdown().await;
+    paystack.shutdown().await;
+}
+both_backends!(card_refunds_settle_through_each_provider);
