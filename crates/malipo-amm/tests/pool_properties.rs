@@ -121,13 +121,21 @@ fn apply(pool: &mut Pool, operation: &Operation) -> Result<Vec<Movement>, AmmErr
             .map(|r| r.movements),
         Operation::Add { amounts } => add(pool, amounts).map(|r| r.movements),
         Operation::Remove { millionths } => {
-            let unlocked = pool.shares_total() - MINIMUM_LIQUIDITY;
-            let shares = (BigUint::from(unlocked) * millionths / 1_000_000u32)
-                .try_into()
-                .unwrap_or(u128::MAX);
+            let shares = shares_to_burn(pool, millionths);
             remove(pool, shares).map(|r| r.movements)
         }
     }
+}
+
+fn unlocked(pool: &Pool) -> u128 {
+    pool.shares_total() - MINIMUM_LIQUIDITY
+}
+
+/// `millionths` of the unlocked shares, rounded up so that anything above a
+/// million asks for more than the unlocked shares.
+fn shares_to_burn(pool: &Pool, millionths: u128) -> u128 {
+    let scaled = BigUint::from(unlocked(pool)) * millionths + 999_999u32;
+    (scaled / 1_000_000u32).try_into().unwrap_or(u128::MAX)
 }
 
 proptest! {
@@ -145,11 +153,12 @@ proptest! {
             match apply(&mut pool, operation) {
                 Err(error) => {
                     prop_assert_eq!(&pool, &before, "{:?} refused with {:?} but changed the pool", operation, error);
-                    if let Operation::Remove { millionths } = operation
-                        && *millionths > 1_000_000
-                    {
-                        prop_assert!(
+                    if let Operation::Remove { millionths } = operation {
+                        // Refused for the lock exactly when it asks for more
+                        // than the unlocked shares.
+                        prop_assert_eq!(
                             matches!(error, AmmError::BurnExceedsUnlockedShares { .. }),
+                            shares_to_burn(&before, *millionths) > unlocked(&before),
                             "{:?}",
                             error
                         );
