@@ -4,7 +4,7 @@
 //! latency.
 //!
 //! Run (see docs/benchmarks.md):
-//! `taskset -c 0 cargo run --release --manifest-path crates/malipo-matching/bench/Cargo.toml -- 2000000`
+//! `taskset -c 1 cargo run --release --manifest-path crates/malipo-matching/bench/Cargo.toml -- 2000000`
 
 mod venues;
 mod workload;
