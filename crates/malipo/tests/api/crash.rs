@@ -66,6 +66,42 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
     panic!("server at {base} never became ready");
 }
 
+/// An operator token from the CLI (against the running server's database)
+/// and the test key of a new merchant.
+async fn operator_and_merchant(
+    client: &reqwest::Client,
+    base: &str,
+    database_url: &str,
+) -> (String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_malipo"))
+        .args(["operator", "token"])
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("malipo operator token");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let merchant: Value = client
+        .post(format!("{base}/v1/admin/merchants"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Crash Test Ltd"}))
+        .send()
+        .await
+        .expect("create merchant")
+        .json()
+        .await
+        .expect("json");
+    let key = merchant["test_secret_key"]["secret"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    (token, key)
+}
+
 async fn pending_events_survive_sigkill(backend: Backend) {
     let Some(database) = TestDatabase::create(backend).await else {
         return;
@@ -79,33 +115,7 @@ async fn pending_events_survive_sigkill(backend: Backend) {
 
     let mut server = start_server(&database.url);
     wait_ready(&client, &server.base).await;
-    // An operator token from the CLI, against the running server's database.
-    let output = Command::new(env!("CARGO_BIN_EXE_malipo"))
-        .args(["operator", "token"])
-        .env("DATABASE_URL", &database.url)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("malipo operator token");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    let merchant: Value = client
-        .post(format!("{}/v1/admin/merchants", server.base))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Crash Test Ltd"}))
-        .send()
-        .await
-        .expect("create merchant")
-        .json()
-        .await
-        .expect("json");
-    let key = merchant["test_secret_key"]["secret"]
-        .as_str()
-        .expect("key")
-        .to_owned();
+    let (_, key) = operator_and_merchant(&client, &server.base, &database.url).await;
     let endpoint = client
         .post(format!("{}/v1/webhook_endpoints", server.base))
         .bearer_auth(&key)
@@ -310,27 +320,7 @@ async fn acknowledged_work_survives_repeated_sigkill(backend: Backend) {
     let receiver = Receiver::start(vec![]).await;
     let mut server = start_server(&database.url);
     wait_ready(&client, &server.base).await;
-    let output = Command::new(env!("CARGO_BIN_EXE_malipo"))
-        .args(["operator", "token"])
-        .env("DATABASE_URL", &database.url)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("malipo operator token");
-    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    let merchant: Value = client
-        .post(format!("{}/v1/admin/merchants", server.base))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Crash Test Ltd"}))
-        .send()
-        .await
-        .expect("create merchant")
-        .json()
-        .await
-        .expect("json");
-    let key = merchant["test_secret_key"]["secret"]
-        .as_str()
-        .expect("key")
-        .to_owned();
+    let (token, key) = operator_and_merchant(&client, &server.base, &database.url).await;
     let endpoint = client
         .post(format!("{}/v1/webhook_endpoints", server.base))
         .bearer_auth(&key)

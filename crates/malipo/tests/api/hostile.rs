@@ -108,6 +108,20 @@ async fn merchant_with_history(app: &TestApp) -> (String, String) {
     (key, payment_id)
 }
 
+/// An M-Pesa connector account whose Daraja is unreachable: for requests
+/// refused (or recorded) before any provider call.
+async fn mpesa_account(app: &TestApp, key: &str) -> Value {
+    app.post(
+        "/v1/connector_accounts",
+        key,
+        &json!({"provider": "mpesa", "name": "Paybill", "credentials": {
+            "consumer_key": "k", "consumer_secret": "s", "shortcode": "174379",
+            "passkey": "p", "base_url": "http://127.0.0.1:9"}}),
+    )
+    .await
+    .expect(200)
+}
+
 /// A refusal: the given 4xx in the standard error shape.
 #[track_caller]
 fn assert_refused(response: &Response, what: &str) {
@@ -440,16 +454,7 @@ async fn oversized_and_deeply_nested_bodies(app: &TestApp) {
     assert_eq!(response.body["error"], "missing_signature");
     // An unsigned provider's callback naming a payment by an id with NUL
     // and bidi tricks: recorded and answered, never a server error.
-    let mpesa = app
-        .post(
-            "/v1/connector_accounts",
-            &key,
-            &json!({"provider": "mpesa", "name": "Paybill", "credentials": {
-                "consumer_key": "k", "consumer_secret": "s", "shortcode": "174379",
-                "passkey": "p", "base_url": "http://127.0.0.1:9"}}),
-        )
-        .await
-        .expect(200);
+    let mpesa = mpesa_account(app, &key).await;
     let mpesa_hook = format!("/v1/hooks/mpesa/{}", mpesa["id"].as_str().expect("id"));
     for body in [
         br#"{"Body": {"stkCallback": {"CheckoutRequestID": "ws_CO_\u0000\u202e1", "MerchantRequestID": "1\u0000", "ResultCode": 0, "ResultDesc": "ok"}}}"#.to_vec(),
@@ -622,15 +627,7 @@ both_backends!(
 async fn hostile_amounts_and_currencies(app: &TestApp) {
     let (key, payment_id) = merchant_with_history(app).await;
     // An M-Pesa account (never called: every case is refused first).
-    app.post(
-        "/v1/connector_accounts",
-        &key,
-        &json!({"provider": "mpesa", "name": "Paybill", "credentials": {
-            "consumer_key": "k", "consumer_secret": "s", "shortcode": "174379",
-            "passkey": "p", "base_url": "http://127.0.0.1:9"}}),
-    )
-    .await
-    .expect(200);
+    mpesa_account(app, &key).await;
     let before = snapshot(app, &key).await;
     let body = |amount: &str, currency: &str, method: &str| {
         format!(r#"{{"amount": {amount}, "currency": "{currency}", "method": "{method}"}}"#)
