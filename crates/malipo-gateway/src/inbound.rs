@@ -846,6 +846,15 @@ impl Gateway {
         if matches!(claim.outcome, PaymentOutcome::Processing { .. }) {
             return Ok(("ignored", Some("a pending status changes nothing".into())));
         }
+        if crate::payments::alert_if_paid_after_close(&record, &claim.outcome) {
+            return Ok((
+                "paid_after_close",
+                Some(format!(
+                    "the provider reports payment {} as paid, but it is {}: refund it at the provider",
+                    record.payment.id, record.payment.status
+                )),
+            ));
+        }
         if record.payment.status.is_terminal() {
             return Ok((
                 "ignored",

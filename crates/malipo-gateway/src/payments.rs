@@ -563,6 +563,28 @@ pub(crate) async fn check_paid_details(
     })
 }
 
+/// Whether the provider reports a payment Malipo had already closed
+/// without success (e.g. canceled while the hosted page stayed open) as
+/// paid. Never silent: the customer may have been charged, so an operator is
+/// alerted (an error log and `malipo_payments_paid_after_close_total`) to
+/// refund it at the provider.
+pub(crate) fn alert_if_paid_after_close(record: &PaymentRecord, outcome: &PaymentOutcome) -> bool {
+    let paid_after_close = record.payment.status.is_terminal()
+        && record.payment.status != PaymentStatus::Succeeded
+        && matches!(outcome, PaymentOutcome::Succeeded { .. });
+    if paid_after_close {
+        tracing::error!(
+            payment = %record.payment.id,
+            status = %record.payment.status,
+            connector = %record.payment.connector,
+            "the provider reports a closed payment as paid: the customer may have been charged; refund it at the provider"
+        );
+        metrics::counter!("malipo_payments_paid_after_close_total", "connector" => record.payment.connector.clone())
+            .increment(1);
+    }
+    paid_after_close
+}
+
 /// [`apply_outcome`] without writing anything: changes the record and
 /// answers the money to move and the event to insert, if any.
 pub(crate) fn plan_outcome(
@@ -570,6 +592,7 @@ pub(crate) fn plan_outcome(
     outcome: PaymentOutcome,
 ) -> GatewayResult<(PaymentMoney, Option<EventRecord>)> {
     if record.payment.status.is_terminal() {
+        alert_if_paid_after_close(record, &outcome);
         return Ok((PaymentMoney::default(), None));
     }
     let (provider_reference, step) = match outcome {

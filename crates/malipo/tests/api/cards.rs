@@ -193,6 +193,37 @@ async fn card_succeeds_by_signed_webhook_before_the_redirect(app: &TestApp) {
 }
 both_backends!(card_succeeds_by_signed_webhook_before_the_redirect);
 
+/// A payment canceled while its hosted page stayed open, then paid there:
+/// Malipo keeps it canceled and credits nothing, and never silently: the
+/// operator is alerted (error log and a metric) to refund at the provider.
+async fn card_paid_after_cancel_stays_canceled_and_alerts_the_operator(app: &TestApp) {
+    let (key, _receiver, simulator) = paystack_merchant(app, 100).await;
+    let payment = pay_by_card(app, &key).await;
+    let id = payment["id"].as_str().expect("id");
+    let canceled = app
+        .post(&format!("/v1/payments/{id}/cancel"), &key, &json!({}))
+        .await
+        .expect(200);
+    assert_eq!(canceled["status"], "canceled", "{canceled}");
+
+    pay_on_page(&payment, CARD_SUCCESS, "before_redirect").await;
+    let entry = last_inbound(app, "paystack").await;
+    assert_eq!(entry["verdict"], "verified", "{entry}");
+    assert_eq!(entry["outcome"], "paid_after_close", "{entry}");
+    assert_eq!(get(app, &key, &payment).await["status"], "canceled");
+    assert_eq!(balance(app, &key, "ngn").await, (0, 0));
+    let metrics = app.get("/metrics", "").await.expect(200);
+    let text = metrics.as_str().expect("prometheus text");
+    assert!(
+        text.lines().any(|line| line
+            .starts_with("malipo_payments_paid_after_close_total{connector=\"paystack\"}")),
+        "{text}"
+    );
+    assert_eq!(app.verify_ledger().await["ok"], true);
+    simulator.shutdown().await;
+}
+both_backends!(card_paid_after_cancel_stays_canceled_and_alerts_the_operator);
+
 async fn card_redirect_before_webhook_is_settled_by_verify_and_duplicates_change_nothing(
     app: &TestApp,
 ) {
