@@ -153,15 +153,25 @@ impl Gateway {
             .connectors()
             .by_name(&payment.payment.connector)
             .cloned();
-        if let Some(connector) = &connector {
-            connector
-                .check_refund(&RefundCheck {
-                    amount,
-                    payment_amount: payment.payment.amount,
-                    provider_receipt: payment.provider_receipt.as_deref(),
-                })
-                .map_err(|error| ApiError::invalid(error.param, error.message))?;
-        }
+        let Some(connector_ref) = &connector else {
+            // Vouchers (and any method without a provider connector) have
+            // nothing to refund through: refuse before anything is reserved.
+            return Err(ApiError::invalid(
+                "payment",
+                format!(
+                    "payments made with `{}` can't be refunded through the API",
+                    payment.payment.method
+                ),
+            )
+            .into());
+        };
+        connector_ref
+            .check_refund(&RefundCheck {
+                amount,
+                payment_amount: payment.payment.amount,
+                provider_receipt: payment.provider_receipt.as_deref(),
+            })
+            .map_err(|error| ApiError::invalid(error.param, error.message))?;
         let fee_share = fee_share_of_refund(
             MinorUnits::from(payment.payment.amount),
             MinorUnits::from(payment.payment.fee),

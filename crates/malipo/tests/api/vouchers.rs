@@ -310,6 +310,21 @@ async fn pay_with_a_voucher(app: &TestApp) {
         "the liability went down"
     );
 
+    // A voucher payment has no provider to refund through: refused up
+    // front, naming the payment, and nothing moves.
+    let balance_before = crate::mtn_momo::balance(app, &key, "kes").await;
+    let refund = app
+        .post("/v1/refunds", &key, &json!({"payment": first["id"]}))
+        .await;
+    assert_eq!(refund.status, 400, "{:?}", refund.body);
+    assert_eq!(refund.error_param(), Some("payment"));
+    let refunds = app.get("/v1/refunds", &key).await.expect(200);
+    assert_eq!(refunds["data"].as_array().expect("data").len(), 0);
+    assert_eq!(
+        crate::mtn_momo::balance(app, &key, "kes").await,
+        balance_before
+    );
+
     // Refusals name the field and change nothing.
     let too_much = pay(app, &key, 7_000, "kes", &code).await;
     assert_eq!(too_much.status, 400);
