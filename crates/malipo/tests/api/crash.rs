@@ -12,9 +12,20 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A `malipo serve` child process. Dropping it kills the process, so a
+/// failed assertion never leaves a server running after the test binary
+/// exits (a leaked server would hold CI's output open and log forever
+/// against a database that no longer exists).
 struct Server {
     child: Child,
     base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Starts the real binary and reads its address from what it prints.
@@ -30,9 +41,18 @@ fn start_server(database_url: &str) -> Server {
         )
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("the malipo binary starts");
+    // The server's stderr goes through this test's output (captured by the
+    // test harness), never straight to the terminal or CI's log.
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("[malipo serve] {line}");
+        }
+    });
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let mut base = None;
@@ -52,7 +72,10 @@ fn start_server(database_url: &str) -> Server {
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
+    // Generous: after a SIGKILL on a loaded 2-core CI machine, recovery and
+    // migrations checks can take seconds.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
         if client
             .get(format!("{base}/readyz"))
             .send()
