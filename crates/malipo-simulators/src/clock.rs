@@ -32,7 +32,16 @@ pub(crate) struct CivilTime {
 impl CivilTime {
     /// The civil time in East Africa Time at `unix_ms`.
     pub(crate) fn east_africa(unix_ms: i64) -> CivilTime {
-        let local_ms = unix_ms + EAST_AFRICA_OFFSET_SECONDS * 1000;
+        CivilTime::at_offset(unix_ms, EAST_AFRICA_OFFSET_SECONDS)
+    }
+
+    /// The civil time in UTC at `unix_ms`.
+    pub(crate) fn utc(unix_ms: i64) -> CivilTime {
+        CivilTime::at_offset(unix_ms, 0)
+    }
+
+    fn at_offset(unix_ms: i64, offset_seconds: i64) -> CivilTime {
+        let local_ms = unix_ms + offset_seconds * 1000;
         let seconds = local_ms.div_euclid(1000);
         let millisecond = local_ms.rem_euclid(1000) as u32;
         let days = seconds.div_euclid(86_400);
@@ -98,6 +107,17 @@ impl CivilTime {
     pub(crate) fn rfc3339_east_africa(&self) -> String {
         format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+03:00",
+            self.year, self.month, self.day, self.hour, self.minute, self.second, self.millisecond
+        )
+    }
+}
+
+impl CivilTime {
+    /// ISO 8601 with milliseconds and `Z` (`2020-12-22T15:00:22.742Z`), as
+    /// NOWPayments stamps `created_at`; meaningful for [`CivilTime::utc`].
+    pub(crate) fn iso_utc(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
             self.year, self.month, self.day, self.hour, self.minute, self.second, self.millisecond
         )
     }

@@ -48,6 +48,7 @@ pub struct SimulatorConfig {
     pub relworx: RelworxConfig,
     pub paystack: PaystackConfig,
     pub stripe: StripeConfig,
+    pub nowpayments: NowPaymentsConfig,
 }
 
 impl Default for SimulatorConfig {
@@ -67,6 +68,7 @@ impl Default for SimulatorConfig {
             relworx: RelworxConfig::default(),
             paystack: PaystackConfig::default(),
             stripe: StripeConfig::default(),
+            nowpayments: NowPaymentsConfig::default(),
         }
     }
 }
@@ -351,6 +353,38 @@ impl Default for StripeConfig {
             secret_key: "sk_test_malipo_simulator_stripe_0123456789abcdef".into(),
             webhook_secret: "whsec_malipo_simulator_stripe_0123456789".into(),
             webhook_url: None,
+        }
+    }
+}
+
+/// The simulated NOWPayments account.
+#[derive(Clone)]
+pub struct NowPaymentsConfig {
+    /// The API key calls must carry in `x-api-key`.
+    pub api_key: String,
+    /// The IPN secret IPNs are signed with (`x-nowpayments-sig`).
+    pub ipn_secret: String,
+    /// How long a fixed-rate payment's address stays valid: NOWPayments
+    /// gives 20 minutes. Default 1 200 000 ms.
+    pub fixed_rate_lifetime_ms: i64,
+}
+
+impl std::fmt::Debug for NowPaymentsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NowPaymentsConfig")
+            .field("api_key", &"[redacted]")
+            .field("ipn_secret", &"[redacted]")
+            .field("fixed_rate_lifetime_ms", &self.fixed_rate_lifetime_ms)
+            .finish()
+    }
+}
+
+impl Default for NowPaymentsConfig {
+    fn default() -> Self {
+        NowPaymentsConfig {
+            api_key: "malipo-simulator-nowpayments-api-key".into(),
+            ipn_secret: "malipo-simulator-nowpayments-ipn-secret".into(),
+            fixed_rate_lifetime_ms: 20 * 60 * 1000,
         }
     }
 }

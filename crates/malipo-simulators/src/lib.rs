@@ -1,5 +1,6 @@
-//! Local HTTP simulators of the mobile-money providers Malipo connects to:
-//! Safaricom M-Pesa Daraja, MTN MoMo, Airtel Money and Relworx. Each speaks
+//! Local HTTP simulators of the providers Malipo connects to: Safaricom
+//! M-Pesa Daraja, MTN MoMo, Airtel Money and Relworx (mobile money),
+//! Paystack and Stripe (cards) and NOWPayments (crypto). Each speaks
 //! the provider's real wire format (paths, auth, bodies, JSON types,
 //! misspellings, error bodies and codes, as written down in
 //! `shared/providers.md`), keeps its transactions in memory so status
@@ -20,7 +21,8 @@
 //! ```
 //!
 //! # Code map
-//! - [`mpesa`], [`mtn_momo`], [`airtel`], [`relworx`]: one module per
+//! - [`mpesa`], [`mtn_momo`], [`airtel`], [`relworx`], [`paystack`],
+//!   [`stripe`], [`nowpayments`]: one module per
 //!   provider, each with its state type, `router(state)`, its magic values
 //!   as constants and its error shapes.
 //! - [`SimulatorConfig`] (in `config.rs`): credentials, delays, limits and
@@ -45,6 +47,7 @@
 //! | Relworx | API key `malipo-relworx-api-key`, account `RELJH012BV45P`, webhook key `relworx_webhook_key` |
 //! | Paystack | secret key `sk_test_malipo_simulator_paystack_0123456789abcdef` (also the webhook signing key) |
 //! | Stripe | secret key `sk_test_malipo_simulator_stripe_0123456789abcdef`, webhook secret `whsec_malipo_simulator_stripe_0123456789` |
+//! | NOWPayments | API key `malipo-simulator-nowpayments-api-key`, IPN secret `malipo-simulator-nowpayments-ipn-secret` |
 //!
 //! # Magic values: which input gives which outcome
 //! Outcomes happen `callback_delay_ms` after the request (default 1 s)
@@ -135,6 +138,20 @@
 //! simulator's challenge page (complete or fail; `simulate_webhook` as
 //! above).
 //!
+//! ## NOWPayments, by `price_amount` (or the sandbox's `case` field)
+//! After `callback_delay_ms` the payment is `confirming` (IPN), after as
+//! long again it ends (IPN); `actually_paid` is the whole `pay_amount`
+//! unless said otherwise.
+//! | price_amount | Outcome |
+//! |---|---|
+//! | `70.13` (or `7013`) | `partially_paid`, half the pay amount received |
+//! | `70.14` | `expired`, nothing received (no `confirming`) |
+//! | `70.15` | `confirming`, then `failed` |
+//! | `70.17` | `finished`, IPN lost: only the status tells |
+//! | `70.18` | `waiting` for ever, no IPN |
+//! | `70.19` | `finished`, IPN sent twice |
+//! | any other | `finished` |
+//!
 //! The failing Airtel and Relworx endings (0002, 0004, 0005) mean the same
 //! as in Malipo's own sandbox connector.
 
@@ -148,6 +165,7 @@ mod journal;
 mod json;
 pub mod mpesa;
 pub mod mtn_momo;
+pub mod nowpayments;
 pub mod paystack;
 pub mod relworx;
 pub mod stripe;
@@ -155,7 +173,8 @@ mod tokens;
 
 pub use config::{
     AirtelConfig, CallbackMethod, DARAJA_SANDBOX_MSISDN, DARAJA_SANDBOX_PASSKEY,
-    DARAJA_SANDBOX_SHORTCODE, MomoReasonFormat, MpesaConfig, MtnMomoConfig, PaystackConfig,
+    DARAJA_SANDBOX_SHORTCODE, MomoReasonFormat, MpesaConfig, MtnMomoConfig, NowPaymentsConfig,
+    PaystackConfig,
     RelworxConfig, RelworxSignatureEncoding, SimulatorConfig, StripeConfig,
 };
 pub use context::{CONTROL_PATH_PREFIX, SimulatorContext};
@@ -210,16 +229,18 @@ pub enum Provider {
     Relworx,
     Paystack,
     Stripe,
+    NowPayments,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 6] = [
+    pub const ALL: [Provider; 7] = [
         Provider::Mpesa,
         Provider::MtnMomo,
         Provider::Airtel,
         Provider::Relworx,
         Provider::Paystack,
         Provider::Stripe,
+        Provider::NowPayments,
     ];
 
     /// The name used on the command line (`malipo simulate mpesa`).
@@ -231,6 +252,7 @@ impl Provider {
             Provider::Relworx => "relworx",
             Provider::Paystack => "paystack",
             Provider::Stripe => "stripe",
+            Provider::NowPayments => "nowpayments",
         }
     }
 }
@@ -245,7 +267,8 @@ impl FromStr for Provider {
     type Err = Error;
 
     /// `mpesa` (or `daraja`, `m-pesa`), `mtn-momo` (or `mtn_momo`, `momo`,
-    /// `mtn`), `airtel`, `relworx`, `paystack`, `stripe`; case-insensitive.
+    /// `mtn`), `airtel`, `relworx`, `paystack`, `stripe`, `nowpayments`;
+    /// case-insensitive.
     fn from_str(text: &str) -> Result<Provider, Error> {
         match text.trim().to_ascii_lowercase().as_str() {
             "mpesa" | "m-pesa" | "daraja" => Ok(Provider::Mpesa),
@@ -254,8 +277,9 @@ impl FromStr for Provider {
             "relworx" => Ok(Provider::Relworx),
             "paystack" => Ok(Provider::Paystack),
             "stripe" => Ok(Provider::Stripe),
+            "nowpayments" => Ok(Provider::NowPayments),
             other => Err(Error::InvalidRequest(format!(
-                "unknown provider {other:?}: expected mpesa, mtn-momo, airtel, relworx, paystack or stripe"
+                "unknown provider {other:?}: expected mpesa, mtn-momo, airtel, relworx, paystack, stripe or nowpayments"
             ))),
         }
     }
@@ -270,6 +294,7 @@ enum ProviderState {
     Relworx(relworx::RelworxState),
     Paystack(paystack::PaystackState),
     Stripe(stripe::StripeState),
+    NowPayments(nowpayments::NowPaymentsState),
 }
 
 impl ProviderState {
@@ -281,6 +306,9 @@ impl ProviderState {
             Provider::Relworx => ProviderState::Relworx(relworx::RelworxState::new(context)),
             Provider::Paystack => ProviderState::Paystack(paystack::PaystackState::new(context)),
             Provider::Stripe => ProviderState::Stripe(stripe::StripeState::new(context)),
+            Provider::NowPayments => {
+                ProviderState::NowPayments(nowpayments::NowPaymentsState::new(context))
+            }
         }
     }
 
@@ -292,6 +320,7 @@ impl ProviderState {
             ProviderState::Relworx(state) => relworx::router(state.clone()),
             ProviderState::Paystack(state) => paystack::router(state.clone()),
             ProviderState::Stripe(state) => stripe::router(state.clone()),
+            ProviderState::NowPayments(state) => nowpayments::router(state.clone()),
         }
     }
 }
@@ -430,7 +459,7 @@ impl RunningSimulator {
             ProviderState::Relworx(state) => state.set_webhook_url(url),
             ProviderState::Paystack(state) => state.set_webhook_url(url),
             ProviderState::Stripe(state) => state.set_webhook_url(url),
-            ProviderState::Mpesa(_) | ProviderState::MtnMomo(_) => Err(Error::WrongProvider {
+            ProviderState::Mpesa(_) | ProviderState::MtnMomo(_) | ProviderState::NowPayments(_) => Err(Error::WrongProvider {
                 operation: "set_callback_url",
                 needed: "airtel, relworx, paystack or stripe",
                 actual: self.provider,
