@@ -29,6 +29,8 @@
 //!   share (decline codes, the redirect, references).
 //! - [`stripe`]: Stripe cards (PaymentIntents confirmed with the merchant's
 //!   `pm_…` token, 3-D Secure redirects, declines, refunds, webhooks).
+//! - [`nowpayments`]: NOWPayments crypto (a deposit address and amount,
+//!   signed IPNs, status polling; no refunds).
 //! - `common.rs`: what they share (credentials, the token cache, phone
 //!   numbers per country, exact amounts, the poll schedule).
 //!
@@ -40,6 +42,7 @@ pub mod cards;
 mod common;
 pub mod mpesa;
 pub mod mtn_momo;
+pub mod nowpayments;
 pub mod paystack;
 pub mod relworx;
 pub mod sandbox;

@@ -50,12 +50,55 @@ pub enum NextAction {
         account_number: String,
         bank_name: String,
     },
-    /// The customer sends crypto to this address.
-    CryptoTransfer {
+    /// The customer sends exactly `pay_amount` of `pay_currency` to
+    /// `address` on `network` before `expires_at` (crypto).
+    CryptoAddress {
         address: String,
         network: String,
-        amount: String,
+        /// A decimal in the coin's own unit, e.g. `0.00116884`.
+        pay_amount: String,
+        /// The provider's coin code, e.g. `btc`, `usdttrc20`.
+        pay_currency: String,
+        /// ISO 8601, when the provider says.
+        expires_at: Option<String>,
+        /// What has arrived so far, in the coin (`0` until a transfer is seen).
+        amount_received: String,
+        /// The provider's own status: `waiting`, `confirming`, `confirmed`,
+        /// `sending`, or `partially_paid` (less than `pay_amount` arrived).
+        provider_status: String,
     },
+}
+
+impl NextAction {
+    /// Fills what `self` (a provider's newer answer) leaves out from
+    /// `previous`: a crypto status answer or IPN repeats the address and
+    /// amounts but not the network's name or the expiry.
+    pub fn keep_known_from(&mut self, previous: Option<&NextAction>) {
+        if let (
+            NextAction::CryptoAddress {
+                address,
+                network,
+                expires_at,
+                ..
+            },
+            Some(NextAction::CryptoAddress {
+                address: previous_address,
+                network: previous_network,
+                expires_at: previous_expiry,
+                pay_currency: previous_currency,
+                ..
+            }),
+        ) = (self, previous)
+            && address == previous_address
+        {
+            if expires_at.is_none() {
+                expires_at.clone_from(previous_expiry);
+            }
+            if network == previous_currency {
+                network.clone_from(previous_network);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -87,7 +130,7 @@ pub struct Payment {
     pub return_url: Option<String>,
     /// The provider's token for the customer's card (Stripe `pm_…`), when
     /// the merchant collected it with the provider's own library; never a
-    /// card number.
+    /// card number. For `crypto`: the coin the customer pays in (`btc`).
     pub payment_method: Option<String>,
     pub failure: Option<Failure>,
     pub metadata: Metadata,

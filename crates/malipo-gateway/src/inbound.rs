@@ -843,7 +843,15 @@ impl Gateway {
                 record.payment.id, claim.provider_reference
             ));
         }
-        if matches!(claim.outcome, PaymentOutcome::Processing { .. }) {
+        // A pending status changes nothing, unless it tells the customer
+        // something new (a crypto transfer seen on chain).
+        if matches!(
+            claim.outcome,
+            PaymentOutcome::Processing {
+                next_action: None,
+                ..
+            }
+        ) {
             return Ok(("ignored", Some("a pending status changes nothing".into())));
         }
         if crate::payments::alert_if_paid_after_close(&record, &claim.outcome) {

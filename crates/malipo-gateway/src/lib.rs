@@ -208,7 +208,7 @@ struct Inner {
 impl Gateway {
     /// Builds the gateway over a migrated store, with every connector
     /// registered (sandbox, M-Pesa, MTN MoMo, Airtel Money, Relworx,
-    /// Paystack and Stripe for cards);
+    /// Paystack and Stripe for cards, NOWPayments for crypto);
     /// loads (or on first start creates) the key-hashing secret.
     pub async fn new(store: Store, config: GatewayConfig) -> GatewayResult<Gateway> {
         install_crypto_provider();
@@ -238,6 +238,11 @@ impl Gateway {
         // Cards: the merchant's card account picks the provider (cards.rs).
         connectors.register_carrier(Arc::new(PaystackConnector::new()));
         connectors.register_carrier(Arc::new(StripeConnector::new()));
+        // Crypto: NOWPayments (a deposit address, signed IPNs).
+        connectors.register(
+            PaymentMethod::Crypto,
+            Arc::new(malipo_connectors::nowpayments::NowPaymentsConnector::new()),
+        );
         connectors.register(
             PaymentMethod::Sandbox,
             Arc::new(SandboxConnector::new(config.sandbox_payment_expiry_seconds)),

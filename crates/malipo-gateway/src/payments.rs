@@ -68,6 +68,8 @@ pub struct CreatePayment {
     pub return_url: Option<String>,
     /// For card providers that take a token (Stripe): the `pm_…` the
     /// merchant got from the provider's own library. Never a card number.
+    /// For `crypto` (required): the coin the customer pays in, e.g. `btc`,
+    /// `eth`, `usdttrc20`.
     pub payment_method: Option<String>,
 }
 
@@ -155,6 +157,12 @@ fn parse_payment_method(token: Option<String>) -> Result<Option<String>, ApiErro
     Ok(Some(token))
 }
 
+/// Whether `coin` is a coin a crypto payment may be paid in (NOWPayments'
+/// code, e.g. `btc`, `usdttrc20`).
+fn crypto_pay_currency(coin: &str) -> bool {
+    malipo_connectors::nowpayments::is_pay_currency(coin)
+}
+
 /// Refuses text with characters that hide or reorder what a person reads
 /// (see `malipo_core::metadata::text_problem`).
 fn check_text(
@@ -240,11 +248,29 @@ impl NewPayment {
             metadata::identifier_problem,
         )?;
         check_text("description", &request.description, metadata::text_problem)?;
-        if request.payment_method.is_some() && method != PaymentMethod::Card {
-            return Err(ApiError::invalid(
-                "payment_method",
-                "payment_method is for `card` payments only",
-            ));
+        match method {
+            PaymentMethod::Card => {}
+            PaymentMethod::Crypto
+                if request
+                    .payment_method
+                    .as_deref()
+                    .is_some_and(crypto_pay_currency) => {}
+            PaymentMethod::Crypto => {
+                return Err(ApiError::invalid(
+                    "payment_method",
+                    format!(
+                        "a crypto payment names the coin the customer pays in as payment_method: one of {}",
+                        malipo_connectors::nowpayments::PAY_CURRENCIES.join(", ")
+                    ),
+                ));
+            }
+            _ if request.payment_method.is_some() => {
+                return Err(ApiError::invalid(
+                    "payment_method",
+                    "payment_method is for `card` and `crypto` payments only",
+                ));
+            }
+            _ => {}
         }
         let voucher = crate::vouchers::voucher_for_method(method, request.voucher)?;
         Ok(NewPayment {
@@ -258,7 +284,12 @@ impl NewPayment {
             confirm: request.confirm.unwrap_or(true),
             voucher,
             return_url: parse_return_url(request.return_url)?,
-            payment_method: parse_payment_method(request.payment_method)?,
+            payment_method: parse_payment_method(request.payment_method)?.map(
+                |token| match method {
+                    PaymentMethod::Crypto => token.to_ascii_lowercase(),
+                    _ => token,
+                },
+            ),
         })
     }
 }
@@ -608,9 +639,12 @@ pub(crate) fn plan_outcome(
         }
         PaymentOutcome::Processing {
             provider_reference,
-            next_action,
+            mut next_action,
             poll_after_ms,
         } => {
+            if let Some(next) = &mut next_action {
+                next.keep_known_from(record.payment.next_action.as_ref());
+            }
             record.payment.next_action = next_action;
             record.next_poll_ms =
                 Some(now_ms().saturating_add(i64::try_from(poll_after_ms).unwrap_or(i64::MAX)));
@@ -620,9 +654,10 @@ pub(crate) fn plan_outcome(
         }
         PaymentOutcome::RequiresAction {
             provider_reference,
-            next_action,
+            mut next_action,
             poll_after_ms,
         } => {
+            next_action.keep_known_from(record.payment.next_action.as_ref());
             record.payment.next_action = Some(next_action);
             record.next_poll_ms =
                 Some(now_ms().saturating_add(i64::try_from(poll_after_ms).unwrap_or(i64::MAX)));

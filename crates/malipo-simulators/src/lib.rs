@@ -147,7 +147,7 @@
 //! | `70.13` (or `7013`) | `partially_paid`, half the pay amount received |
 //! | `70.14` | `expired`, nothing received (no `confirming`) |
 //! | `70.15` | `confirming`, then `failed` |
-//! | `70.17` | `finished`, IPN lost: only the status tells |
+//! | `70.17` | `finished`, every IPN lost: only the status tells |
 //! | `70.18` | `waiting` for ever, no IPN |
 //! | `70.19` | `finished`, IPN sent twice |
 //! | any other | `finished` |
@@ -174,8 +174,7 @@ mod tokens;
 pub use config::{
     AirtelConfig, CallbackMethod, DARAJA_SANDBOX_MSISDN, DARAJA_SANDBOX_PASSKEY,
     DARAJA_SANDBOX_SHORTCODE, MomoReasonFormat, MpesaConfig, MtnMomoConfig, NowPaymentsConfig,
-    PaystackConfig,
-    RelworxConfig, RelworxSignatureEncoding, SimulatorConfig, StripeConfig,
+    PaystackConfig, RelworxConfig, RelworxSignatureEncoding, SimulatorConfig, StripeConfig,
 };
 pub use context::{CONTROL_PATH_PREFIX, SimulatorContext};
 pub use hosted::{TestCard, WebhookTiming};
@@ -459,11 +458,13 @@ impl RunningSimulator {
             ProviderState::Relworx(state) => state.set_webhook_url(url),
             ProviderState::Paystack(state) => state.set_webhook_url(url),
             ProviderState::Stripe(state) => state.set_webhook_url(url),
-            ProviderState::Mpesa(_) | ProviderState::MtnMomo(_) | ProviderState::NowPayments(_) => Err(Error::WrongProvider {
-                operation: "set_callback_url",
-                needed: "airtel, relworx, paystack or stripe",
-                actual: self.provider,
-            }),
+            ProviderState::Mpesa(_) | ProviderState::MtnMomo(_) | ProviderState::NowPayments(_) => {
+                Err(Error::WrongProvider {
+                    operation: "set_callback_url",
+                    needed: "airtel, relworx, paystack or stripe",
+                    actual: self.provider,
+                })
+            }
         }
     }
 

@@ -27,8 +27,8 @@
 
 use crate::clock::{CivilTime, now_unix_ms};
 use crate::context::{Callback, SimulatorContext, is_callback_url};
-use crate::json::{decimal_hundredths, parse_object, text};
 use crate::ids;
+use crate::json::{decimal_hundredths, parse_object, text};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -93,7 +93,7 @@ impl NowPaymentsScenario {
     /// By the price in hundredths (`70.13` -> 7013) or, for a whole price,
     /// by the price itself (`7013`).
     pub fn for_price(hundredths: u128) -> NowPaymentsScenario {
-        let whole = (hundredths % 100 == 0).then_some(hundredths / 100);
+        let whole = hundredths.is_multiple_of(100).then_some(hundredths / 100);
         let magic = |value: u128| hundredths == value || whole == Some(value);
         match () {
             () if magic(PRICE_PARTIALLY_PAID) => NowPaymentsScenario::PartiallyPaid,
@@ -309,7 +309,9 @@ impl NowPaymentsState {
     }
 
     fn authorize(&self, headers: &HeaderMap) -> Result<(), NowPaymentsError> {
-        let key = headers.get("x-api-key").and_then(|value| value.to_str().ok());
+        let key = headers
+            .get("x-api-key")
+            .and_then(|value| value.to_str().ok());
         if key != Some(self.config().api_key.as_str()) {
             return Err(NowPaymentsError {
                 status: StatusCode::FORBIDDEN,
@@ -349,7 +351,9 @@ impl NowPaymentsState {
 
 /// Half of a decimal amount, at the same number of decimals.
 fn half(amount: &str) -> String {
-    let decimals = amount.split_once('.').map_or(0, |(_, fraction)| fraction.len());
+    let decimals = amount
+        .split_once('.')
+        .map_or(0, |(_, fraction)| fraction.len());
     let value: f64 = amount.parse().unwrap_or(0.0);
     format!("{:.*}", decimals, value / 2.0)
 }
@@ -357,7 +361,10 @@ fn half(amount: &str) -> String {
 /// The NOWPayments API routes over `state`.
 pub fn router(state: NowPaymentsState) -> Router {
     Router::new()
-        .route("/v1/status", get(|| async { axum::Json(json!({"message": "OK"})) }))
+        .route(
+            "/v1/status",
+            get(|| async { axum::Json(json!({"message": "OK"})) }),
+        )
         .route("/v1/currencies", get(currencies))
         .route("/v1/estimate", get(estimate))
         .route("/v1/payment", post(create_payment))
@@ -401,7 +408,9 @@ async fn estimate(
     let (Some(amount), Some(from), Some(to)) =
         (query.amount, query.currency_from, query.currency_to)
     else {
-        return Err(invalid("amount, currency_from and currency_to are required"));
+        return Err(invalid(
+            "amount, currency_from and currency_to are required",
+        ));
     };
     let value: f64 = amount
         .parse()
@@ -445,9 +454,8 @@ async fn create_payment(
     let pay_currency = text(&body, "pay_currency")
         .ok_or_else(|| invalid("\"pay_currency\" is required"))?
         .to_ascii_lowercase();
-    let (price_usd, _) = rate(&price_currency).ok_or_else(|| {
-        invalid(format!("Currency {price_currency} was not found"))
-    })?;
+    let (price_usd, _) = rate(&price_currency)
+        .ok_or_else(|| invalid(format!("Currency {price_currency} was not found")))?;
     let (coin_usd, decimals) = rate(&pay_currency)
         .filter(|(_, decimals)| *decimals > 0)
         .ok_or_else(|| invalid(format!("Currency {pay_currency} was not found")))?;
@@ -507,7 +515,8 @@ async fn create_payment(
         state.context.spawn(async move {
             if scenario.confirms_first() {
                 task_state.context.customer_delay().await;
-                if let Some(ipn) = task_state.advance(id, "confirming") {
+                let ipn = task_state.advance(id, "confirming");
+                if let Some(ipn) = ipn.filter(|_| scenario.ipn_copies() > 0) {
                     task_state.context.deliver(&ipn).await;
                 }
             }

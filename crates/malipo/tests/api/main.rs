@@ -10,6 +10,7 @@ mod audit;
 mod auth;
 mod cards;
 mod crash;
+mod crypto;
 mod hostile;
 mod idempotency;
 mod inbound;
