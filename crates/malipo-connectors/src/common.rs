@@ -161,6 +161,18 @@ impl Reply {
             .and_then(scalar_text)
             .filter(|text| !text.is_empty())
     }
+    /// What a failed answer with a top-level `message` means:
+    /// [`ConnectorError::Unavailable`] (worth asking again) for a 5xx or a
+    /// 429, [`ConnectorError::Rejected`] otherwise, quoting the message.
+    pub(crate) fn refusal(&self, provider: &str, what: &str) -> ConnectorError {
+        let message = self.text("message").unwrap_or_else(|| self.excerpt.clone());
+        let text = format!("{provider} {what} (HTTP {}): {message}", self.status);
+        if self.is_server_error() || self.status == 429 {
+            ConnectorError::Unavailable(text)
+        } else {
+            ConnectorError::Rejected(text)
+        }
+    }
 }
 
 /// Sends `request` and reads the whole answer; a transport failure is

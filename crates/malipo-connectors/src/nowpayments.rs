@@ -208,15 +208,7 @@ impl Settings {
 }
 
 fn rejection(what: &str, reply: &Reply) -> ConnectorError {
-    let message = reply
-        .text("message")
-        .unwrap_or_else(|| reply.excerpt.clone());
-    let text = format!("NOWPayments {what} (HTTP {}): {message}", reply.status);
-    if reply.is_server_error() || reply.status == 429 {
-        ConnectorError::Unavailable(text)
-    } else {
-        ConnectorError::Rejected(text)
-    }
+    reply.refusal("NOWPayments", what)
 }
 
 #[derive(Debug)]

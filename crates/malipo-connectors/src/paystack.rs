@@ -194,15 +194,7 @@ fn data(reply: &Reply) -> Option<&Value> {
 }
 
 fn rejection(what: &str, reply: &Reply) -> ConnectorError {
-    let message = reply
-        .text("message")
-        .unwrap_or_else(|| reply.excerpt.clone());
-    let text = format!("Paystack {what} (HTTP {}): {message}", reply.status);
-    if reply.is_server_error() || reply.status == 429 {
-        ConnectorError::Unavailable(text)
-    } else {
-        ConnectorError::Rejected(text)
-    }
+    reply.refusal("Paystack", what)
 }
 
 #[derive(Debug)]
