@@ -7,6 +7,15 @@
 //! outcome then arrives by callback or by [`Connector::payment_status`]
 //! polling. Refunds go through [`Connector::refund`].
 //!
+//! Payouts (money to a customer's wallet) go through
+//! [`Connector::start_payout`], checked first by [`Connector::check_payout`]
+//! (whose default refuses: a connector without payouts is a 400 naming
+//! `method`); the result arrives by a callback
+//! ([`Connector::parse_payout_callback`]) or [`Connector::payout_status`].
+//! M-Pesa pays out by B2C, MTN MoMo by a Disbursement transfer, Relworx by
+//! send-payment (for `mtn_momo` / `airtel_money` carried by a Relworx
+//! account).
+//!
 //! Architecture invariant: connectors never touch the store. They get what
 //! they need in the request (including the merchant's connector account
 //! credentials) and answer with an outcome; the gateway records it.
@@ -239,6 +248,65 @@ pub enum RefundOutcome {
     Pending { provider_reference: Option<String> },
 }
 
+/// What a connector needs to send a payout.
+#[derive(Debug, Clone)]
+pub struct PayoutRequest<'a> {
+    pub payout_id: &'a str,
+    /// In minor units.
+    pub amount: u64,
+    pub currency: &'a str,
+    /// The recipient, as [`Connector::check_payout`] normalised it.
+    pub phone: &'a str,
+    pub description: Option<&'a str>,
+    /// The merchant's account, credentials decrypted, with the URL the
+    /// provider calls back.
+    pub account: &'a ConnectorAccount,
+    pub livemode: bool,
+}
+
+/// What a connector needs to ask where a payout stands.
+#[derive(Debug, Clone)]
+pub struct PayoutStatusRequest<'a> {
+    pub payout_id: &'a str,
+    /// The provider's id for the payout, from its first answer.
+    pub provider_reference: Option<&'a str>,
+    /// When the payout was sent and now (Unix ms), for the poll back-off.
+    pub started_ms: i64,
+    pub now_ms: i64,
+    pub account: &'a ConnectorAccount,
+}
+
+/// Where a payout stands according to the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayoutOutcome {
+    /// The recipient was credited.
+    Paid {
+        provider_reference: Option<String>,
+        /// The provider's receipt for the money sent, when it gives one.
+        receipt: Option<String>,
+    },
+    Failed {
+        provider_reference: Option<String>,
+        failure: Failure,
+    },
+    /// The provider holds the request. `poll_after_ms`: when to ask its
+    /// status API; `None` when it has none and only its callback tells.
+    Processing {
+        provider_reference: Option<String>,
+        poll_after_ms: Option<u64>,
+    },
+}
+
+/// What a callback reporting a payout's result claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutClaim {
+    /// The provider's reference, as the connector answered it first.
+    pub provider_reference: String,
+    /// Malipo's payout id, when the provider echoes it.
+    pub payout_id: Option<String>,
+    pub outcome: PayoutOutcome,
+}
+
 /// A request field a provider can't take, e.g. `customer[phone]`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -341,4 +409,53 @@ pub trait Connector: Send + Sync + fmt::Debug {
     fn parse_callback(&self, _raw_body: &[u8]) -> Option<CallbackClaim> {
         None
     }
+
+    /// Checks a payout before anything is written or moved, through
+    /// `account`, and normalises the recipient's `phone` into the
+    /// provider's format. A refusal names the request field; the default
+    /// refuses every payout (naming `method`).
+    fn check_payout(
+        &self,
+        _account: &ConnectorAccount,
+        _phone: &mut String,
+        _currency: &str,
+        _amount: u64,
+    ) -> Result<(), FieldError> {
+        Err(payouts_unsupported(self.name()))
+    }
+
+    /// Sends a payout. `Processing` means the provider answers later, by
+    /// a callback [`Connector::parse_payout_callback`] reads or by
+    /// [`Connector::payout_status`].
+    async fn start_payout(
+        &self,
+        _request: &PayoutRequest<'_>,
+    ) -> Result<PayoutOutcome, ConnectorError> {
+        Err(ConnectorError::Unsupported("payouts"))
+    }
+
+    /// Asks the provider where a payout stands.
+    async fn payout_status(
+        &self,
+        _request: &PayoutStatusRequest<'_>,
+    ) -> Result<PayoutOutcome, ConnectorError> {
+        Err(ConnectorError::Unsupported("payout status queries"))
+    }
+
+    /// Reads a callback reporting a payout's result, or `None` when the
+    /// body is not one.
+    fn parse_payout_callback(&self, _raw_body: &[u8]) -> Option<PayoutClaim> {
+        None
+    }
 }
+
+/// The refusal of a payout through a connector that sends none.
+pub fn payouts_unsupported(connector: &str) -> FieldError {
+    FieldError {
+        param: "method",
+        message: format!("payouts through `{connector}` are not supported"),
+    }
+}
+
+/// The field a payout's phone is named by in errors.
+pub const PAYOUT_PHONE_PARAM: &str = "destination[phone]";

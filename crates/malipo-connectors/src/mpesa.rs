@@ -46,6 +46,18 @@
 //! received the money: `c2b_shortcode` for a paybill (C2B) payment, else
 //! `party_b`.
 //!
+//! # Payouts: B2C
+//! A payout is a B2C payment request (`POST /mpesa/b2c/v1/paymentrequest`,
+//! CommandID `BusinessPayment`) from `b2c_shortcode` to the recipient's
+//! number, with the account's `initiator` (as `InitiatorName`) and
+//! `security_credential`. Daraja accepts at once and answers later: the
+//! payout stays processing with the `ConversationID` as its reference
+//! until the `Result` reaches the account's callback URL
+//! ([`Connector::parse_payout_callback`]; codes in [`B2C_FAILURE_CODES`],
+//! the receipt from `TransactionReceipt`). Daraja has no status query for
+//! B2C by ConversationID, so a payout whose Result never comes stays
+//! processing for the operator to reconcile.
+//!
 //! # C2B (customers paying the paybill or till themselves)
 //! [`Connector::register_customer_payment_urls`] registers the validation
 //! and confirmation URLs for `c2b_shortcode`
@@ -55,8 +67,9 @@
 //!
 //! | more credentials | |
 //! |---|---|
-//! | `initiator` | the API operator's username, for reversals |
-//! | `security_credential` | the initiator's password encrypted with Safaricom's certificate (base64), for reversals; never logged |
+//! | `initiator` | the API operator's username, for reversals and B2C payouts |
+//! | `security_credential` | the initiator's password encrypted with Safaricom's certificate (base64), for reversals and B2C; never logged |
+//! | `b2c_shortcode` | the shortcode B2C payouts are paid from, `PartyA` (default: `shortcode`) |
 //! | `c2b_shortcode` | the paybill or till customers pay (default: `shortcode`) |
 //! | `c2b_response_type` | `Completed` (default) or `Cancelled`: what M-Pesa does when the validation URL does not answer |
 //! | `c2b_validation` | `accept_all` (default) or `reference`: read by the gateway, see the README |
@@ -65,9 +78,9 @@ use crate::common::{
     self, TokenCache, TokenKey, clip, credential, is_digits, refusal_message, required, scalar_text,
 };
 use crate::{
-    CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PaidDetails,
-    PaymentOutcome, PaymentRequest, RefundCheck, RefundClaim, RefundOutcome, RefundRequest,
-    StatusRequest,
+    CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PAYOUT_PHONE_PARAM,
+    PaidDetails, PaymentOutcome, PaymentRequest, PayoutClaim, PayoutOutcome, PayoutRequest,
+    RefundCheck, RefundClaim, RefundOutcome, RefundRequest, StatusRequest,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -92,10 +105,21 @@ pub const PAYMENT_EXPIRY_SECONDS: u64 = 120;
 pub const POLL_AFTER_MS: u64 = 15_000;
 /// Daraja's limit on `AccountReference`.
 pub const ACCOUNT_REFERENCE_MAX_CHARS: usize = 12;
+/// Daraja's limit on B2C `Remarks` (2 to 100 characters).
+pub const B2C_REMARKS_MAX_CHARS: usize = 100;
 /// Daraja's (SDK) limit on `TransactionDesc`.
 pub const TRANSACTION_DESC_MAX_CHARS: usize = 13;
 /// East Africa Time is UTC+3, all year.
 const EAT_OFFSET_SECONDS: u64 = 3 * 3_600;
+/// The provider name in audit lines and metrics.
+const PROVIDER: &str = "M-Pesa";
+/// Each Daraja API's path and the operation name it is logged and
+/// measured under.
+const STK_PUSH: (&str, &str) = ("/mpesa/stkpush/v1/processrequest", "stkpush");
+const STK_QUERY: (&str, &str) = ("/mpesa/stkpushquery/v1/query", "stkquery");
+const REVERSAL: (&str, &str) = ("/mpesa/reversal/v1/request", "reversal");
+const C2B_REGISTER_URL: (&str, &str) = ("/mpesa/c2b/v1/registerurl", "c2b_registerurl");
+const B2C_PAYMENT_REQUEST: (&str, &str) = ("/mpesa/b2c/v1/paymentrequest", "b2c");
 /// errorCode: "Invalid Access Token".
 const INVALID_TOKEN_CODE: &str = "404.001.03";
 /// errorCode of the STK query while the customer has not answered ("The
@@ -330,6 +354,50 @@ pub fn reversal_outcome(
     }
 }
 
+/// B2C `ResultCode`s that fail a payout, with the Malipo failure code each
+/// means. `0` pays; any code not listed fails with `declined`.
+pub const B2C_FAILURE_CODES: &[(&str, &str)] = &[
+    ("1", "insufficient_funds"),
+    ("2", "amount_too_small"),
+    ("11", "provider_rejected"),
+    ("21", "initiator_not_allowed"),
+    ("2001", "invalid_initiator"),
+    ("2040", "recipient_not_supported"),
+    ("8006", "credential_locked"),
+];
+
+/// The payout outcome of a B2C `Result`.
+pub fn b2c_outcome(result: &DarajaResult) -> PayoutOutcome {
+    let provider_reference = Some(result.conversation_id.clone());
+    let result_code = result.result_code.trim();
+    if result_code == "0" {
+        return PayoutOutcome::Paid {
+            provider_reference,
+            receipt: result
+                .parameters
+                .get("TransactionReceipt")
+                .cloned()
+                .or_else(|| result.transaction_id.clone()),
+        };
+    }
+    let code = B2C_FAILURE_CODES
+        .iter()
+        .find(|(known, _)| *known == result_code)
+        .map_or("declined", |(_, code)| *code);
+    let message = if result.result_desc.trim().is_empty() {
+        format!("M-Pesa B2C result code {result_code}")
+    } else {
+        format!("{} ({result_code})", result.result_desc.trim())
+    };
+    PayoutOutcome::Failed {
+        provider_reference,
+        failure: Failure {
+            code: code.into(),
+            message,
+        },
+    }
+}
+
 /// An asynchronous `Result` Daraja POSTs to a `ResultURL` (reversal,
 /// transaction status, B2C).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -534,6 +602,8 @@ struct Settings {
     party_b: String,
     /// The paybill or till customers pay themselves (C2B).
     c2b_shortcode: String,
+    /// The shortcode B2C payouts leave from.
+    b2c_shortcode: String,
 }
 
 impl Settings {
@@ -576,6 +646,14 @@ impl Settings {
                 "invalid credential `c2b_shortcode`: digits expected".into(),
             ));
         }
+        let b2c_shortcode = credential(account, "b2c_shortcode")
+            .unwrap_or(&shortcode)
+            .to_string();
+        if !is_digits(&b2c_shortcode) {
+            return Err(ConnectorError::Rejected(
+                "invalid credential `b2c_shortcode`: digits expected".into(),
+            ));
+        }
         Ok(Settings {
             base_url,
             configured_host,
@@ -586,6 +664,7 @@ impl Settings {
             transaction_type,
             party_b,
             c2b_shortcode,
+            b2c_shortcode,
         })
     }
 }
@@ -735,38 +814,35 @@ impl MpesaConnector {
             "{}/oauth/v1/generate?grant_type=client_credentials",
             settings.base_url
         );
-        let response = self
+        let request = self
             .client
             .get(&url)
-            .basic_auth(&settings.consumer_key, Some(&settings.consumer_secret))
-            .send()
-            .await
-            .map_err(|error| unavailable("OAuth", &error))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|error| unavailable("OAuth", &error))?;
-        if status.is_server_error() {
+            .basic_auth(&settings.consumer_key, Some(&settings.consumer_secret));
+        let reply = common::send(request, PROVIDER, "oauth").await?;
+        if reply.is_server_error() {
             return Err(ConnectorError::Unavailable(format!(
-                "M-Pesa OAuth answered HTTP {status}"
+                "M-Pesa OAuth answered HTTP {}",
+                reply.status
             )));
         }
-        if !status.is_success() {
+        if !reply.is_success() {
             // Wrong credentials: HTTP 400, often with an empty body.
-            let detail = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|body| error_body(&body))
+            let detail = reply
+                .json
+                .as_ref()
+                .and_then(error_body)
                 .map(|(code, message)| format!(": {code}: {message}"))
                 .unwrap_or_default();
             return Err(ConnectorError::Rejected(format!(
                 "M-Pesa refused the consumer key and secret (HTTP {}){detail}",
-                status.as_u16()
+                reply.status
             )));
         }
-        let body: Value = serde_json::from_slice(&bytes).map_err(|_| {
-            ConnectorError::Unavailable("M-Pesa OAuth answered something not JSON".into())
-        })?;
+        let Some(body) = reply.json.as_ref() else {
+            return Err(ConnectorError::Unavailable(
+                "M-Pesa OAuth answered something not JSON".into(),
+            ));
+        };
         let token = body
             .get("access_token")
             .and_then(Value::as_str)
@@ -775,22 +851,23 @@ impl MpesaConnector {
                 ConnectorError::Unavailable("M-Pesa OAuth answered no access_token".into())
             })?;
         // A number in the docs, a string ("3599") in older live answers.
-        let expires_in = common::expires_in(&body, 3_599);
+        let expires_in = common::expires_in(body, 3_599);
         Ok((token.to_string(), expires_in))
     }
 
-    /// POSTs `body` to `path` with a bearer token; retries once with a new
-    /// token when Daraja says the token is invalid.
+    /// POSTs `body` to `path` (the operation `what`, for the audit log and
+    /// metrics) with a bearer token; retries once with a new token when
+    /// Daraja says the token is invalid.
     async fn call(
         &self,
         settings: &Settings,
-        path: &str,
+        (path, what): (&str, &str),
         body: &Value,
     ) -> Result<Answer, ConnectorError> {
         let mut retried = false;
         loop {
             let token = self.access_token(settings).await?;
-            let answer = self.post(settings, path, &token, body).await?;
+            let answer = self.post(settings, (path, what), &token, body).await?;
             let invalid_token = matches!(
                 &answer,
                 Answer::Error { status, code, .. } if code == INVALID_TOKEN_CODE || *status == 401
@@ -804,56 +881,43 @@ impl MpesaConnector {
         }
     }
 
+    /// One call through [`common::send`]: logged (target
+    /// `malipo::provider`, without its body, headers or query) and timed.
     async fn post(
         &self,
         settings: &Settings,
-        path: &str,
+        (path, what): (&str, &str),
         token: &str,
         body: &Value,
     ) -> Result<Answer, ConnectorError> {
         let url = format!("{}{path}", settings.base_url);
-        let response = self
-            .client
-            .post(&url)
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|error| unavailable(path, &error))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|error| unavailable(path, &error))?;
-        let parsed = serde_json::from_slice::<Value>(&bytes).ok();
-        if status.is_success() {
-            return match parsed {
+        let request = self.client.post(&url).bearer_auth(token).json(body);
+        let reply = common::send(request, PROVIDER, what).await?;
+        if reply.is_success() {
+            return match reply.json {
                 Some(value) if value.is_object() => Ok(Answer::Success(value)),
                 _ => Err(ConnectorError::Unavailable(format!(
                     "M-Pesa {path} answered something not JSON"
                 ))),
             };
         }
-        match parsed.as_ref().and_then(error_body) {
+        match reply.json.as_ref().and_then(error_body) {
             Some((code, message)) => Ok(Answer::Error {
-                status: status.as_u16(),
+                status: reply.status,
                 code,
                 message,
             }),
-            None if status.is_server_error() => Err(ConnectorError::Unavailable(format!(
-                "M-Pesa {path} answered HTTP {status}"
+            None if reply.is_server_error() => Err(ConnectorError::Unavailable(format!(
+                "M-Pesa {path} answered HTTP {}",
+                reply.status
             ))),
             None => Ok(Answer::Error {
-                status: status.as_u16(),
-                code: format!("HTTP {}", status.as_u16()),
-                message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                status: reply.status,
+                code: format!("HTTP {}", reply.status),
+                message: reply.excerpt,
             }),
         }
     }
-}
-
-fn unavailable(what: &str, error: &reqwest::Error) -> ConnectorError {
-    common::unavailable("M-Pesa", what, error)
 }
 
 /// `(errorCode, errorMessage)` of Daraja's generic error body.
@@ -976,10 +1040,7 @@ impl Connector for MpesaConnector {
             "AccountReference": account_reference(request),
             "TransactionDesc": transaction_desc(request),
         });
-        match self
-            .call(&settings, "/mpesa/stkpush/v1/processrequest", &body)
-            .await?
-        {
+        match self.call(&settings, STK_PUSH, &body).await? {
             Answer::Error { code, message, .. } => Err(rejection(&code, &message)),
             Answer::Success(answer) => {
                 let checkout_request_id = accepted_id(&answer, "CheckoutRequestID", "push")?;
@@ -1017,10 +1078,7 @@ impl Connector for MpesaConnector {
             next_action: phone_prompt(request.customer),
             poll_after_ms: POLL_AFTER_MS,
         };
-        match self
-            .call(&settings, "/mpesa/stkpushquery/v1/query", &body)
-            .await?
-        {
+        match self.call(&settings, STK_QUERY, &body).await? {
             // "The transaction is being processed": the customer has not
             // answered yet. Rate limits look alike: ask again later.
             Answer::Error { code, .. }
@@ -1108,10 +1166,7 @@ impl Connector for MpesaConnector {
             "Remarks": format!("Refund {}", clip(request.refund_id, 90)),
             "Occasion": clip(request.payment_id, 100),
         });
-        match self
-            .call(&settings, "/mpesa/reversal/v1/request", &body)
-            .await?
-        {
+        match self.call(&settings, REVERSAL, &body).await? {
             Answer::Error { code, message, .. } => Err(rejection(&code, &message)),
             Answer::Success(answer) => {
                 let conversation_id = accepted_id(&answer, "ConversationID", "reversal")?;
@@ -1170,10 +1225,7 @@ impl Connector for MpesaConnector {
             "ConfirmationURL": confirmation_url,
             "ValidationURL": validation_url,
         });
-        match self
-            .call(&settings, "/mpesa/c2b/v1/registerurl", &body)
-            .await?
-        {
+        match self.call(&settings, C2B_REGISTER_URL, &body).await? {
             // Production answers a second registration this way: the
             // URLs stand, change them on the Daraja portal.
             Answer::Error { code, message, .. } if message.contains("already registered") => {
@@ -1194,6 +1246,109 @@ impl Connector for MpesaConnector {
                 }
             }
         }
+    }
+
+    /// KES in whole shillings to a Kenyan number, through an account with
+    /// an initiator and its security credential.
+    fn check_payout(
+        &self,
+        account: &ConnectorAccount,
+        phone: &mut String,
+        currency: &str,
+        amount: u64,
+    ) -> Result<(), FieldError> {
+        let refused = |param: &'static str| {
+            move |error: ConnectorError| FieldError {
+                param,
+                message: refusal_message(error),
+            }
+        };
+        let param = if currency.eq_ignore_ascii_case("kes") {
+            "amount"
+        } else {
+            "currency"
+        };
+        whole_shillings(amount, currency).map_err(refused(param))?;
+        let customer = Customer {
+            phone: Some(phone.clone()),
+            ..Customer::default()
+        };
+        *phone = msisdn(&customer).map_err(refused(PAYOUT_PHONE_PARAM))?;
+        Settings::of(account).map_err(refused("method"))?;
+        for key in ["initiator", "security_credential"] {
+            required(account, key).map_err(|_| FieldError {
+                param: "method",
+                message: format!(
+                    "the merchant's M-Pesa account has no `{key}` credential, which B2C payouts need"
+                ),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A B2C payment request: processing until its `Result` reaches the
+    /// account's callback URL.
+    async fn start_payout(
+        &self,
+        request: &PayoutRequest<'_>,
+    ) -> Result<PayoutOutcome, ConnectorError> {
+        let settings = Settings::of(request.account)?;
+        if request.livemode && !settings.configured_host {
+            return Err(ConnectorError::Rejected(
+                "missing credential `environment` (or `base_url`) for a live M-Pesa account".into(),
+            ));
+        }
+        let shillings = whole_shillings(request.amount, request.currency)?;
+        let initiator = required(request.account, "initiator")?;
+        let security_credential = required(request.account, "security_credential")?;
+        let result_url = request
+            .account
+            .callback_url
+            .as_deref()
+            .filter(|url| !url.is_empty())
+            .ok_or_else(|| {
+                ConnectorError::Rejected("M-Pesa needs the account's callback URL".into())
+            })?;
+        let remarks = request
+            .description
+            .map(|text| clip(text, B2C_REMARKS_MAX_CHARS))
+            .filter(|text| text.chars().count() >= 2)
+            .unwrap_or_else(|| "Payout".into());
+        let body = json!({
+            "InitiatorName": initiator,
+            "SecurityCredential": security_credential,
+            "CommandID": "BusinessPayment",
+            "Amount": shillings,
+            "PartyA": digits_number(&settings.b2c_shortcode),
+            "PartyB": digits_number(request.phone),
+            "Remarks": remarks,
+            "QueueTimeOutURL": result_url,
+            "ResultURL": result_url,
+            // B2C v1's documented spelling.
+            "Occassion": clip(request.payout_id, 100),
+        });
+        match self.call(&settings, B2C_PAYMENT_REQUEST, &body).await? {
+            Answer::Error { code, message, .. } => Err(rejection(&code, &message)),
+            Answer::Success(answer) => {
+                let conversation_id = accepted_id(&answer, "ConversationID", "B2C request")?;
+                Ok(PayoutOutcome::Processing {
+                    provider_reference: Some(conversation_id),
+                    // No status query by ConversationID: the Result tells.
+                    poll_after_ms: None,
+                })
+            }
+        }
+    }
+
+    /// A B2C `Result`: its ConversationID and outcome (the gateway matches
+    /// it to a payout by that reference, else tries it as a reversal's).
+    fn parse_payout_callback(&self, raw_body: &[u8]) -> Option<PayoutClaim> {
+        let result = parse_result(raw_body).ok()?;
+        Some(PayoutClaim {
+            outcome: b2c_outcome(&result),
+            provider_reference: result.conversation_id,
+            payout_id: None,
+        })
     }
 
     /// An STK callback: its CheckoutRequestID and the ResultCode's outcome.
@@ -1355,6 +1510,49 @@ mod tests {
             failure_of("17", "").map(|f| f.message),
             Some("M-Pesa result code 17".into())
         );
+    }
+
+    #[test]
+    fn b2c_results_map_to_payout_outcomes() {
+        let paid = br#"{"Result": {"ResultType": 0, "ResultCode": 0,
+          "ResultDesc": "The service request is processed successfully.",
+          "OriginatorConversationID": "10571-7910404-1", "ConversationID": "AG_20191219_00004e48cf7e3533f581",
+          "TransactionID": "NLJ41HAY6Q",
+          "ResultParameters": {"ResultParameter": [
+            {"Key": "TransactionAmount", "Value": 10},
+            {"Key": "TransactionReceipt", "Value": "NLJ41HAY6Q"},
+            {"Key": "B2CRecipientIsRegisteredCustomer", "Value": "Y"}]}}}"#;
+        let result = parse_result(paid).unwrap();
+        assert_eq!(result.conversation_id, "AG_20191219_00004e48cf7e3533f581");
+        assert_eq!(
+            b2c_outcome(&result),
+            PayoutOutcome::Paid {
+                provider_reference: Some("AG_20191219_00004e48cf7e3533f581".into()),
+                receipt: Some("NLJ41HAY6Q".into()),
+            }
+        );
+        let failed = br#"{"Result": {"ResultType": 0, "ResultCode": "2040",
+          "ResultDesc": "Credit Party customer type can't be supported by the service.",
+          "ConversationID": "AG_2", "TransactionID": "NLJ0000000"}}"#;
+        let PayoutOutcome::Failed { failure, .. } = b2c_outcome(&parse_result(failed).unwrap())
+        else {
+            panic!("a failure");
+        };
+        assert_eq!(failure.code, "recipient_not_supported");
+        assert!(failure.message.ends_with("(2040)"), "{}", failure.message);
+        let unknown = DarajaResult {
+            result_code: "17".into(),
+            result_desc: String::new(),
+            originator_conversation_id: None,
+            conversation_id: "AG_3".into(),
+            transaction_id: None,
+            parameters: BTreeMap::new(),
+        };
+        assert!(matches!(
+            b2c_outcome(&unknown),
+            PayoutOutcome::Failed { failure, .. } if failure.code == "declined"
+        ));
+        assert!(parse_result(b"{}").is_err());
     }
 
     #[test]

@@ -38,6 +38,18 @@
 //! per (host, API user) until shortly before they expire; a call answered
 //! 401 drops the token and is tried once more with a fresh one.
 //!
+//! # Payouts: Disbursement transfers
+//! A payout is a Disbursement transfer (`POST /disbursement/v1_0/transfer`)
+//! with a fresh `X-Reference-Id` (also sent as `externalId`, so the
+//! callback names it) and the recipient as `payee`; it stays processing
+//! until the callback (confirmed with `GET /disbursement/v1_0/transfer/
+//! {referenceId}`) or the status poll says `SUCCESSFUL` (the
+//! `financialTransactionId` becomes its receipt) or `FAILED` (the same
+//! reason table). Disbursement is its own product: credentials
+//! `disbursement_subscription_key` (required for payouts), and
+//! `disbursement_api_user` / `disbursement_api_key` when its API user is
+//! not the Collection one; its tokens are cached apart.
+//!
 //! Refunds are not supported: MTN refunds collections through the
 //! Disbursement product (another subscription key and API user), which
 //! `providers.md` does not document and this connector does not implement.
@@ -46,8 +58,9 @@ use crate::common::{
     self, Reply, TokenCache, TokenKey, clip, credential, refusal_message, required,
 };
 use crate::{
-    CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PaymentOutcome,
-    PaymentRequest, RefundOutcome, RefundRequest, StatusRequest,
+    CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PAYOUT_PHONE_PARAM,
+    PaymentOutcome, PaymentRequest, PayoutClaim, PayoutOutcome, PayoutRequest, PayoutStatusRequest,
+    RefundOutcome, RefundRequest, StatusRequest,
 };
 use async_trait::async_trait;
 use malipo_core::objects::{Customer, Failure, NextAction};
@@ -57,6 +70,9 @@ use serde_json::{Value, json};
 pub const SANDBOX_BASE_URL: &str = "https://sandbox.momodeveloper.mtn.com";
 /// MTN's production host.
 pub const PRODUCTION_BASE_URL: &str = "https://proxy.momoapi.mtn.com";
+/// The products' path prefixes.
+const COLLECTION: &str = "collection";
+const DISBURSEMENT: &str = "disbursement";
 /// The sandbox's `X-Target-Environment`, which takes EUR only.
 pub const SANDBOX_TARGET_ENVIRONMENT: &str = "sandbox";
 /// The sandbox's only currency.
@@ -207,10 +223,41 @@ pub fn outcome_of(
     }
 }
 
-/// The account's MTN settings, read from its credentials.
+/// The payout outcome of transfer `reference` in `status`; `None` for a
+/// status MTN does not document.
+pub fn payout_outcome_of(
+    reference: &str,
+    status: &MomoStatus,
+    poll_after_ms: u64,
+) -> Option<PayoutOutcome> {
+    let provider_reference = Some(reference.to_string());
+    match status.status.as_str() {
+        "SUCCESSFUL" => Some(PayoutOutcome::Paid {
+            provider_reference,
+            receipt: status.financial_transaction_id.clone(),
+        }),
+        "FAILED" => Some(PayoutOutcome::Failed {
+            provider_reference,
+            failure: failure_of(
+                status.reason_code.as_deref(),
+                status.reason_message.as_deref(),
+            ),
+        }),
+        "PENDING" => Some(PayoutOutcome::Processing {
+            provider_reference,
+            poll_after_ms: Some(poll_after_ms),
+        }),
+        _ => None,
+    }
+}
+
+/// The account's MTN settings for one product (Collection or
+/// Disbursement), read from its credentials.
 #[derive(Clone)]
 struct Settings {
     base_url: String,
+    /// `collection` or `disbursement`: the path prefix of its calls.
+    product: &'static str,
     api_user: String,
     api_key: String,
     subscription_key: String,
@@ -218,10 +265,49 @@ struct Settings {
 }
 
 impl Settings {
+    /// The Collection product's settings.
     fn of(account: &ConnectorAccount) -> Result<Settings, ConnectorError> {
         let api_user = required(account, "api_user")?.to_string();
         let api_key = required(account, "api_key")?.to_string();
         let subscription_key = required(account, "subscription_key")?.to_string();
+        Ok(Settings::with_keys(
+            account,
+            COLLECTION,
+            api_user,
+            api_key,
+            subscription_key,
+        ))
+    }
+
+    /// The Disbursement product's settings: its own subscription key, and
+    /// its own API user and key when the account names them (else the
+    /// Collection ones).
+    fn disbursement(account: &ConnectorAccount) -> Result<Settings, ConnectorError> {
+        let subscription_key = required(account, "disbursement_subscription_key")?.to_string();
+        let api_user = match credential(account, "disbursement_api_user") {
+            Some(user) => user.to_string(),
+            None => required(account, "api_user")?.to_string(),
+        };
+        let api_key = match credential(account, "disbursement_api_key") {
+            Some(key) => key.to_string(),
+            None => required(account, "api_key")?.to_string(),
+        };
+        Ok(Settings::with_keys(
+            account,
+            DISBURSEMENT,
+            api_user,
+            api_key,
+            subscription_key,
+        ))
+    }
+
+    fn with_keys(
+        account: &ConnectorAccount,
+        product: &'static str,
+        api_user: String,
+        api_key: String,
+        subscription_key: String,
+    ) -> Settings {
         let target_environment = credential(account, "target_environment")
             .unwrap_or(SANDBOX_TARGET_ENVIRONMENT)
             .to_string();
@@ -230,13 +316,14 @@ impl Settings {
             None if target_environment == SANDBOX_TARGET_ENVIRONMENT => SANDBOX_BASE_URL.into(),
             None => PRODUCTION_BASE_URL.into(),
         };
-        Ok(Settings {
+        Settings {
             base_url,
+            product,
             api_user,
             api_key,
             subscription_key,
             target_environment,
-        })
+        }
     }
 
     fn is_sandbox(&self) -> bool {
@@ -366,8 +453,13 @@ impl MtnMomoConnector {
         }
     }
 
+    /// Tokens are per product: a Collection token is refused by
+    /// Disbursement.
     fn token_key(settings: &Settings) -> TokenKey {
-        (settings.base_url.clone(), settings.api_user.clone())
+        (
+            format!("{}/{}", settings.base_url, settings.product),
+            settings.api_user.clone(),
+        )
     }
 
     async fn access_token(&self, settings: &Settings) -> Result<String, ConnectorError> {
@@ -376,11 +468,11 @@ impl MtnMomoConnector {
             .await
     }
 
-    /// `POST /collection/token/`: the token and its life in seconds.
+    /// `POST /{product}/token/`: the token and its life in seconds.
     async fn fetch_token(&self, settings: &Settings) -> Result<(String, u64), ConnectorError> {
         let request = self
             .client
-            .post(format!("{}/collection/token/", settings.base_url))
+            .post(format!("{}/{}/token/", settings.base_url, settings.product))
             .basic_auth(&settings.api_user, Some(&settings.api_key))
             .header("Ocp-Apim-Subscription-Key", &settings.subscription_key)
             .body("");
@@ -608,6 +700,193 @@ impl Connector for MtnMomoConnector {
     /// Not supported: see the module docs.
     async fn refund(&self, _request: &RefundRequest<'_>) -> Result<RefundOutcome, ConnectorError> {
         Err(ConnectorError::Unsupported("MTN MoMo refund"))
+    }
+
+    /// A currency some target environment takes, an exact amount, a number
+    /// of its country, and Disbursement credentials on the account.
+    fn check_payout(
+        &self,
+        account: &ConnectorAccount,
+        phone: &mut String,
+        currency: &str,
+        amount: u64,
+    ) -> Result<(), FieldError> {
+        let mut customer = Customer {
+            phone: Some(phone.clone()),
+            ..Customer::default()
+        };
+        self.check_payment(&mut customer, currency, amount)
+            .map_err(|error| FieldError {
+                param: if error.param == "customer[phone]" {
+                    PAYOUT_PHONE_PARAM
+                } else {
+                    error.param
+                },
+                message: error.message,
+            })?;
+        *phone = customer.phone.unwrap_or_default();
+        let settings = Settings::disbursement(account).map_err(|error| FieldError {
+            param: "method",
+            message: format!(
+                "the merchant's MTN MoMo account can't pay out: {}",
+                refusal_message(error)
+            ),
+        })?;
+        if let Some(expected) = settings.currency()
+            && !expected.eq_ignore_ascii_case(currency)
+        {
+            return Err(FieldError {
+                param: "currency",
+                message: format!(
+                    "MTN MoMo target environment `{}` takes {}, not {}",
+                    settings.target_environment,
+                    expected.to_ascii_uppercase(),
+                    currency.to_ascii_uppercase()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// A Disbursement transfer: processing until its callback or a poll.
+    async fn start_payout(
+        &self,
+        request: &PayoutRequest<'_>,
+    ) -> Result<PayoutOutcome, ConnectorError> {
+        let settings = Settings::disbursement(request.account)?;
+        if request.livemode && settings.is_sandbox() {
+            return Err(ConnectorError::Rejected(
+                "a live MTN MoMo account needs credential `target_environment` (e.g. `mtnuganda`): the sandbox moves no money".into(),
+            ));
+        }
+        let amount = common::decimal_text(request.amount, request.currency, "MTN MoMo")?;
+        // Token failures (wrong credentials) are refusals; only the
+        // transfer itself may be in doubt.
+        self.access_token(&settings).await?;
+        let reference = uuid::Uuid::new_v4().to_string();
+        let message = request
+            .description
+            .map(|text| clip(text, NOTE_MAX_CHARS))
+            .filter(|text| !text.is_empty())
+            .unwrap_or_else(|| "Payout".into());
+        let body = json!({
+            "amount": amount,
+            "currency": request.currency.to_ascii_uppercase(),
+            "externalId": reference,
+            "payee": {"partyIdType": "MSISDN", "partyId": request.phone},
+            "payerMessage": message,
+            "payeeNote": clip(request.payout_id, NOTE_MAX_CHARS),
+        });
+        let url = format!("{}/disbursement/v1_0/transfer", settings.base_url);
+        let callback_url = request
+            .account
+            .callback_url
+            .as_deref()
+            .filter(|url| !url.is_empty());
+        let processing = || PayoutOutcome::Processing {
+            provider_reference: Some(reference.clone()),
+            poll_after_ms: Some(common::POLL_AFTER_MS_MIN),
+        };
+        let answer = self
+            .call(&settings, "transfer", |token| {
+                let mut builder = self
+                    .client
+                    .post(&url)
+                    .bearer_auth(token)
+                    .header("X-Reference-Id", &reference)
+                    .json(&body);
+                if let Some(callback_url) = callback_url {
+                    builder = builder.header("X-Callback-Url", callback_url);
+                }
+                builder
+            })
+            .await;
+        match answer {
+            Ok(reply) if reply.is_success() => Ok(processing()),
+            // MTN may have taken the transfer before failing to answer: the
+            // reference is known, so the status poll finds out.
+            Ok(reply) if reply.is_server_error() => {
+                tracing::warn!(
+                    status = reply.status,
+                    "MTN MoMo transfer answered a server error; polling its status"
+                );
+                Ok(processing())
+            }
+            Err(ConnectorError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "MTN MoMo transfer unanswered; polling its status");
+                Ok(processing())
+            }
+            Ok(reply) => Err(rejection("transfer", &reply)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `GET /disbursement/v1_0/transfer/{referenceId}`.
+    async fn payout_status(
+        &self,
+        request: &PayoutStatusRequest<'_>,
+    ) -> Result<PayoutOutcome, ConnectorError> {
+        let settings = Settings::disbursement(request.account)?;
+        let reference = request
+            .provider_reference
+            .filter(|reference| !reference.is_empty())
+            .ok_or_else(|| {
+                ConnectorError::Rejected("no X-Reference-Id (provider reference) to query".into())
+            })?;
+        let url = format!(
+            "{}/disbursement/v1_0/transfer/{reference}",
+            settings.base_url
+        );
+        let reply = self
+            .call(&settings, "transfer status", |token| {
+                self.client.get(&url).bearer_auth(token)
+            })
+            .await?;
+        let poll_after_ms = common::poll_after_ms(request.started_ms, request.now_ms);
+        if reply.status == 404 {
+            if request.now_ms.saturating_sub(request.started_ms) < NOT_FOUND_GRACE_MS {
+                return Ok(PayoutOutcome::Processing {
+                    provider_reference: Some(reference.to_string()),
+                    poll_after_ms: Some(poll_after_ms),
+                });
+            }
+            let (code, message) = error_of(&reply);
+            return Ok(PayoutOutcome::Failed {
+                provider_reference: Some(reference.to_string()),
+                failure: Failure {
+                    code: "provider_error".into(),
+                    message: format!("MTN MoMo has no transfer {reference}: {code}: {message}"),
+                },
+            });
+        }
+        if !reply.is_success() {
+            return Err(rejection("transfer status", &reply));
+        }
+        let status = reply.json.as_ref().and_then(status_of).ok_or_else(|| {
+            ConnectorError::Unavailable(format!(
+                "MTN MoMo transfer status answered no `status`: {}",
+                reply.excerpt
+            ))
+        })?;
+        payout_outcome_of(reference, &status, poll_after_ms).ok_or_else(|| {
+            ConnectorError::Unavailable(format!(
+                "MTN MoMo status `{}` is not documented",
+                status.status
+            ))
+        })
+    }
+
+    /// A transfer callback (the status object): `externalId` is the
+    /// reference. Unsigned: the gateway confirms it with [`Connector::payout_status`].
+    fn parse_payout_callback(&self, raw_body: &[u8]) -> Option<PayoutClaim> {
+        let status = parse_status(raw_body)?;
+        let reference = status.external_id.clone()?;
+        let outcome = payout_outcome_of(&reference, &status, common::POLL_AFTER_MS_MIN)?;
+        Some(PayoutClaim {
+            provider_reference: reference,
+            payout_id: None,
+            outcome,
+        })
     }
 
     /// A callback (the status object): `externalId` is the reference.

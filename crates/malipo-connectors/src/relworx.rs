@@ -31,14 +31,19 @@
 //! Markets: UGX (+256), KES (+254), TZS (+255); phones are normalised to
 //! international digits and sent with `+`. Amounts are whole units.
 //!
+//! Payouts: `POST /mobile-money/send-payment` with the same body and the
+//! payout id as `reference`; "Send payment in progress." leaves it
+//! processing with the `internal_reference`, until the signed webhook
+//! (whose `customer_reference` is the payout id) or the status check.
+//!
 //! Refunds are not supported: Relworx documents no refund, only payouts
 //! (`send-payment`), which are not refunds of a collection.
 
 use crate::common::{self, Reply, refusal_message, required};
 use crate::{
-    CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PaidDetails,
-    PaymentOutcome, PaymentRequest, RefundCheck, RefundClaim, RefundOutcome, RefundRequest,
-    StatusRequest,
+    CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PAYOUT_PHONE_PARAM,
+    PaidDetails, PaymentOutcome, PaymentRequest, PayoutClaim, PayoutOutcome, PayoutRequest,
+    PayoutStatusRequest, RefundCheck, RefundClaim, RefundOutcome, RefundRequest, StatusRequest,
 };
 use async_trait::async_trait;
 use malipo_core::objects::{Customer, Failure, NextAction};
@@ -122,6 +127,35 @@ pub fn outcome_of(
         }),
         _ => None,
     }
+}
+
+/// The payout outcome of request `internal_reference` in `status`; `None`
+/// for a status Relworx does not document.
+pub fn payout_outcome_of(
+    internal_reference: &str,
+    status: &str,
+    message: Option<&str>,
+    poll_after_ms: u64,
+) -> Option<PayoutOutcome> {
+    let provider_reference = Some(internal_reference.to_string());
+    Some(
+        match outcome_of(internal_reference, status, message, None, poll_after_ms)? {
+            PaymentOutcome::Succeeded { .. } => PayoutOutcome::Paid {
+                provider_reference,
+                receipt: None,
+            },
+            PaymentOutcome::Failed { failure, .. } => PayoutOutcome::Failed {
+                provider_reference,
+                failure,
+            },
+            PaymentOutcome::Processing { .. } | PaymentOutcome::RequiresAction { .. } => {
+                PayoutOutcome::Processing {
+                    provider_reference,
+                    poll_after_ms: Some(poll_after_ms),
+                }
+            }
+        },
+    )
 }
 
 /// A webhook body, as Relworx POSTs it.
@@ -277,6 +311,108 @@ impl RelworxConnector {
             .bearer_auth(&settings.api_key)
             .header(reqwest::header::ACCEPT, ACCEPT_V2)
     }
+
+    /// `request-payment` or `send-payment` (`operation`) of `amount` (whole
+    /// units) to or from `phone` (international digits), under `reference`:
+    /// answers Relworx's `internal_reference`.
+    async fn start(
+        &self,
+        account: &ConnectorAccount,
+        operation: &str,
+        (reference_id, phone, currency, amount): (&str, &str, &str, u64),
+        description: String,
+    ) -> Result<String, ConnectorError> {
+        let settings = Settings::of(account)?;
+        let body = json!({
+            "account_no": settings.account_no,
+            "reference": reference(reference_id)?,
+            "msisdn": format!("+{phone}"),
+            "currency": currency.to_ascii_uppercase(),
+            "amount": amount,
+            "description": description,
+        });
+        let http = self
+            .client
+            .post(format!("{}/mobile-money/{operation}", settings.base_url));
+        let reply = common::send(
+            self.authorized(http, &settings).json(&body),
+            "Relworx",
+            operation,
+        )
+        .await?;
+        if reply.status == 401 {
+            return Err(ConnectorError::Rejected(format!(
+                "Relworx refused the API key (HTTP 401): {}",
+                reply.text("message").unwrap_or_default()
+            )));
+        }
+        let accepted = reply.is_success()
+            && reply
+                .json
+                .as_ref()
+                .and_then(|body| body.get("success"))
+                .and_then(Value::as_bool)
+                == Some(true);
+        if !accepted {
+            return Err(rejection(operation, &reply));
+        }
+        reply.text("internal_reference").ok_or_else(|| {
+            ConnectorError::Unavailable(format!(
+                "Relworx accepted the {operation} without an internal_reference"
+            ))
+        })
+    }
+
+    /// `check-request-status` of `internal_reference`: its status and message.
+    async fn request_status(
+        &self,
+        account: &ConnectorAccount,
+        internal_reference: Option<&str>,
+    ) -> Result<(String, String, Option<String>), ConnectorError> {
+        let settings = Settings::of(account)?;
+        let internal_reference = internal_reference
+            .filter(|reference| !reference.is_empty())
+            .ok_or_else(|| {
+                ConnectorError::Rejected(
+                    "no internal_reference (provider reference) to check; the webhook will tell"
+                        .into(),
+                )
+            })?;
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/mobile-money/check-request-status", settings.base_url),
+            [
+                ("internal_reference", internal_reference),
+                ("account_no", settings.account_no.as_str()),
+            ],
+        )
+        .map_err(|error| {
+            ConnectorError::Rejected(format!("invalid credential `base_url`: {error}"))
+        })?;
+        let http = self.client.get(url);
+        let reply = common::send(
+            self.authorized(http, &settings),
+            "Relworx",
+            "check-request-status",
+        )
+        .await?;
+        if !reply.is_success() {
+            return Err(rejection("check-request-status", &reply));
+        }
+        let status = reply
+            .text("status")
+            .or_else(|| reply.text("request_status"))
+            .ok_or_else(|| {
+                ConnectorError::Unavailable(format!(
+                    "Relworx answered no request status: {}",
+                    reply.excerpt
+                ))
+            })?;
+        Ok((
+            internal_reference.to_string(),
+            status,
+            reply.text("message"),
+        ))
+    }
 }
 
 #[async_trait]
@@ -314,7 +450,6 @@ impl Connector for RelworxConnector {
         &self,
         request: &PaymentRequest<'_>,
     ) -> Result<PaymentOutcome, ConnectorError> {
-        let settings = Settings::of(request.account)?;
         let amount = common::whole_units(request.amount, request.currency, "Relworx")?;
         let phone = msisdn(request.customer, request.currency)?;
         let description = request
@@ -323,45 +458,14 @@ impl Connector for RelworxConnector {
             .map(|text| common::clip(text, DESCRIPTION_MAX_CHARS))
             .filter(|text| !text.is_empty())
             .unwrap_or_else(|| "Payment".into());
-        let body = json!({
-            "account_no": settings.account_no,
-            "reference": reference(request.payment_id)?,
-            "msisdn": format!("+{phone}"),
-            "currency": request.currency.to_ascii_uppercase(),
-            "amount": amount,
-            "description": description,
-        });
-        let http = self.client.post(format!(
-            "{}/mobile-money/request-payment",
-            settings.base_url
-        ));
-        let reply = common::send(
-            self.authorized(http, &settings).json(&body),
-            "Relworx",
-            "request-payment",
-        )
-        .await?;
-        if reply.status == 401 {
-            return Err(ConnectorError::Rejected(format!(
-                "Relworx refused the API key (HTTP 401): {}",
-                reply.text("message").unwrap_or_default()
-            )));
-        }
-        let accepted = reply.is_success()
-            && reply
-                .json
-                .as_ref()
-                .and_then(|body| body.get("success"))
-                .and_then(Value::as_bool)
-                == Some(true);
-        if !accepted {
-            return Err(rejection("request-payment", &reply));
-        }
-        let internal_reference = reply.text("internal_reference").ok_or_else(|| {
-            ConnectorError::Unavailable(
-                "Relworx accepted the request without an internal_reference".into(),
+        let internal_reference = self
+            .start(
+                request.account,
+                "request-payment",
+                (request.payment_id, &phone, request.currency, amount),
+                description,
             )
-        })?;
+            .await?;
         Ok(PaymentOutcome::Processing {
             provider_reference: Some(internal_reference),
             next_action: phone_prompt(request.customer),
@@ -373,49 +477,13 @@ impl Connector for RelworxConnector {
         &self,
         request: &StatusRequest<'_>,
     ) -> Result<PaymentOutcome, ConnectorError> {
-        let settings = Settings::of(request.account)?;
-        let internal_reference = request
-            .provider_reference
-            .filter(|reference| !reference.is_empty())
-            .ok_or_else(|| {
-                ConnectorError::Rejected(
-                    "no internal_reference (provider reference) to check; the webhook will tell"
-                        .into(),
-                )
-            })?;
-        let url = reqwest::Url::parse_with_params(
-            &format!("{}/mobile-money/check-request-status", settings.base_url),
-            [
-                ("internal_reference", internal_reference),
-                ("account_no", settings.account_no.as_str()),
-            ],
-        )
-        .map_err(|error| {
-            ConnectorError::Rejected(format!("invalid credential `base_url`: {error}"))
-        })?;
-        let http = self.client.get(url);
-        let reply = common::send(
-            self.authorized(http, &settings),
-            "Relworx",
-            "check-request-status",
-        )
-        .await?;
-        if !reply.is_success() {
-            return Err(rejection("check-request-status", &reply));
-        }
-        let status = reply
-            .text("status")
-            .or_else(|| reply.text("request_status"))
-            .ok_or_else(|| {
-                ConnectorError::Unavailable(format!(
-                    "Relworx answered no request status: {}",
-                    reply.excerpt
-                ))
-            })?;
+        let (internal_reference, status, message) = self
+            .request_status(request.account, request.provider_reference)
+            .await?;
         outcome_of(
-            internal_reference,
+            &internal_reference,
             &status,
-            reply.text("message").as_deref(),
+            message.as_deref(),
             phone_prompt(request.customer),
             common::poll_after_ms(request.started_ms, request.now_ms),
         )
@@ -443,6 +511,103 @@ impl Connector for RelworxConnector {
         Some(CallbackClaim {
             provider_reference: webhook.internal_reference,
             payment_id: Some(webhook.customer_reference),
+            outcome,
+        })
+    }
+
+    /// UGX, KES or TZS in whole units to a number of that country.
+    fn check_payout(
+        &self,
+        account: &ConnectorAccount,
+        phone: &mut String,
+        currency: &str,
+        amount: u64,
+    ) -> Result<(), FieldError> {
+        let mut customer = Customer {
+            phone: Some(phone.clone()),
+            ..Customer::default()
+        };
+        self.check_payment(&mut customer, currency, amount)
+            .map_err(|error| FieldError {
+                param: if error.param == "customer[phone]" {
+                    PAYOUT_PHONE_PARAM
+                } else {
+                    error.param
+                },
+                message: error.message,
+            })?;
+        *phone = customer.phone.unwrap_or_default();
+        Settings::of(account).map_err(|error| FieldError {
+            param: "method",
+            message: format!(
+                "the merchant's Relworx account can't pay out: {}",
+                refusal_message(error)
+            ),
+        })?;
+        Ok(())
+    }
+
+    /// `send-payment`: processing until the webhook or the status check.
+    async fn start_payout(
+        &self,
+        request: &PayoutRequest<'_>,
+    ) -> Result<PayoutOutcome, ConnectorError> {
+        let amount = common::whole_units(request.amount, request.currency, "Relworx")?;
+        let customer = Customer {
+            phone: Some(request.phone.to_string()),
+            ..Customer::default()
+        };
+        let phone = msisdn(&customer, request.currency)?;
+        let description = request
+            .description
+            .map(|text| common::clip(text, DESCRIPTION_MAX_CHARS))
+            .filter(|text| !text.is_empty())
+            .unwrap_or_else(|| "Payout".into());
+        let internal_reference = self
+            .start(
+                request.account,
+                "send-payment",
+                (request.payout_id, &phone, request.currency, amount),
+                description,
+            )
+            .await?;
+        Ok(PayoutOutcome::Processing {
+            provider_reference: Some(internal_reference),
+            poll_after_ms: Some(common::POLL_AFTER_MS_MIN),
+        })
+    }
+
+    async fn payout_status(
+        &self,
+        request: &PayoutStatusRequest<'_>,
+    ) -> Result<PayoutOutcome, ConnectorError> {
+        let (internal_reference, status, message) = self
+            .request_status(request.account, request.provider_reference)
+            .await?;
+        payout_outcome_of(
+            &internal_reference,
+            &status,
+            message.as_deref(),
+            common::poll_after_ms(request.started_ms, request.now_ms),
+        )
+        .ok_or_else(|| {
+            ConnectorError::Unavailable(format!("Relworx status `{status}` is not documented"))
+        })
+    }
+
+    /// A webhook about a send-payment: the payout id comes back as
+    /// `customer_reference`.
+    fn parse_payout_callback(&self, raw_body: &[u8]) -> Option<PayoutClaim> {
+        let webhook = parse_webhook(raw_body)?;
+        let outcome = payout_outcome_of(
+            &webhook.internal_reference,
+            &webhook.status,
+            webhook.message.as_deref(),
+            common::POLL_AFTER_MS_MIN,
+        )?;
+        Some(PayoutClaim {
+            provider_reference: webhook.internal_reference,
+            payout_id: Some(webhook.customer_reference),
             outcome,
         })
     }
@@ -551,6 +716,57 @@ impl Connector for ViaRelworx {
 
     fn parse_paid_details(&self, raw_body: &[u8]) -> Option<PaidDetails> {
         self.direct.parse_paid_details(raw_body)
+    }
+
+    /// Through a Relworx account: send-payment, in UGX only; else the
+    /// direct provider's payouts (or its refusal).
+    fn check_payout(
+        &self,
+        account: &ConnectorAccount,
+        phone: &mut String,
+        currency: &str,
+        amount: u64,
+    ) -> Result<(), FieldError> {
+        if !Self::through_relworx(account) {
+            return self.direct.check_payout(account, phone, currency, amount);
+        }
+        if !currency.eq_ignore_ascii_case(CARRIED_CURRENCY) {
+            return Err(FieldError {
+                param: "currency",
+                message: format!(
+                    "the merchant's Relworx account carries {} payouts in UGX only, not {}",
+                    self.direct.name(),
+                    currency.to_ascii_uppercase()
+                ),
+            });
+        }
+        self.relworx.check_payout(account, phone, currency, amount)
+    }
+
+    async fn start_payout(
+        &self,
+        request: &PayoutRequest<'_>,
+    ) -> Result<PayoutOutcome, ConnectorError> {
+        if Self::through_relworx(request.account) {
+            self.relworx.start_payout(request).await
+        } else {
+            self.direct.start_payout(request).await
+        }
+    }
+
+    async fn payout_status(
+        &self,
+        request: &PayoutStatusRequest<'_>,
+    ) -> Result<PayoutOutcome, ConnectorError> {
+        if Self::through_relworx(request.account) {
+            self.relworx.payout_status(request).await
+        } else {
+            self.direct.payout_status(request).await
+        }
+    }
+
+    fn parse_payout_callback(&self, raw_body: &[u8]) -> Option<PayoutClaim> {
+        self.direct.parse_payout_callback(raw_body)
     }
 }
 

@@ -23,6 +23,7 @@ pub enum IdKind {
     WebhookAttempt,
     InboundWebhook,
     ConnectorAccount,
+    Payout,
 }
 
 impl IdKind {
@@ -41,6 +42,7 @@ impl IdKind {
             IdKind::WebhookAttempt => "wha_",
             IdKind::InboundWebhook => "ih_",
             IdKind::ConnectorAccount => "ca_",
+            IdKind::Payout => "po_",
         }
     }
 }

@@ -5,8 +5,9 @@
 //! - [`money`]: [`money::MinorUnits`], an exact integer amount in an asset's
 //!   minor unit, with checked arithmetic only.
 //! - [`id`]: prefixed, time-sortable object ids (`pay_…`, `re_…`).
-//! - [`payment`] and [`refund`]: statuses and the named transitions between
-//!   them; an illegal transition is an error, never a silent overwrite.
+//! - [`payment`], [`refund`] and [`payout`]: statuses and the named
+//!   transitions between them; an illegal transition is an error, never a
+//!   silent overwrite.
 //! - [`fee`]: fee schedules (basis points + fixed) with documented rounding.
 //! - [`metadata`]: the bounded string map merchants attach to objects.
 //! - [`objects`]: the resources as the API shows them (payment, refund, …),
@@ -23,6 +24,7 @@ pub mod mode;
 pub mod money;
 pub mod objects;
 pub mod payment;
+pub mod payout;
 pub mod refund;
 
 pub use asset::Asset;

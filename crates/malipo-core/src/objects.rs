@@ -8,6 +8,7 @@
 
 use crate::metadata::Metadata;
 use crate::payment::{PaymentMethod, PaymentStatus};
+use crate::payout::PayoutStatus;
 use crate::refund::{RefundReason, RefundStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -161,6 +162,43 @@ pub struct Refund {
     pub updated: i64,
 }
 
+/// Where a payout goes: a mobile money wallet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutDestination {
+    /// The recipient's mobile number; answered as the provider's
+    /// international digits (e.g. `254708374149`).
+    pub phone: Option<String>,
+}
+
+/// Money sent from the merchant's available balance to a mobile money
+/// wallet (M-Pesa B2C, MTN MoMo Disbursement, Relworx send-payment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Payout {
+    /// `po_…`
+    pub id: String,
+    /// Always `payout`.
+    pub object: &'static str,
+    pub livemode: bool,
+    /// In the currency's minor unit, taken from the available balance.
+    pub amount: u64,
+    pub currency: String,
+    /// `mpesa`, `mtn_momo` or `airtel_money`.
+    pub method: PaymentMethod,
+    /// The connector that carries it, e.g. `mpesa`.
+    pub connector: String,
+    pub status: PayoutStatus,
+    pub destination: PayoutDestination,
+    pub description: Option<String>,
+    /// The provider's receipt for the money sent (e.g. the M-Pesa
+    /// TransactionReceipt), once paid and when the provider reports one.
+    pub receipt: Option<String>,
+    pub failure: Option<Failure>,
+    pub metadata: Metadata,
+    pub created: i64,
+    pub updated: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Merchant {
     /// `mch_…`
@@ -184,14 +222,17 @@ pub enum Scope {
     PaymentsWrite,
     /// Create refunds (and read).
     RefundsWrite,
+    /// Create payouts (and read).
+    PayoutsWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 5] = [
         Scope::Full,
         Scope::ReadOnly,
         Scope::PaymentsWrite,
         Scope::RefundsWrite,
+        Scope::PayoutsWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -200,6 +241,7 @@ impl Scope {
             Scope::ReadOnly => "read_only",
             Scope::PaymentsWrite => "payments_write",
             Scope::RefundsWrite => "refunds_write",
+            Scope::PayoutsWrite => "payouts_write",
         }
     }
 
@@ -242,7 +284,8 @@ pub struct BalanceTransaction {
     /// Always `balance_transaction`.
     pub object: &'static str,
     pub livemode: bool,
-    /// `payment` or `refund`.
+    /// `payment`, `refund`, `payout` or `payout_failure` (a failed
+    /// payout's amount coming back).
     #[serde(rename = "type")]
     pub kind: String,
     /// Signed: positive for money in, negative for money out.
@@ -250,7 +293,7 @@ pub struct BalanceTransaction {
     pub fee: i64,
     pub net: i64,
     pub currency: String,
-    /// The payment or refund that caused it.
+    /// The payment, refund or payout that caused it.
     pub source: String,
     pub created: i64,
 }
@@ -271,6 +314,9 @@ pub struct Balance {
     pub available: Vec<BalanceAmount>,
     /// Payments in flight: reserved in the ledger, not yet settled.
     pub pending: Vec<BalanceAmount>,
+    /// Payouts on their way to recipients: taken from `available`, not
+    /// yet reported paid (a failed payout's amount returns to `available`).
+    pub in_transit: Vec<BalanceAmount>,
 }
 
 /// A page of objects, Stripe style.

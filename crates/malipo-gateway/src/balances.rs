@@ -12,10 +12,10 @@ use utoipa::IntoParams;
 /// `GET /v1/balance_transactions` filters.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 pub struct BalanceTransactionFilters {
-    /// `payment` or `refund`.
+    /// `payment`, `refund`, `payout` or `payout_failure`.
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    /// Only entries caused by this payment or refund.
+    /// Only entries caused by this payment, refund or payout.
     pub source: Option<String>,
     /// Created at or after (Unix seconds).
     #[serde(rename = "created[gte]")]
@@ -33,7 +33,8 @@ fn to_u64(value: u128) -> u64 {
 
 impl Gateway {
     /// Available: posted credits less posted and reserved debits (money the
-    /// merchant can be paid out). Pending: payments still processing.
+    /// merchant can be paid out). Pending: payments still processing. In
+    /// transit: payouts sent and not yet reported paid.
     pub async fn balance(&self, context: &MerchantContext) -> GatewayResult<Balance> {
         context.require(Scope::ReadOnly)?;
         let prefix =
@@ -45,8 +46,19 @@ impl Gateway {
             livemode: context.livemode(),
             available: vec![],
             pending: vec![],
+            in_transit: vec![],
         };
         for account in accounts {
+            if account
+                .id
+                .ends_with(ledger_entries::PAYOUTS_IN_TRANSIT_SUFFIX)
+            {
+                balance.in_transit.push(BalanceAmount {
+                    currency: account.asset,
+                    amount: to_u64(account.credits_posted.saturating_sub(account.debits_posted)),
+                });
+                continue;
+            }
             let debits = account.debits_posted.saturating_add(account.debits_pending);
             balance.available.push(BalanceAmount {
                 currency: account.asset.clone(),

@@ -650,6 +650,13 @@ impl Gateway {
                 .await;
         }
         let connector = self.connectors().by_name(&definition.name).cloned();
+        let payout_result = match &connector {
+            Some(connector) => {
+                self.payout_callback(connector, &account, verdict, callback.raw_body)
+                    .await?
+            }
+            None => None,
+        };
         let refund_claim = connector
             .as_ref()
             .and_then(|connector| connector.parse_refund_callback(callback.raw_body));
@@ -673,6 +680,14 @@ impl Gateway {
             inbound.outcome = "duplicate".into();
             inbound.outcome_detail =
                 Some("this event was processed before; nothing changed".into());
+        } else if let Some((payout_id, outcome)) = payout_result {
+            // A payout's result (a B2C Result, an MTN transfer callback, a
+            // Relworx send-payment webhook), confirmed when unsigned.
+            let (outcome, detail) = self
+                .process_payout_result(&mut conn, &payout_id, outcome)
+                .await?;
+            inbound.outcome = outcome.into();
+            inbound.outcome_detail = detail;
         } else if let Some(claim) = refund_claim {
             // A refund's result (an M-Pesa reversal Result): it names a
             // pending refund by a reference only the provider and Malipo

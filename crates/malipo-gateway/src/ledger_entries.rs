@@ -16,6 +16,14 @@
 //!   (`debits_must_not_exceed_credits`), so no redemption can take more
 //!   than was issued.
 //!
+//! - `{mode}/merchant/{id}/{asset}/payouts_in_transit`: the merchant's
+//!   payouts sent and not yet paid; never below zero.
+//!
+//! Payouts: creating one moves its amount from the merchant's available
+//! balance to its payouts in transit (`po_….transit`, refused when the
+//! balance can't cover it); paid moves it on to the connector's clearing
+//! account (`po_….paid`), failed back to available (`po_….return`).
+//!
 //! Vouchers: issuing a batch moves `count × face_value` from funding to
 //! outstanding (`vb_….issue`); a voucher payment is a payment through the
 //! `voucher` connector (clearing to merchant and fees, posted at once) whose
@@ -33,7 +41,7 @@
 
 use malipo_core::Mode;
 use malipo_ledger::{Account, AccountFlags, TransferKind, TransferRequest};
-use malipo_store::PaymentRecord;
+use malipo_store::{PaymentRecord, PayoutRecord};
 
 fn mode_of(livemode: bool) -> &'static str {
     Mode::from_livemode(livemode).as_str()
@@ -370,4 +378,78 @@ pub fn voucher_expired(
         voucher_id,
     );
     ([funding, outstanding], transfer)
+}
+
+/// The end of every payouts-in-transit account's id.
+pub const PAYOUTS_IN_TRANSIT_SUFFIX: &str = "/payouts_in_transit";
+
+/// `{mode}/merchant/{id}/{asset}/payouts_in_transit`: a merchant's payouts
+/// sent and not yet reported paid; never below zero.
+pub fn payouts_in_transit_account(livemode: bool, merchant_id: &str, asset: &str) -> Account {
+    Account::new(
+        format!(
+            "{}/merchant/{merchant_id}/{asset}{PAYOUTS_IN_TRANSIT_SUFFIX}",
+            mode_of(livemode)
+        ),
+        asset.to_owned(),
+        AccountFlags {
+            debits_must_not_exceed_credits: true,
+            credits_must_not_exceed_debits: false,
+        },
+    )
+}
+
+/// The accounts a payout touches: the merchant's available balance, its
+/// payouts in transit, and the clearing account of the payout's connector.
+pub fn payout_accounts(record: &PayoutRecord) -> [Account; 3] {
+    let payout = &record.payout;
+    [
+        merchant_account(payout.livemode, &record.merchant_id, &payout.currency),
+        payouts_in_transit_account(payout.livemode, &record.merchant_id, &payout.currency),
+        clearing_account(payout.livemode, &payout.connector, &payout.currency),
+    ]
+}
+
+/// A payout was created: its amount leaves the available balance (refused
+/// by the ledger when the balance can't cover it) for the in-transit account.
+pub fn payout_sent(record: &PayoutRecord) -> TransferRequest {
+    let [available, in_transit, _] = payout_accounts(record);
+    let id = &record.payout.id;
+    posted(
+        format!("{id}.transit"),
+        &available,
+        &in_transit,
+        u128::from(record.payout.amount),
+        "payout",
+        id,
+    )
+}
+
+/// The provider paid the recipient: the amount leaves Malipo through the
+/// provider (its clearing account: the provider owes us that much less).
+pub fn payout_paid(record: &PayoutRecord) -> TransferRequest {
+    let [_, in_transit, clearing] = payout_accounts(record);
+    let id = &record.payout.id;
+    posted(
+        format!("{id}.paid"),
+        &in_transit,
+        &clearing,
+        u128::from(record.payout.amount),
+        "payout",
+        id,
+    )
+}
+
+/// The payout failed: its amount returns to the available balance.
+pub fn payout_returned(record: &PayoutRecord) -> TransferRequest {
+    let [available, in_transit, _] = payout_accounts(record);
+    let id = &record.payout.id;
+    posted(
+        format!("{id}.return"),
+        &in_transit,
+        &available,
+        u128::from(record.payout.amount),
+        "payout_failure",
+        id,
+    )
 }

@@ -9,6 +9,8 @@
 //! - [`payments`]: create, confirm, cancel, read, list; applying connector
 //!   outcomes; the worker's polling and expiry steps.
 //! - [`refunds`]: partial and full refunds that can never exceed the payment.
+//! - [`payouts`]: money from the available balance to mobile money wallets
+//!   (M-Pesa B2C, MTN MoMo Disbursement, Relworx send-payment).
 //! - [`balances`]: balances and balance transactions from the ledger.
 //! - [`idempotency`]: the Idempotency-Key protocol.
 //! - [`inbound`]: provider callbacks at `/v1/hooks/{provider}/{account}`:
@@ -36,6 +38,7 @@ pub mod inbound;
 pub mod ledger_entries;
 pub mod merchants;
 pub mod payments;
+pub mod payouts;
 pub mod refunds;
 pub mod secrets;
 pub mod vouchers;

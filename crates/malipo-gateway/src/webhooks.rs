@@ -32,7 +32,7 @@ use std::time::Instant;
 use utoipa::{IntoParams, ToSchema};
 
 /// Every event type Malipo emits.
-pub const EVENT_TYPES: [&str; 10] = [
+pub const EVENT_TYPES: [&str; 13] = [
     "payment.created",
     "payment.processing",
     "payment.requires_action",
@@ -43,6 +43,9 @@ pub const EVENT_TYPES: [&str; 10] = [
     "refund.created",
     "refund.succeeded",
     "refund.failed",
+    "payout.created",
+    "payout.paid",
+    "payout.failed",
 ];
 
 pub const SIGNATURE_HEADER: &str = "Malipo-Signature";

@@ -244,6 +244,7 @@ pub fn router(gateway: Gateway, config: &HttpConfig) -> Router {
     Router::new()
         .merge(routes::payments::router())
         .merge(routes::refunds::router())
+        .merge(routes::payouts::router())
         .merge(routes::balance::router())
         .merge(routes::api_keys::router())
         .merge(routes::webhooks::router())

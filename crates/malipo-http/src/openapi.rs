@@ -44,6 +44,7 @@ impl Modify for SecuritySchemes {
         routes::payments::create, routes::payments::list, routes::payments::retrieve,
         routes::payments::confirm, routes::payments::cancel,
         routes::refunds::create, routes::refunds::list, routes::refunds::retrieve,
+        routes::payouts::create, routes::payouts::list, routes::payouts::retrieve,
         routes::balance::balance, routes::balance::transactions,
         routes::api_keys::create, routes::api_keys::list, routes::api_keys::revoke,
         routes::admin::create_merchant, routes::admin::list_merchants, routes::admin::retrieve_merchant,

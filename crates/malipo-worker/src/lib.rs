@@ -2,7 +2,8 @@
 //!
 //! - status polling: asks connectors about payments whose poll is due (the
 //!   sandbox's delayed outcomes, crash recovery of payments handed to a
-//!   provider whose answer was never recorded);
+//!   provider whose answer was never recorded), and about payouts whose
+//!   result never came (with the connector's back-off);
 //! - expiry: unfinished payments past `expires_at` become `expired`;
 //!   vouchers past theirs become `expired` and release their liability;
 //! - webhooks: new events fanned out to deliveries, due deliveries attempted;
@@ -81,6 +82,13 @@ pub async fn run_round(gateway: &Gateway, config: &WorkerConfig) -> bool {
             tracing::error!(error = %error.chain(), "payment polling failed");
             0
         });
+    let payouts_polled = gateway
+        .poll_due_payouts(config.batch_size_max)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::error!(error = %error.chain(), "payout polling failed");
+            0
+        });
     let expired = gateway
         .expire_due_payments(config.batch_size_max)
         .await
@@ -110,7 +118,14 @@ pub async fn run_round(gateway: &Gateway, config: &WorkerConfig) -> bool {
             0
         });
     let full = usize::try_from(config.batch_size_max).unwrap_or(usize::MAX);
-    [polled, expired, vouchers_expired, dispatched, delivered]
-        .iter()
-        .any(|count| *count >= full)
+    [
+        polled,
+        payouts_polled,
+        expired,
+        vouchers_expired,
+        dispatched,
+        delivered,
+    ]
+    .iter()
+    .any(|count| *count >= full)
 }

@@ -271,6 +271,10 @@ async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
             ("consumer_secret", mpesa.consumer_secret.clone()),
             ("shortcode", mpesa.stk_shortcode.clone()),
             ("passkey", mpesa.stk_passkey.clone()),
+            // Reversals (refunds) and B2C payouts: the simulator's operator;
+            // it treats the security credential as opaque.
+            ("initiator", mpesa.initiator_name.clone()),
+            ("security_credential", "ZGVtby1wYXNzd29yZA==".to_owned()),
             ("base_url", simulator.base_url().to_owned()),
         ]
         .into_iter()
@@ -291,6 +295,9 @@ async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         println!(
             "\nM-Pesa (Daraja simulator at {}): the STK push completes about a second later by callback\n  curl -s {base}/v1/payments -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n    -d '{{\"amount\": 10000, \"currency\": \"kes\", \"method\": \"mpesa\", \"customer\": {{\"phone\": \"254708374149\"}}}}'",
             simulator.base_url()
+        );
+        println!(
+            "\nPay out of the balance to an M-Pesa number (B2C, paid when its Result comes back):\n  curl -s {base}/v1/payouts -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n    -d '{{\"amount\": 500, \"currency\": \"kes\", \"method\": \"mpesa\", \"destination\": {{\"phone\": \"254708374149\"}}}}'"
         );
         demo_simulator = Some(simulator);
     }

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod balance;
 pub mod hooks;
 pub mod payments;
+pub mod payouts;
 pub mod refunds;
 pub mod system;
 pub mod vouchers;

@@ -20,6 +20,7 @@ mod mpesa_reversal;
 mod mtn_momo;
 mod nodes;
 mod payments;
+mod payouts;
 mod rate_limits;
 mod refunds;
 mod relworx;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 /// A merchant whose only mobile-money account is with Relworx, the
 /// simulated business account sending signed webhooks to its hook URL.
-async fn relworx_merchant(app: &TestApp) -> (String, Receiver, RunningSimulator) {
+pub(crate) async fn relworx_merchant(app: &TestApp) -> (String, Receiver, RunningSimulator) {
     let simulator = malipo_simulators::spawn(Provider::Relworx, SimulatorConfig::for_tests(200))
         .await
         .expect("simulator");
