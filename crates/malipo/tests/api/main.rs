@@ -8,6 +8,7 @@ mod admin;
 mod airtel;
 mod audit;
 mod auth;
+mod bench_load;
 mod cards;
 mod crash;
 mod crypto;
