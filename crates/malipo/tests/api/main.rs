@@ -6,6 +6,7 @@ mod helpers;
 
 mod admin;
 mod airtel;
+mod api_key_ips;
 mod audit;
 mod auth;
 mod bench_load;
