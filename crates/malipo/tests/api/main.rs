@@ -25,6 +25,7 @@ mod payments;
 mod rate_limits;
 mod refunds;
 mod relworx;
+mod secrets_in_logs;
 mod system;
 mod validation;
 mod vouchers;
