@@ -270,6 +270,11 @@ pub struct ApiKey {
     /// The first characters of the secret, enough to recognise it.
     pub prefix: String,
     pub scopes: Vec<Scope>,
+    /// The addresses and CIDR blocks this key is accepted from (e.g.
+    /// `["203.0.113.7", "10.0.0.0/8"]`); empty: any address. A request
+    /// from elsewhere is refused with 403 `api_key_ip_not_allowed`.
+    #[serde(default)]
+    pub allowed_ips: Vec<String>,
     /// The whole secret: only in the response that created the key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,

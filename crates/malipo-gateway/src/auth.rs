@@ -18,6 +18,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use malipo_core::Mode;
 use malipo_core::id::{IdKind, new_id, random_secret};
 use malipo_core::objects::{List, Scope};
+use malipo_hooks::IpAllowList;
 use malipo_store::{AuditFilters, AuditRecord, Page, Store, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -75,6 +76,9 @@ pub struct MerchantContext {
     pub mode: Mode,
     pub key_id: String,
     pub scopes: Vec<Scope>,
+    /// Where the key is accepted from; empty: anywhere. Enforced by the
+    /// HTTP layer, which knows the caller's address.
+    pub allowed_ips: IpAllowList,
 }
 
 impl MerchantContext {
@@ -135,11 +139,17 @@ impl Gateway {
         if record.key.livemode != mode.is_live() {
             return Err(unauthenticated("invalid API key").into());
         }
+        // Stored entries were validated when set; one that no longer parses
+        // refuses the key (closed) rather than widening it to any address.
+        let allowed_ips = IpAllowList::parse(&record.key.allowed_ips).map_err(|error| {
+            GatewayError::Internal(format!("api key {} allowed_ips: {error}", record.key.id).into())
+        })?;
         Ok(MerchantContext {
             merchant_id: record.merchant_id,
             mode,
             key_id: record.key.id,
             scopes: record.key.scopes,
+            allowed_ips,
         })
     }
 
@@ -439,7 +449,7 @@ pub struct AuditEntry {
     /// Always `audit_entry`.
     pub object: &'static str,
     /// `<object type>.<verb>`: `merchant.create`, `api_key.create`,
-    /// `api_key.revoke`, `connector_account.create`,
+    /// `api_key.revoke`, `api_key.update`, `connector_account.create`,
     /// `webhook_endpoint.create` / `.update` / `.delete` / `.roll_secret`,
     /// `operator_token.create`.
     pub action: String,

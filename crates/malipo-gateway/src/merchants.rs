@@ -10,6 +10,7 @@ use malipo_core::fee::FeeSchedule;
 use malipo_core::id::{IdKind, new_id};
 use malipo_core::objects::{ApiKey, List, Merchant, Scope};
 use malipo_core::payment::PaymentMethod;
+use malipo_hooks::{IpAllowListError, IpNetwork};
 use malipo_store::{ApiKeyRecord, MerchantRecord, Page, Tx};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -17,6 +18,8 @@ use utoipa::ToSchema;
 
 pub const MERCHANT_NAME_LENGTH_MAX: usize = 200;
 pub const KEY_NAME_LENGTH_MAX: usize = 100;
+/// The most entries one API key's `allowed_ips` may hold.
+pub const KEY_ALLOWED_IPS_MAX: usize = 100;
 
 /// `POST /v1/admin/merchants`
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -52,6 +55,18 @@ pub struct CreateApiKey {
     pub name: Option<String>,
     /// Defaults to `["full"]`.
     pub scopes: Option<Vec<Scope>>,
+    /// Addresses and CIDR blocks (IPv4 or IPv6, e.g. `203.0.113.7`,
+    /// `10.0.0.0/8`) the key is accepted from; absent or empty: any
+    /// address. At most 100 entries.
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+/// `POST /v1/api_keys/{id}` and `POST /v1/admin/merchants/{id}/api_keys/{key}`
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateApiKey {
+    /// Replaces the key's allow-list; `[]` accepts any address again.
+    pub allowed_ips: Vec<String>,
 }
 
 fn details(record: MerchantRecord) -> MerchantDetails {
@@ -141,8 +156,7 @@ impl Gateway {
                 &mut tx,
                 &merchant_id,
                 Mode::Test,
-                Some("default".into()),
-                vec![Scope::Full],
+                NewKey::default_full(),
             )
             .await?;
         let live = self
@@ -151,8 +165,7 @@ impl Gateway {
                 &mut tx,
                 &merchant_id,
                 Mode::Live,
-                Some("default".into()),
-                vec![Scope::Full],
+                NewKey::default_full(),
             )
             .await?;
         tx.commit().await?;
@@ -217,13 +230,23 @@ impl Gateway {
         request: CreateApiKey,
         guard: Option<&IdempotencyGuard>,
     ) -> GatewayResult<ApiKey> {
-        let (name, scopes) = validate_key_request(request)?;
+        let (name, scopes, allowed_ips) = validate_key_request(request)?;
         let mut tx = self.store().begin().await?;
         if tx.conn().merchant(merchant_id).await?.is_none() {
             return Err(ApiError::not_found("merchant", merchant_id).into());
         }
         let key = self
-            .insert_api_key(actor, &mut tx, merchant_id, mode, name, scopes)
+            .insert_api_key(
+                actor,
+                &mut tx,
+                merchant_id,
+                mode,
+                NewKey {
+                    name,
+                    scopes,
+                    allowed_ips,
+                },
+            )
             .await?;
         let shown_again = ApiKey {
             secret: None,
@@ -313,23 +336,107 @@ impl Gateway {
         Ok(record.key)
     }
 
+    /// Merchant: replaces the allow-list of one of its keys in the caller's
+    /// mode (needs the `full` scope).
+    pub async fn update_api_key(
+        &self,
+        context: &MerchantContext,
+        actor: &Actor,
+        id: &str,
+        request: UpdateApiKey,
+    ) -> GatewayResult<ApiKey> {
+        context.require(Scope::Full)?;
+        self.set_allowed_ips(
+            actor,
+            &context.merchant_id,
+            Some(context.livemode()),
+            id,
+            request,
+        )
+        .await
+    }
+
+    /// Operator: replaces the allow-list of a merchant's key (test or
+    /// live), e.g. for a merchant that locked itself out.
+    pub async fn update_api_key_for_as(
+        &self,
+        actor: &Actor,
+        merchant_id: &str,
+        id: &str,
+        request: UpdateApiKey,
+    ) -> GatewayResult<ApiKey> {
+        self.set_allowed_ips(actor, merchant_id, None, id, request)
+            .await
+    }
+
+    /// Replaces a key's allow-list and audits the change (`api_key.update`)
+    /// in one transaction. `livemode`: the mode the key must be in (a
+    /// merchant's key works on its own mode's keys only).
+    async fn set_allowed_ips(
+        &self,
+        actor: &Actor,
+        merchant_id: &str,
+        livemode: Option<bool>,
+        id: &str,
+        request: UpdateApiKey,
+    ) -> GatewayResult<ApiKey> {
+        let allowed_ips = validate_allowed_ips(&request.allowed_ips)?;
+        let mut tx = self.store().begin().await?;
+        let before = tx
+            .conn()
+            .api_key(merchant_id, id)
+            .await?
+            .filter(|record| livemode.is_none_or(|livemode| record.key.livemode == livemode))
+            .ok_or_else(|| ApiError::not_found("api_key", id))?;
+        if before.key.revoked.is_some() {
+            return Err(ApiError::invalid("id", "a revoked key can't be changed").into());
+        }
+        if !tx
+            .conn()
+            .set_api_key_allowed_ips(merchant_id, id, &allowed_ips)
+            .await?
+        {
+            return Err(ApiError::not_found("api_key", id).into());
+        }
+        let after = ApiKey {
+            allowed_ips,
+            ..before.key.clone()
+        };
+        actor
+            .record(
+                &mut tx,
+                AuditChange {
+                    action: "api_key.update",
+                    object_type: "api_key",
+                    object_id: id,
+                    merchant_id: Some(merchant_id),
+                    livemode: Some(after.livemode),
+                    before: Some(audit_state(&before.key)?),
+                    after: Some(audit_state(&after)?),
+                },
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
     async fn insert_api_key(
         &self,
         actor: &Actor,
         tx: &mut Tx,
         merchant_id: &str,
         mode: Mode,
-        name: Option<String>,
-        scopes: Vec<Scope>,
+        new_key: NewKey,
     ) -> GatewayResult<ApiKey> {
         let secret = new_secret_key(mode);
         let key = ApiKey {
             id: new_id(IdKind::ApiKey),
             object: "api_key",
             livemode: mode.is_live(),
-            name,
+            name: new_key.name,
             prefix: secret_prefix(&secret),
-            scopes,
+            scopes: new_key.scopes,
+            allowed_ips: new_key.allowed_ips,
             secret: None,
             revoked: None,
             created: now_seconds(),
@@ -362,7 +469,52 @@ impl Gateway {
     }
 }
 
-fn validate_key_request(request: CreateApiKey) -> Result<(Option<String>, Vec<Scope>), ApiError> {
+/// What a new key is made with.
+struct NewKey {
+    name: Option<String>,
+    scopes: Vec<Scope>,
+    /// Canonical entries ([`validate_allowed_ips`]).
+    allowed_ips: Vec<String>,
+}
+
+impl NewKey {
+    /// A merchant's first keys: `default`, full scope, any address.
+    fn default_full() -> NewKey {
+        NewKey {
+            name: Some("default".into()),
+            scopes: vec![Scope::Full],
+            allowed_ips: Vec::new(),
+        }
+    }
+}
+
+/// Parses an allow-list at the edge: every entry an address or CIDR block
+/// (the error names the entry's index), at most [`KEY_ALLOWED_IPS_MAX`];
+/// answers the entries in canonical form (`10.0.0.0/8`,
+/// `::ffff:10.0.0.1` as `10.0.0.1`), each once.
+fn validate_allowed_ips(entries: &[String]) -> Result<Vec<String>, ApiError> {
+    if entries.len() > KEY_ALLOWED_IPS_MAX {
+        return Err(ApiError::invalid(
+            "allowed_ips",
+            format!("allowed_ips may hold at most {KEY_ALLOWED_IPS_MAX} entries"),
+        ));
+    }
+    let mut canonical: Vec<String> = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let network: IpNetwork = entry.parse().map_err(|error: IpAllowListError| {
+            ApiError::invalid(format!("allowed_ips[{index}]"), error.to_string())
+        })?;
+        let text = network.to_string();
+        if !canonical.contains(&text) {
+            canonical.push(text);
+        }
+    }
+    Ok(canonical)
+}
+
+type KeyRequest = (Option<String>, Vec<Scope>, Vec<String>);
+
+fn validate_key_request(request: CreateApiKey) -> Result<KeyRequest, ApiError> {
     if let Some(name) = &request.name
         && name.chars().count() > KEY_NAME_LENGTH_MAX
     {
@@ -380,5 +532,6 @@ fn validate_key_request(request: CreateApiKey) -> Result<(Option<String>, Vec<Sc
             "scopes must name at least one scope",
         ));
     }
-    Ok((request.name, scopes))
+    let allowed_ips = validate_allowed_ips(request.allowed_ips.as_deref().unwrap_or_default())?;
+    Ok((request.name, scopes, allowed_ips))
 }

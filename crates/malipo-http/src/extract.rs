@@ -3,7 +3,7 @@
 
 use crate::AppState;
 use crate::error::HttpError;
-use crate::security::{check_operator_source, limit_credential, peer_ip};
+use crate::security::{check_key_source, check_operator_source, limit_credential, peer_ip};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -51,13 +51,15 @@ fn with_origin(actor: Actor, parts: &Parts) -> Actor {
     actor.from_request(peer_ip(&parts.extensions), request_id)
 }
 
-/// Authenticates the API key, then applies its rate limit.
+/// Authenticates the API key, checks the caller's address against the
+/// key's allow-list, then applies the key's rate limit.
 async fn authenticate_merchant(
     parts: &Parts,
     state: &AppState,
 ) -> Result<(MerchantContext, Actor), HttpError> {
     let secret = bearer(&parts.headers)?;
     let context = state.gateway.authenticate_merchant(secret).await?;
+    check_key_source(&context, &parts.extensions)?;
     limit_credential(
         state,
         &parts.extensions,

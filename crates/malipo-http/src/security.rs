@@ -12,6 +12,9 @@
 //!   is limited per credential and none can forget it.
 //! - [`check_operator_source`]: the `Operator` extractor refuses callers
 //!   outside `operator_allowed_ips` before looking at the token.
+//! - [`check_key_source`]: the `Merchant` extractors refuse callers outside
+//!   the API key's own `allowed_ips` (optional, per key), after
+//!   authentication and before the key's rate limit.
 //!
 //! A refused request answers 429 with the standard error body (type
 //! `rate_limit_error`, code `rate_limited`) and `Retry-After` in whole
@@ -27,6 +30,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Extensions, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use malipo_gateway::auth::MerchantContext;
 use malipo_gateway::{ApiError, ErrorKind};
 use malipo_hooks::IpAllowList;
 use malipo_ratelimit::{Decision, Quota, RateLimiter};
@@ -197,6 +201,38 @@ pub async fn limit_credential(
         metrics::counter!("malipo_rate_limit_rejections_total", "scope" => "key").increment(1);
         Err(rate_limited(who, quota, &decision))
     }
+}
+
+/// Refuses a merchant request from outside its API key's `allowed_ips`
+/// (keys without a list are accepted from anywhere). Called right after
+/// the key is authenticated and before its rate limit, so requests the key
+/// would refuse don't spend its owner's budget. The answer names the
+/// caller's own address, never the key or its list.
+pub fn check_key_source(
+    context: &MerchantContext,
+    extensions: &Extensions,
+) -> Result<(), ApiError> {
+    if context.allowed_ips.is_empty() {
+        return Ok(());
+    }
+    let ip = peer_ip(extensions);
+    if ip.is_some_and(|ip| context.allowed_ips.contains(ip)) {
+        return Ok(());
+    }
+    let source = ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+    tracing::warn!(
+        api_key = %context.key_id,
+        source = %source,
+        "merchant request refused: address not in the API key's allowed_ips"
+    );
+    metrics::counter!("malipo_api_key_ip_refusals_total").increment(1);
+    Err(ApiError::new(
+        ErrorKind::Permission,
+        "api_key_ip_not_allowed",
+        format!(
+            "this API key does not accept requests from {source}: it is not in the key's `allowed_ips`"
+        ),
+    ))
 }
 
 /// Refuses operator requests from outside `operator_allowed_ips`.

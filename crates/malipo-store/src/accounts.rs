@@ -57,6 +57,7 @@ struct ApiKeyRow {
     scopes: String,
     created: i64,
     revoked: Option<i64>,
+    allowed_ips: String,
 }
 
 impl TryFrom<ApiKeyRow> for ApiKeyRecord {
@@ -79,6 +80,12 @@ impl TryFrom<ApiKeyRow> for ApiKeyRecord {
                 name: row.name,
                 prefix: row.prefix,
                 scopes,
+                allowed_ips: row
+                    .allowed_ips
+                    .split(',')
+                    .filter(|entry| !entry.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
                 secret: None,
                 revoked: row.revoked,
                 created: row.created,
@@ -140,8 +147,8 @@ impl Conn<'_> {
         let key = &record.key;
         run!(self, |c| {
             sqlx::query(
-                "INSERT INTO api_keys (id, merchant_id, livemode, name, prefix, key_hash, scopes, created)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO api_keys (id, merchant_id, livemode, name, prefix, key_hash, scopes, created, allowed_ips)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&key.id)
             .bind(&record.merchant_id)
@@ -151,6 +158,7 @@ impl Conn<'_> {
             .bind(key_hash)
             .bind(scopes_text(&key.scopes))
             .bind(key.created)
+            .bind(key.allowed_ips.join(","))
             .execute(&mut **c)
             .await
             .map(|done| done.rows_affected())
@@ -219,5 +227,44 @@ impl Conn<'_> {
             .await
         })?;
         row.map(ApiKeyRecord::try_from).transpose()
+    }
+
+    /// A merchant's key by id (revoked or not).
+    pub async fn api_key(
+        &mut self,
+        merchant_id: &str,
+        id: &str,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row: Option<ApiKeyRow> = run!(self, |c| {
+            sqlx::query_as("SELECT * FROM api_keys WHERE id = $1 AND merchant_id = $2")
+                .bind(id)
+                .bind(merchant_id)
+                .fetch_optional(&mut **c)
+                .await
+        })?;
+        row.map(ApiKeyRecord::try_from).transpose()
+    }
+
+    /// Replaces an unrevoked key's address allow-list (canonical entries;
+    /// none allows any address). Answers whether a key was changed.
+    pub async fn set_api_key_allowed_ips(
+        &mut self,
+        merchant_id: &str,
+        id: &str,
+        allowed_ips: &[String],
+    ) -> Result<bool, StoreError> {
+        let changed = run!(self, |c| {
+            sqlx::query(
+                "UPDATE api_keys SET allowed_ips = $1
+                 WHERE id = $2 AND merchant_id = $3 AND revoked IS NULL",
+            )
+            .bind(allowed_ips.join(","))
+            .bind(id)
+            .bind(merchant_id)
+            .execute(&mut **c)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(changed == 1)
     }
 }

@@ -15,7 +15,13 @@
 //! - `webhooks`: outgoing webhook deliveries/s from the worker to a local
 //!   sink (and the lag from a payment's answer to its event's arrival), and
 //!   signed inbound provider callbacks/s.
-//! - `all`: everything, in one run, with the design goals as ratios.
+//! - `load`: an open-loop load run at increasing rates of create + confirm,
+//!   GET one payment and list payments, with p50/p99/p99.9 per step
+//!   (`load.rs`), and pgbench first for the reference.
+//! - `all`: everything but `load`, in one run, with the design goals as
+//!   ratios.
+//!
+//! The HTTP load generator (closed and open loops) is in `generator.rs`.
 //!
 //! Every database is created for the run and removed after it; all traffic
 //! goes to 127.0.0.1; every loop is bounded in time and in count.
@@ -23,19 +29,25 @@
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
+use http_body_util::Full;
 use malipo::config::Config;
 use malipo_gateway::merchants::CreateMerchant;
 use malipo_ledger::{Account, AccountFlags, TransferKind, TransferRequest};
 use malipo_store::{Store, StoreError, StoreOptions};
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
+
+mod generator;
+mod load;
+
+use generator::{
+    Endpoint, LoadRun, Progress, Sender, Target, closed_loop, connect, exchange, open_loop,
+    payment_request, payment_succeeded, send_request,
+};
 
 /// Design goals (docs: shared design.md, "Performance goals").
 const GOAL_POSTGRES_LEDGER_VS_PGBENCH: f64 = 10.0;
@@ -46,13 +58,9 @@ const GOAL_PAYMENTS_P99_MS: f64 = 50.0;
 
 /// Upper bounds that keep every loop finite whatever the options say.
 const TRANSACTIONS_PER_WRITER_MAX: u64 = 10_000_000;
-const REQUESTS_PER_CONNECTION_MAX: u64 = 10_000_000;
-const OPEN_LOOP_REQUESTS_MAX: u64 = 1_000_000;
 /// One ledger transaction or one HTTP request taking longer than this is
 /// counted as an error (and the loop moves on).
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long an open-loop run may take to drain after its last request.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// pgbench's initialisation (`-i`) must finish within this.
 const PGBENCH_INIT_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -76,6 +84,7 @@ const PAYMENT_BODY: &str =
     malipo bench ledger --postgres postgres://postgres@127.0.0.1:5432/postgres --batch-sizes 1,100,1000\n  \
     malipo bench payments --connections 64 --payments-seconds 15\n  \
     malipo bench webhooks --webhook-payments 5000 --webhook-merchants 4\n  \
+    malipo bench load --postgres postgres://postgres@127.0.0.1:5432/postgres --rates 500,1000,2000,4000\n  \
     malipo bench pgbench --postgres postgres://postgres@127.0.0.1:5432/postgres"
 )]
 pub struct BenchArgs {
@@ -123,6 +132,13 @@ enum BenchCommand {
     Webhooks {
         #[command(flatten)]
         webhooks: WebhooksOptions,
+    },
+    /// Open-loop load at increasing rates: throughput and p50/p99/p99.9 of
+    /// create + confirm, GET one payment and list payments, with pgbench
+    /// first (with --postgres) for the reference figure of the same run.
+    Load {
+        #[command(flatten)]
+        load: load::LoadOptions,
     },
     /// pgbench (with --postgres), ledger, payments and webhooks in one run,
     /// then the design goals as ratios.
@@ -283,6 +299,14 @@ pub async fn run(config: &Config, args: BenchArgs) -> anyhow::Result<()> {
         }
         BenchCommand::Webhooks { webhooks } => {
             report.webhooks = run_webhooks(config, &targets, &webhooks).await?;
+        }
+        BenchCommand::Load { load } => {
+            if load.pgbench_wanted()
+                && let Some(server) = &targets.postgres
+            {
+                report.pgbench = Some(run_pgbench(server, &load.pgbench).await?);
+            }
+            report.load = Some(load::run_load(config, &targets, &load).await?);
         }
         BenchCommand::All {
             ledger,
@@ -455,6 +479,7 @@ fn redact(url: &str) -> String {
 struct LatencySummary {
     p50_ms: f64,
     p99_ms: f64,
+    p999_ms: f64,
     max_ms: f64,
 }
 
@@ -472,6 +497,7 @@ fn summarize(micros: &mut [u64]) -> LatencySummary {
     LatencySummary {
         p50_ms: at(0.50),
         p99_ms: at(0.99),
+        p999_ms: at(0.999),
         max_ms: at(1.0),
     }
 }
@@ -937,28 +963,6 @@ enum LoadKind {
     Ceiling,
 }
 
-/// What the load generator needs to reach the gateway.
-struct Target {
-    address: SocketAddr,
-    host: String,
-    authorization: String,
-    idempotency_keys: bool,
-    endpoint: Endpoint,
-}
-
-/// What each request of a load run asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Endpoint {
-    /// `POST /v1/payments`: create + confirm one payment.
-    CreatePayment,
-    /// `GET /healthz`: no database, no authentication; the ceiling of the
-    /// HTTP stack and the load generator on this machine.
-    Healthz,
-    /// A signed Stripe-style callback with a unique event id to one of
-    /// these `/v1/hooks/stripe/{account}` paths (round robin).
-    StripeCallback { paths: Vec<String> },
-}
-
 async fn run_payments(
     config: &Config,
     targets: &Targets,
@@ -1156,7 +1160,14 @@ async fn payments_runs(
         let open = result(
             format!("open loop at {}/s", grouped(u64::from(rate))),
             options.connections,
-            open_loop(target, options.connections, rate, options.open_seconds).await,
+            open_loop(
+                target,
+                options.connections,
+                rate,
+                options.open_seconds,
+                &Arc::new(Progress::default()),
+            )
+            .await,
             LoadKind::Open(rate),
         );
         eprintln!(
@@ -1169,285 +1180,6 @@ async fn payments_runs(
         runs.push(open);
     }
     Ok(runs)
-}
-
-type Sender = SendRequest<Full<Bytes>>;
-
-/// One HTTP/1.1 connection to the gateway.
-async fn connect(address: SocketAddr) -> anyhow::Result<Sender> {
-    let stream = tokio::net::TcpStream::connect(address).await?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    // Ends when the sender is dropped or the server closes the connection.
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
-}
-
-/// Sends one request of `target`'s kind; `Err` describes what went wrong.
-/// `sequence` is unique per request of a run.
-async fn send_request(sender: &mut Sender, target: &Target, sequence: u64) -> Result<(), String> {
-    match &target.endpoint {
-        Endpoint::Healthz => {
-            let request = hyper::Request::get("/healthz")
-                .header(hyper::header::HOST, &target.host)
-                .body(Full::new(Bytes::new()))
-                .map_err(|error| format!("building the request: {error}"))?;
-            exchange(sender, request, |_| Ok(())).await
-        }
-        Endpoint::CreatePayment => {
-            let request = payment_request(target, sequence)?;
-            exchange(sender, request, payment_succeeded).await
-        }
-        Endpoint::StripeCallback { paths } => {
-            let index = usize::try_from(sequence % paths.len().max(1) as u64).unwrap_or(0);
-            let path = paths
-                .get(index)
-                .ok_or_else(|| "no callback path".to_owned())?;
-            let request = stripe_callback_request(&target.host, path)?;
-            exchange(sender, request, |_| Ok(())).await
-        }
-    }
-}
-
-/// `POST /v1/payments` with [`PAYMENT_BODY`] as `target`'s merchant.
-fn payment_request(target: &Target, sequence: u64) -> Result<hyper::Request<Full<Bytes>>, String> {
-    let mut request = hyper::Request::post("/v1/payments")
-        .header(hyper::header::HOST, &target.host)
-        .header(hyper::header::AUTHORIZATION, &target.authorization)
-        .header(hyper::header::CONTENT_TYPE, "application/json");
-    if target.idempotency_keys {
-        request = request.header(
-            "Idempotency-Key",
-            format!("bench-{}-{sequence}", uuid::Uuid::new_v4().simple()),
-        );
-    }
-    request
-        .body(Full::new(Bytes::from_static(PAYMENT_BODY.as_bytes())))
-        .map_err(|error| format!("building the request: {error}"))
-}
-
-/// Accepts a payment answered `"status":"succeeded"`.
-fn payment_succeeded(body: &[u8]) -> Result<(), String> {
-    if contains(body, br#""status":"succeeded""#) {
-        Ok(())
-    } else {
-        Err(format!(
-            "the payment did not succeed: {}",
-            String::from_utf8_lossy(&body[..body.len().min(300)])
-        ))
-    }
-}
-
-/// Sends `request`, reads the whole response, and checks it: a 200 whose
-/// body `check` accepts (and answers from). Bounded by
-/// [`OPERATION_TIMEOUT`].
-async fn exchange<T>(
-    sender: &mut Sender,
-    request: hyper::Request<Full<Bytes>>,
-    check: impl FnOnce(&[u8]) -> Result<T, String>,
-) -> Result<T, String> {
-    let exchange = async {
-        sender
-            .ready()
-            .await
-            .map_err(|error| format!("connection: {error}"))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|error| format!("sending: {error}"))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|error| format!("reading the response: {error}"))?
-            .to_bytes();
-        if status != hyper::StatusCode::OK {
-            return Err(format!(
-                "HTTP {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(300)])
-            ));
-        }
-        check(&body)
-    };
-    tokio::time::timeout(OPERATION_TIMEOUT, exchange)
-        .await
-        .unwrap_or_else(|_| Err(format!("timed out after {} s", OPERATION_TIMEOUT.as_secs())))
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
-}
-
-/// What a load run measured.
-#[derive(Default)]
-struct LoadRun {
-    elapsed: Duration,
-    ok: u64,
-    /// Every failed request, including the rate-limited ones.
-    errors: u64,
-    /// Requests answered `429 Too Many Requests`.
-    rate_limited: u64,
-    first_error: Option<String>,
-    /// Latency of every completed request (ok or not).
-    micros: Vec<u64>,
-}
-
-impl LoadRun {
-    fn absorb(&mut self, other: LoadRun) {
-        self.ok += other.ok;
-        self.errors += other.errors;
-        self.rate_limited += other.rate_limited;
-        self.micros.extend(other.micros);
-        if self.first_error.is_none() {
-            self.first_error = other.first_error;
-        }
-    }
-
-    fn record(&mut self, outcome: Result<(), String>, micros: u64) {
-        self.micros.push(micros);
-        match outcome {
-            Ok(()) => self.ok += 1,
-            Err(error) => {
-                self.errors += 1;
-                if error.starts_with("HTTP 429") {
-                    self.rate_limited += 1;
-                }
-                self.first_error.get_or_insert(error);
-            }
-        }
-    }
-}
-
-/// Sends one request after another on one connection until `deadline`,
-/// taking each request's time from `next` (the scheduled start: now for a
-/// closed loop, the ticket's time for an open loop). Reconnects after a
-/// failed request.
-async fn connection_loop<N, Fut>(target: Arc<Target>, worker: u64, mut next: N) -> LoadRun
-where
-    N: FnMut() -> Fut,
-    Fut: Future<Output = Option<Instant>>,
-{
-    let mut run = LoadRun::default();
-    let mut sender: Option<Sender> = None;
-    let mut sequence = worker * REQUESTS_PER_CONNECTION_MAX;
-    for _ in 0..REQUESTS_PER_CONNECTION_MAX {
-        let Some(scheduled) = next().await else {
-            break;
-        };
-        sequence += 1;
-        let outcome = match &mut sender {
-            Some(connection) => send_request(connection, &target, sequence).await,
-            None => match connect(target.address).await {
-                Ok(mut connection) => {
-                    let outcome = send_request(&mut connection, &target, sequence).await;
-                    sender = Some(connection);
-                    outcome
-                }
-                Err(error) => {
-                    // Don't spin on a refused connection.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    Err(format!("connecting: {error}"))
-                }
-            },
-        };
-        if outcome.is_err() {
-            sender = None;
-        }
-        run.record(outcome, micros_since(scheduled));
-    }
-    run
-}
-
-/// `connections` connections, each sending its next request as soon as the
-/// previous one is answered, for `seconds`.
-async fn closed_loop(target: &Arc<Target>, connections: u32, seconds: u64) -> LoadRun {
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(seconds);
-    let tasks: Vec<_> = (0..connections)
-        .map(|worker| {
-            tokio::spawn(connection_loop(
-                target.clone(),
-                u64::from(worker),
-                move || async move {
-                    let now = Instant::now();
-                    (now < deadline).then_some(now)
-                },
-            ))
-        })
-        .collect();
-    let mut total = LoadRun::default();
-    for task in tasks {
-        match task.await {
-            Ok(run) => total.absorb(run),
-            Err(error) => total.record(Err(format!("load task: {error}")), 0),
-        }
-    }
-    total.elapsed = started.elapsed();
-    total
-}
-
-/// Requests scheduled at `rate`/s for `seconds` regardless of how fast they
-/// are answered, served by `connections` connections; each latency counts
-/// from the request's scheduled time, so queueing in the generator is
-/// included (no coordinated omission).
-async fn open_loop(target: &Arc<Target>, connections: u32, rate: u32, seconds: u64) -> LoadRun {
-    let total_requests = (u64::from(rate) * seconds).min(OPEN_LOOP_REQUESTS_MAX);
-    let (tickets, receiver) =
-        mpsc::channel::<Instant>(usize::try_from(total_requests.max(1)).unwrap_or(1));
-    let receiver = Arc::new(Mutex::new(receiver));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..connections)
-        .map(|worker| {
-            let receiver = receiver.clone();
-            tokio::spawn(connection_loop(
-                target.clone(),
-                u64::from(worker),
-                move || {
-                    let receiver = receiver.clone();
-                    async move { receiver.lock().await.recv().await }
-                },
-            ))
-        })
-        .collect();
-    let interval = 1.0 / f64::from(rate);
-    let mut issued: u64 = 0;
-    while issued < total_requests {
-        let due = ((started.elapsed().as_secs_f64() / interval) as u64 + 1).min(total_requests);
-        while issued < due {
-            let scheduled = started + Duration::from_secs_f64(issued as f64 * interval);
-            if tickets.send(scheduled).await.is_err() {
-                break;
-            }
-            issued += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    drop(tickets);
-    let mut total = LoadRun::default();
-    let drain_deadline = Instant::now() + Duration::from_secs(seconds) + DRAIN_TIMEOUT;
-    for task in tasks {
-        let abort = task.abort_handle();
-        match tokio::time::timeout_at(drain_deadline.into(), task).await {
-            Ok(Ok(run)) => total.absorb(run),
-            Ok(Err(error)) => total.record(Err(format!("load task: {error}")), 0),
-            Err(_) => abort.abort(),
-        }
-    }
-    let unanswered = total_requests.saturating_sub(total.ok + total.errors);
-    if unanswered > 0 {
-        total.errors += unanswered;
-        total
-            .first_error
-            .get_or_insert(format!("{unanswered} requests unanswered at the end"));
-    }
-    total.elapsed = started.elapsed();
-    total
 }
 
 // ---------------------------------------------------------------------------
@@ -2208,6 +1940,7 @@ struct Report {
     ledger: Vec<LedgerResult>,
     payments: Vec<PaymentsResult>,
     webhooks: WebhooksReport,
+    load: Option<load::LoadReport>,
 }
 
 /// `f64` with thousands separators and no decimals.
@@ -2351,6 +2084,9 @@ impl Report {
             line(String::new());
         }
         self.webhooks_markdown(&mut line);
+        if let Some(load) = &self.load {
+            load.markdown(&mut line);
+        }
         let goals = self.goals();
         if !goals.is_empty() {
             line("### Against the design goals".into());
@@ -2598,7 +2334,10 @@ mod tests {
         let summary = summarize(&mut micros);
         assert_eq!(summary.p50_ms, 50.0);
         assert_eq!(summary.p99_ms, 99.0);
+        assert_eq!(summary.p999_ms, 100.0);
         assert_eq!(summary.max_ms, 100.0);
+        let mut micros: Vec<u64> = (1..=2000).collect();
+        assert_eq!(summarize(&mut micros).p999_ms, 1.998);
         assert_eq!(summarize(&mut []).max_ms, 0.0);
     }
 

@@ -177,6 +177,7 @@ async fn main() -> anyhow::Result<()> {
                     CreateApiKey {
                         name,
                         scopes: Some(scopes),
+                        allowed_ips: None,
                     },
                 )
                 .await?;
@@ -265,6 +266,7 @@ async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
             mode: Mode::Test,
             key_id: created.test_secret_key.id.clone(),
             scopes: vec![Scope::Full],
+            allowed_ips: Default::default(),
         };
         let credentials = [
             ("consumer_key", mpesa.consumer_key.clone()),

@@ -9,7 +9,9 @@ use axum::{Json, Router};
 use malipo_core::Mode;
 use malipo_core::objects::{ApiKey, List, Payment, Scope};
 use malipo_gateway::auth::{AuditEntry, AuditLogFilters};
-use malipo_gateway::merchants::{CreateApiKey, CreateMerchant, CreatedMerchant, MerchantDetails};
+use malipo_gateway::merchants::{
+    CreateApiKey, CreateMerchant, CreatedMerchant, MerchantDetails, UpdateApiKey,
+};
 use malipo_ledger::VerifyReport;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -22,6 +24,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/admin/merchants/{id}", get(retrieve_merchant))
         .route("/v1/admin/merchants/{id}/api_keys", post(create_key))
+        .route("/v1/admin/merchants/{id}/api_keys/{key}", post(update_key))
         .route("/v1/admin/payments/{id}", get(retrieve_payment))
         .route("/v1/admin/ledger/verify", get(verify_ledger))
         .route("/v1/admin/audit", get(audit_log))
@@ -68,6 +71,9 @@ pub struct CreateMerchantKey {
     pub mode: Mode,
     pub name: Option<String>,
     pub scopes: Option<Vec<Scope>>,
+    /// Addresses and CIDR blocks the key is accepted from; absent or
+    /// empty: any address.
+    pub allowed_ips: Option<Vec<String>>,
 }
 
 /// Create a key for a merchant; the secret is in this response only.
@@ -83,11 +89,33 @@ pub async fn create_key(
     let request = CreateApiKey {
         name: body.value.name,
         scopes: body.value.scopes,
+        allowed_ips: body.value.allowed_ips,
     };
     Ok(Json(
         state
             .gateway
             .create_api_key_for_as(&actor, &id, body.value.mode, request)
+            .await?,
+    ))
+}
+
+/// Replace the address allow-list of a merchant's key (test or live): how
+/// an operator lets a merchant back in after a wrong list.
+#[utoipa::path(post, path = "/v1/admin/merchants/{id}/api_keys/{key}", tag = "admin",
+    params(("id" = String, Path), ("key" = String, Path)),
+    request_body = UpdateApiKey,
+    responses((status = 200, body = ApiKey), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("operator_token" = [])))]
+pub async fn update_key(
+    State(state): State<AppState>,
+    Operator(actor): Operator,
+    Path((id, key)): Path<(String, String)>,
+    body: JsonBody<UpdateApiKey>,
+) -> HttpResult<Json<ApiKey>> {
+    Ok(Json(
+        state
+            .gateway
+            .update_api_key_for_as(&actor, &id, &key, body.value)
             .await?,
     ))
 }

@@ -11,11 +11,12 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
 use malipo_core::objects::{ApiKey, List};
-use malipo_gateway::merchants::CreateApiKey;
+use malipo_gateway::merchants::{CreateApiKey, UpdateApiKey};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/api_keys", post(create).get(list))
+        .route("/v1/api_keys/{id}", post(update))
         .route("/v1/api_keys/{id}/revoke", post(revoke))
 }
 
@@ -53,6 +54,26 @@ pub async fn list(
     QueryParams(page): QueryParams<PageParams>,
 ) -> HttpResult<Json<List<ApiKey>>> {
     Ok(Json(state.gateway.api_keys(&context, &page.page()?).await?))
+}
+
+/// Replace a key's address allow-list (`allowed_ips`; `[]`: any address).
+/// Takes effect on the key's next request, on every node.
+#[utoipa::path(post, path = "/v1/api_keys/{id}", tag = "api_keys", params(("id" = String, Path)),
+    request_body = UpdateApiKey,
+    responses((status = 200, body = ApiKey), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("secret_key" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    MerchantActor(context, actor): MerchantActor,
+    Path(id): Path<String>,
+    body: JsonBody<UpdateApiKey>,
+) -> HttpResult<Json<ApiKey>> {
+    Ok(Json(
+        state
+            .gateway
+            .update_api_key(&context, &actor, &id, body.value)
+            .await?,
+    ))
 }
 
 /// Revoke a key: it stops working at once.

@@ -6,8 +6,10 @@ mod helpers;
 
 mod admin;
 mod airtel;
+mod api_key_ips;
 mod audit;
 mod auth;
+mod bench_load;
 mod cards;
 mod crash;
 mod crypto;
@@ -24,6 +26,7 @@ mod payouts;
 mod rate_limits;
 mod refunds;
 mod relworx;
+mod secrets_in_logs;
 mod system;
 mod validation;
 mod vouchers;
