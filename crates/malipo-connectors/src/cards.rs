@@ -1,4 +1,4 @@
-//! What the card connectors (Paystack, Stripe) share: the providers a
+//! What the card connectors (Paystack, Flutterwave, Stripe) share: the providers a
 //! `card` payment may go to, the failure codes declines map to, and the
 //! redirect to a provider's hosted page.
 //!
@@ -11,7 +11,7 @@ use malipo_core::objects::{Failure, NextAction};
 
 /// The card providers, in the order a merchant's accounts are preferred
 /// when several take the payment's currency (see the gateway's routing).
-pub const CARD_PROVIDERS: &[&str] = &["paystack", "stripe"];
+pub const CARD_PROVIDERS: &[&str] = &["paystack", "flutterwave", "stripe"];
 
 /// The card providers whose payments take the merchant's `payment_method`
 /// token (collected with the provider's own library); the others take the

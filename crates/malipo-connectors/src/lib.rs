@@ -16,6 +16,13 @@
 //! send-payment (for `mtn_momo` / `airtel_money` carried by a Relworx
 //! account).
 //!
+//! Manual capture: a connector whose provider can hold an authorisation
+//! ([`Connector::supports_manual_capture`], Stripe) starts a
+//! `capture_method: manual` payment as an authorisation only
+//! ([`PaymentOutcome::Authorized`]); the money moves on
+//! [`Connector::capture_payment`] (all or part of it), and
+//! [`Connector::cancel_payment`] releases it. Other connectors refuse both.
+//!
 //! Architecture invariant: connectors never touch the store. They get what
 //! they need in the request (including the merchant's connector account
 //! credentials) and answer with an outcome; the gateway records it.
@@ -36,6 +43,9 @@
 //! - [`paystack`]: Paystack cards (initialize, hosted checkout redirect,
 //!   verify, signed webhooks, refunds); [`cards`]: what card connectors
 //!   share (decline codes, the redirect, references).
+//! - [`flutterwave`]: Flutterwave cards (Standard hosted checkout, verify
+//!   by `tx_ref` with amount and currency checked, webhooks as hints
+//!   confirmed by that verify, refunds).
 //! - [`stripe`]: Stripe cards (PaymentIntents confirmed with the merchant's
 //!   `pm_…` token, 3-D Secure redirects, declines, refunds, webhooks).
 //! - [`nowpayments`]: NOWPayments crypto (a deposit address and amount,
@@ -49,6 +59,7 @@
 pub mod airtel;
 pub mod cards;
 mod common;
+pub mod flutterwave;
 pub mod mpesa;
 pub mod mtn_momo;
 pub mod nowpayments;
@@ -59,7 +70,7 @@ pub mod stripe;
 
 use async_trait::async_trait;
 use malipo_core::objects::{Customer, Failure, NextAction};
-use malipo_core::payment::PaymentMethod;
+use malipo_core::payment::{CaptureMethod, PaymentMethod};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -106,6 +117,24 @@ pub struct PaymentRequest<'a> {
     /// The provider's token for the card (Stripe `pm_…`), when the
     /// merchant collected it with the provider's library.
     pub payment_method: Option<&'a str>,
+    /// `Manual`: only authorise; the money moves on
+    /// [`Connector::capture_payment`]. Only asked of connectors that
+    /// [`Connector::supports_manual_capture`].
+    pub capture_method: CaptureMethod,
+    pub account: &'a ConnectorAccount,
+    pub livemode: bool,
+}
+
+/// What a connector needs to capture or cancel an authorised payment.
+#[derive(Debug, Clone)]
+pub struct CaptureRequest<'a> {
+    pub payment_id: &'a str,
+    /// The provider's id for the authorisation (a PaymentIntent `pi_…`).
+    pub provider_reference: Option<&'a str>,
+    /// What to capture, in minor units (at most the authorised amount; a
+    /// smaller capture releases the rest). Unused by a cancel.
+    pub amount: u64,
+    pub currency: &'a str,
     pub account: &'a ConnectorAccount,
     pub livemode: bool,
 }
@@ -116,6 +145,10 @@ pub struct StatusRequest<'a> {
     pub payment_id: &'a str,
     /// The provider's own id for the payment, from an earlier outcome.
     pub provider_reference: Option<&'a str>,
+    /// The payment's amount (minor units) and currency, for providers whose
+    /// answer must be checked against them (Flutterwave).
+    pub amount: u64,
+    pub currency: &'a str,
     pub customer: &'a Customer,
     /// When the payment was started, for providers (and the sandbox) whose
     /// answer depends on elapsed time.
@@ -224,6 +257,14 @@ pub enum PaymentOutcome {
         provider_reference: Option<String>,
         next_action: NextAction,
         poll_after_ms: u64,
+    },
+    /// The provider authorised a manual-capture payment: `amount_capturable`
+    /// (minor units) waits for [`Connector::capture_payment`], at most
+    /// `expires_after_seconds` (a little less than the provider holds it).
+    Authorized {
+        provider_reference: Option<String>,
+        amount_capturable: u64,
+        expires_after_seconds: u64,
     },
 }
 
@@ -344,6 +385,33 @@ pub trait Connector: Send + Sync + fmt::Debug {
         false
     }
 
+    /// Whether the provider can authorise a payment now and capture it
+    /// later (`capture_method: manual`), and cancel the authorisation.
+    fn supports_manual_capture(&self) -> bool {
+        false
+    }
+
+    /// Captures (part of) an authorised payment: `Succeeded` once the
+    /// provider took the money. Unsupported unless
+    /// [`Connector::supports_manual_capture`].
+    async fn capture_payment(
+        &self,
+        _request: &CaptureRequest<'_>,
+    ) -> Result<PaymentOutcome, ConnectorError> {
+        Err(ConnectorError::Unsupported(
+            "capturing an authorised payment",
+        ))
+    }
+
+    /// Cancels an authorised payment at the provider, releasing the hold on
+    /// the customer's money; answers once the provider confirmed.
+    /// Unsupported unless [`Connector::supports_manual_capture`].
+    async fn cancel_payment(&self, _request: &CaptureRequest<'_>) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Unsupported(
+            "canceling an authorised payment",
+        ))
+    }
+
     /// Checks a new payment against what the provider takes, before
     /// anything is written, and normalises the customer's phone into the
     /// provider's format. A refusal names the request field to blame.
@@ -388,6 +456,14 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// `None` when it reports none.
     fn parse_paid_details(&self, _raw_body: &[u8]) -> Option<PaidDetails> {
         None
+    }
+
+    /// Whether even a callback whose signature checked out only names the
+    /// payment, to be confirmed with [`Connector::payment_status`] before
+    /// anything changes (Flutterwave: `verif-hash` is a static secret, and
+    /// its docs say to verify every transaction).
+    fn confirms_callbacks(&self) -> bool {
+        false
     }
 
     /// Registers where the provider announces payments customers start

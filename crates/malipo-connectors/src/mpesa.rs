@@ -1631,6 +1631,7 @@ mod tests {
                 description,
                 return_url: None,
                 payment_method: None,
+                capture_method: malipo_core::payment::CaptureMethod::Automatic,
                 account: &account,
                 livemode: false,
             };

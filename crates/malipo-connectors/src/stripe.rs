@@ -23,6 +23,16 @@
 //! payment. A failed 3-D Secure leaves the intent
 //! `requires_payment_method` with a `last_payment_error`: the payment fails.
 //!
+//! Manual capture (`capture_method: manual`): the intent is created with
+//! `capture_method=manual`, so a good card leaves it `requires_capture`
+//! with `amount_capturable` ([`PaymentOutcome::Authorized`]; 3-D Secure
+//! first when the bank asks, then the `payment_intent.amount_capturable_updated`
+//! webhook). `POST /v1/payment_intents/{id}/capture` with
+//! `amount_to_capture` takes all or part of it (Stripe releases the rest);
+//! `POST /v1/payment_intents/{id}/cancel` releases it all. Stripe cancels
+//! an uncaptured intent after 7 days: Malipo expires the payment an hour
+//! before ([`AUTHORIZATION_EXPIRY_SECONDS`]).
+//!
 //! Amounts: Malipo's minor units converted exactly to Stripe's
 //! (zero-decimal currencies such as UGX, JPY, RWF go as whole units,
 //! three-decimal ones such as KWD in thousandths, ending in 0).
@@ -35,6 +45,7 @@
 //!
 //! The connector account's `webhook_secret` is the endpoint's `whsec_…`.
 
+use crate::CaptureRequest;
 use crate::cards;
 use crate::common::{self, Reply, credential, refusal_message, required};
 use crate::{
@@ -44,12 +55,16 @@ use crate::{
 use async_trait::async_trait;
 use malipo_core::Asset;
 use malipo_core::objects::{Customer, Failure};
+use malipo_core::payment::CaptureMethod;
 use serde_json::Value;
 
 /// The provider name of Stripe accounts (and of this connector).
 pub const STRIPE: &str = "stripe";
 /// Stripe's API host.
 pub const BASE_URL: &str = "https://api.stripe.com";
+/// Stripe keeps an uncaptured card authorisation 7 days; Malipo gives up
+/// an hour earlier, so it never captures one Stripe already released.
+pub const AUTHORIZATION_EXPIRY_SECONDS: u64 = 7 * 24 * 3600 - 3600;
 /// Currencies Stripe counts in whole units.
 pub const ZERO_DECIMAL: &[&str] = &[
     "bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
@@ -138,7 +153,16 @@ pub fn outcome_of(
                 poll_after_ms,
             }
         }
-        "processing" | "requires_confirmation" | "requires_capture" => PaymentOutcome::Processing {
+        "requires_capture" => {
+            let currency = intent.get("currency").and_then(Value::as_str)?;
+            let capturable = intent.get("amount_capturable").and_then(Value::as_u64)?;
+            PaymentOutcome::Authorized {
+                provider_reference,
+                amount_capturable: malipo_amount(capturable, currency)?,
+                expires_after_seconds: AUTHORIZATION_EXPIRY_SECONDS,
+            }
+        }
+        "processing" | "requires_confirmation" => PaymentOutcome::Processing {
             provider_reference,
             next_action: None,
             poll_after_ms,
@@ -262,6 +286,41 @@ impl StripeConnector {
             .body(body.query().unwrap_or_default().to_string());
         common::send(http, "Stripe", what).await
     }
+
+    /// `POST /v1/payment_intents/{id}/{action}`: the intent it answers.
+    async fn act_on_intent(
+        &self,
+        request: &CaptureRequest<'_>,
+        action: &str,
+        pairs: &[(&str, String)],
+    ) -> Result<Value, ConnectorError> {
+        let settings = Settings::of(request.account)?;
+        let id = request
+            .provider_reference
+            .filter(|id| id.starts_with("pi_"))
+            .ok_or_else(|| {
+                ConnectorError::Rejected("no PaymentIntent id (provider reference)".into())
+            })?;
+        // A retry of the same step (same amount) is the same request to Stripe.
+        let key = match action {
+            "capture" => format!("{}.capture.{}", request.payment_id, request.amount),
+            _ => format!("{}.{action}", request.payment_id),
+        };
+        let what = format!("{action} payment intent");
+        let reply = self
+            .post_form(
+                &settings,
+                &format!("/v1/payment_intents/{id}/{action}"),
+                pairs,
+                &key,
+                &what,
+            )
+            .await?;
+        if !reply.is_success() {
+            return Err(rejection(&what, &reply));
+        }
+        Ok(reply.json.unwrap_or(Value::Null))
+    }
 }
 
 #[async_trait]
@@ -272,6 +331,40 @@ impl Connector for StripeConnector {
 
     fn payment_expiry_seconds(&self) -> u64 {
         cards::PAYMENT_EXPIRY_SECONDS
+    }
+
+    fn supports_manual_capture(&self) -> bool {
+        true
+    }
+
+    /// `amount_to_capture` in Stripe's units; the intent must answer
+    /// `succeeded`.
+    async fn capture_payment(
+        &self,
+        request: &CaptureRequest<'_>,
+    ) -> Result<PaymentOutcome, ConnectorError> {
+        let pairs = [(
+            "amount_to_capture",
+            stripe_amount(request.amount, request.currency)?.to_string(),
+        )];
+        let intent = self.act_on_intent(request, "capture", &pairs).await?;
+        match outcome_of(&intent, None, common::POLL_AFTER_MS_MIN) {
+            Some(outcome @ PaymentOutcome::Succeeded { .. }) => Ok(outcome),
+            _ => Err(ConnectorError::Unavailable(format!(
+                "Stripe answered a capture with status {}",
+                intent.get("status").unwrap_or(&Value::Null)
+            ))),
+        }
+    }
+
+    async fn cancel_payment(&self, request: &CaptureRequest<'_>) -> Result<(), ConnectorError> {
+        let intent = self.act_on_intent(request, "cancel", &[]).await?;
+        match intent.get("status").and_then(Value::as_str) {
+            Some("canceled") => Ok(()),
+            status => Err(ConnectorError::Unavailable(format!(
+                "Stripe answered a cancel with status {status:?}"
+            ))),
+        }
     }
 
     fn check_payment(
@@ -320,6 +413,9 @@ impl Connector for StripeConnector {
             ("confirm", "true".to_string()),
             ("metadata[malipo_payment]", request.payment_id.to_string()),
         ];
+        if request.capture_method == CaptureMethod::Manual {
+            pairs.push(("capture_method", "manual".to_string()));
+        }
         if let Some(return_url) = request.return_url {
             pairs.push(("return_url", return_url.to_string()));
         }
@@ -566,6 +662,16 @@ mod tests {
         assert_eq!(
             outcome_of(&json!({"id": "pi_3", "status": "weird"}), None, 0),
             None
+        );
+        let authorized = json!({"id": "pi_4", "status": "requires_capture",
+            "amount": 5000, "amount_capturable": 5000, "currency": "usd"});
+        assert_eq!(
+            outcome_of(&authorized, None, 0),
+            Some(PaymentOutcome::Authorized {
+                provider_reference: Some("pi_4".into()),
+                amount_capturable: 5000,
+                expires_after_seconds: AUTHORIZATION_EXPIRY_SECONDS,
+            })
         );
     }
 }

@@ -69,6 +69,7 @@ fn payment<'a>(
         description: None,
         return_url: None,
         payment_method: None,
+        capture_method: malipo_core::payment::CaptureMethod::Automatic,
         account,
         livemode: false,
     }
@@ -119,6 +120,8 @@ async fn status(
             started_ms: 0,
             now_ms: 0,
             next_action: None,
+            amount: 0,
+            currency: "",
             account,
         })
         .await

@@ -259,6 +259,9 @@ fn check_claim(
         }
         | PaymentOutcome::RequiresAction {
             provider_reference, ..
+        }
+        | PaymentOutcome::Authorized {
+            provider_reference, ..
         } => {
             prop_assert!(!says_success(provider, &reported));
             provider_reference

@@ -72,6 +72,7 @@ fn payment<'a>(
         description: Some("Test order"),
         return_url: None,
         payment_method: None,
+        capture_method: malipo_core::payment::CaptureMethod::Automatic,
         account,
         livemode: false,
     }
@@ -117,6 +118,8 @@ async fn status_at(
             started_ms,
             now_ms: 0,
             next_action: None,
+            amount: 0,
+            currency: "",
             account,
         })
         .await

@@ -71,6 +71,7 @@ fn payment<'a>(
         description: Some("Test order"),
         return_url: Some(RETURN_URL),
         payment_method: None,
+        capture_method: malipo_core::payment::CaptureMethod::Automatic,
         account,
         livemode: false,
     }
@@ -116,6 +117,8 @@ async fn status(
             started_ms: 0,
             now_ms: 0,
             next_action,
+            amount: 0,
+            currency: "",
             account,
         })
         .await

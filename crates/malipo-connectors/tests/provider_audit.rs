@@ -72,6 +72,7 @@ async fn provider_calls_are_logged_without_secrets_or_phone_numbers() {
             description: None,
             return_url: None,
             payment_method: None,
+            capture_method: malipo_core::payment::CaptureMethod::Automatic,
             account: &account,
             livemode: false,
         })

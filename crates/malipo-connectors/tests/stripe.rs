@@ -64,6 +64,7 @@ fn payment<'a>(
         description: Some("Test order"),
         return_url: Some(RETURN_URL),
         payment_method: token,
+        capture_method: malipo_core::payment::CaptureMethod::Automatic,
         account,
         livemode: false,
     }
@@ -94,6 +95,8 @@ async fn status(
             started_ms: 0,
             now_ms: 0,
             next_action,
+            amount: 0,
+            currency: "",
             account: &account(simulator),
         })
         .await
@@ -110,6 +113,9 @@ fn reference_of(outcome: &PaymentOutcome) -> String {
             provider_reference, ..
         }
         | PaymentOutcome::RequiresAction {
+            provider_reference, ..
+        }
+        | PaymentOutcome::Authorized {
             provider_reference, ..
         } => provider_reference.clone().unwrap(),
     }

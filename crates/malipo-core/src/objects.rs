@@ -7,7 +7,7 @@
 //! Times are Unix seconds, as in Stripe's API.
 
 use crate::metadata::Metadata;
-use crate::payment::{PaymentMethod, PaymentStatus};
+use crate::payment::{CaptureMethod, PaymentMethod, PaymentStatus};
 use crate::payout::PayoutStatus;
 use crate::refund::{RefundReason, RefundStatus};
 use serde::{Deserialize, Serialize};
@@ -117,14 +117,26 @@ pub struct Payment {
     /// The connector that carries the payment, e.g. `sandbox`.
     pub connector: String,
     pub status: PaymentStatus,
+    /// `automatic` (the default): the money moves when the provider takes
+    /// it; `manual`: the provider only authorises it (`requires_capture`)
+    /// and the merchant captures it later.
+    pub capture_method: CaptureMethod,
+    /// What an authorised manual-capture payment may still capture (minor
+    /// units); 0 in every other status.
+    pub amount_capturable: u64,
+    /// What the payment received once it succeeded: `amount`, or what a
+    /// manual capture took (a partial capture releases the rest); 0 before.
+    pub amount_received: u64,
     /// The merchant's own order id.
     pub reference: Option<String>,
     pub description: Option<String>,
     pub customer: Customer,
     pub amount_refunded: u64,
-    /// Malipo's fee, charged when the payment succeeds.
+    /// Malipo's fee, charged when the payment succeeds (on the captured
+    /// amount, for a manual capture).
     pub fee: u64,
-    /// `amount - fee`: what the merchant's balance receives on success.
+    /// `amount - fee` (`amount_received - fee` once captured): what the
+    /// merchant's balance receives on success.
     pub net: u64,
     pub next_action: Option<NextAction>,
     /// Where the provider's hosted page sends the customer back to (cards).

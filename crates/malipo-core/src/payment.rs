@@ -17,6 +17,11 @@ pub enum PaymentStatus {
     /// The customer must act (approve a phone prompt, follow a redirect,
     /// pay to a reference); see `next_action`.
     RequiresAction,
+    /// The provider authorised the amount (`capture_method: "manual"`);
+    /// it moves only when the merchant captures
+    /// (`POST /v1/payments/{id}/capture`), and is released by a cancel or
+    /// when the authorisation expires.
+    RequiresCapture,
     Succeeded,
     Failed,
     Canceled,
@@ -31,6 +36,11 @@ pub enum PaymentTransition {
     StartProcessing,
     /// The provider needs the customer to do something.
     RequireAction,
+    /// The provider authorised a manual-capture payment: it waits for the
+    /// merchant's capture.
+    Authorize,
+    /// The provider captured (all or part of) an authorised payment.
+    Capture,
     Succeed,
     Fail,
     /// The merchant canceled before the provider took the money.
@@ -48,10 +58,11 @@ pub struct IllegalTransition {
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 7] = [
+    pub const ALL: [PaymentStatus; 8] = [
         PaymentStatus::RequiresConfirmation,
         PaymentStatus::Processing,
         PaymentStatus::RequiresAction,
+        PaymentStatus::RequiresCapture,
         PaymentStatus::Succeeded,
         PaymentStatus::Failed,
         PaymentStatus::Canceled,
@@ -65,14 +76,28 @@ impl PaymentStatus {
         let next = match (self, transition) {
             (S::RequiresConfirmation | S::RequiresAction, T::StartProcessing) => S::Processing,
             (S::RequiresConfirmation | S::Processing, T::RequireAction) => S::RequiresAction,
+            (S::RequiresConfirmation | S::Processing | S::RequiresAction, T::Authorize) => {
+                S::RequiresCapture
+            }
+            (S::RequiresCapture, T::Capture) => S::Succeeded,
             (S::RequiresConfirmation | S::Processing | S::RequiresAction, T::Succeed) => {
                 S::Succeeded
             }
-            (S::RequiresConfirmation | S::Processing | S::RequiresAction, T::Fail) => S::Failed,
+            (
+                S::RequiresConfirmation | S::Processing | S::RequiresAction | S::RequiresCapture,
+                T::Fail,
+            ) => S::Failed,
             // Once the provider holds the request (processing) the money may
-            // already be moving, so only a payment nobody has sent can be canceled.
-            (S::RequiresConfirmation | S::RequiresAction, T::Cancel) => S::Canceled,
-            (S::RequiresConfirmation | S::Processing | S::RequiresAction, T::Expire) => S::Expired,
+            // already be moving, so only a payment nobody has sent can be
+            // canceled; an authorisation (requires_capture) is canceled at
+            // the provider first, and no money has moved.
+            (S::RequiresConfirmation | S::RequiresAction | S::RequiresCapture, T::Cancel) => {
+                S::Canceled
+            }
+            (
+                S::RequiresConfirmation | S::Processing | S::RequiresAction | S::RequiresCapture,
+                T::Expire,
+            ) => S::Expired,
             (from, transition) => return Err(IllegalTransition { from, transition }),
         };
         Ok(next)
@@ -91,6 +116,7 @@ impl PaymentStatus {
             Self::RequiresConfirmation => "requires_confirmation",
             Self::Processing => "processing",
             Self::RequiresAction => "requires_action",
+            Self::RequiresCapture => "requires_capture",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Canceled => "canceled",
@@ -114,11 +140,41 @@ impl fmt::Display for PaymentTransition {
         f.write_str(match self {
             Self::StartProcessing => "start processing",
             Self::RequireAction => "require a customer action",
+            Self::Authorize => "be authorised for a later capture",
+            Self::Capture => "be captured",
             Self::Succeed => "succeed",
             Self::Fail => "fail",
             Self::Cancel => "be canceled",
             Self::Expire => "expire",
         })
+    }
+}
+
+/// When an authorised payment's money moves: at once (`automatic`, the
+/// default) or when the merchant captures it (`manual`, for connectors
+/// that can hold an authorisation: Stripe).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureMethod {
+    #[default]
+    Automatic,
+    Manual,
+}
+
+impl CaptureMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Automatic => "automatic",
+            Self::Manual => "manual",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Automatic, Self::Manual]
+            .into_iter()
+            .find(|method| method.as_str() == text)
     }
 }
 
@@ -185,6 +241,8 @@ mod tests {
         let transitions = [
             T::StartProcessing,
             T::RequireAction,
+            T::Authorize,
+            T::Capture,
             T::Succeed,
             T::Fail,
             T::Cancel,
@@ -219,6 +277,28 @@ mod tests {
             error.to_string(),
             "a payment with status `processing` can't be canceled"
         );
+    }
+
+    #[test]
+    fn an_authorisation_is_captured_canceled_or_expires_and_nothing_else() {
+        assert_eq!(S::Processing.apply(T::Authorize), Ok(S::RequiresCapture));
+        assert_eq!(
+            S::RequiresAction.apply(T::Authorize),
+            Ok(S::RequiresCapture)
+        );
+        assert_eq!(S::RequiresCapture.apply(T::Capture), Ok(S::Succeeded));
+        assert_eq!(S::RequiresCapture.apply(T::Cancel), Ok(S::Canceled));
+        assert_eq!(S::RequiresCapture.apply(T::Expire), Ok(S::Expired));
+        assert_eq!(S::RequiresCapture.apply(T::Fail), Ok(S::Failed));
+        // Only an authorisation is captured, and a provider's plain
+        // "succeeded" never skips the capture.
+        for status in [S::RequiresConfirmation, S::Processing, S::RequiresAction] {
+            assert!(status.apply(T::Capture).is_err(), "{status}");
+        }
+        assert!(S::RequiresCapture.apply(T::Succeed).is_err());
+        assert!(S::RequiresCapture.apply(T::Authorize).is_err());
+        assert_eq!(CaptureMethod::parse("manual"), Some(CaptureMethod::Manual));
+        assert_eq!(CaptureMethod::parse("later"), None);
     }
 
     #[test]

@@ -561,6 +561,9 @@ async fn record_c2b_payment(
             method: PaymentMethod::Mpesa,
             connector: MPESA.into(),
             status: PaymentStatus::RequiresConfirmation,
+            capture_method: malipo_core::payment::CaptureMethod::Automatic,
+            amount_capturable: 0,
+            amount_received: 0,
             reference: notification
                 .bill_ref_number
                 .as_ref()
@@ -592,6 +595,7 @@ async fn record_c2b_payment(
         funds_reserved: false,
         started_ms: Some(now.saturating_mul(1000)),
         next_poll_ms: None,
+        pending_operation: None,
     };
     conn.insert_payment(&record).await?;
     let created = event(

@@ -663,7 +663,14 @@ impl Gateway {
         let paid_details = connector
             .as_ref()
             .and_then(|connector| connector.parse_paid_details(callback.raw_body));
-        let confirmation = if verdict == Verdict::Unsigned {
+        // Unsigned bodies, and those of providers whose connector confirms
+        // every callback (Flutterwave), are hints: the provider's status
+        // API decides.
+        let needs_confirmation = verdict == Verdict::Unsigned
+            || connector
+                .as_ref()
+                .is_some_and(|connector| connector.confirms_callbacks());
+        let confirmation = if needs_confirmation {
             self.confirm_by_status_query(&definition, &account, callback.raw_body)
                 .await
         } else {
@@ -697,9 +704,9 @@ impl Gateway {
                 .await?;
             inbound.outcome = outcome.into();
             inbound.outcome_detail = detail;
-        } else if verdict == Verdict::Unsigned {
-            // An unsigned body is a hint: only what the provider's status
-            // API answered (asked before this transaction) changes anything.
+        } else if needs_confirmation {
+            // A hint: only what the provider's status API answered (asked
+            // before this transaction) changes anything.
             match confirmation {
                 Some((payment_id, outcome))
                     if !matches!(outcome, PaymentOutcome::Processing { .. }) =>
@@ -733,9 +740,8 @@ impl Gateway {
                 }
                 None => {
                     inbound.outcome = "awaiting_confirmation".into();
-                    inbound.outcome_detail = Some(
-                        "unsigned callback: to be confirmed with the provider's status API".into(),
-                    );
+                    inbound.outcome_detail =
+                        Some("to be confirmed with the provider's status API".into());
                 }
             }
         } else {
@@ -787,6 +793,8 @@ impl Gateway {
                 started_ms: record.started_ms.unwrap_or(record.payment.created * 1000),
                 now_ms: crate::now_ms(),
                 next_action: record.payment.next_action.as_ref(),
+                amount: record.payment.amount,
+                currency: &record.payment.currency,
                 account: &connector_account,
             })
             .await;

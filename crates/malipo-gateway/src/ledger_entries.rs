@@ -34,7 +34,10 @@
 //! A payment moves `net` from clearing to the merchant and `fee` from clearing
 //! to the platform. While the provider is processing, both are pending
 //! transfers (the merchant's pending balance); success posts them, failure or
-//! expiry voids them. A refund reverses the entries in proportion (see
+//! expiry voids them. An authorisation (manual capture) is reserved the same
+//! way for the whole amount; a capture posts the net and fee of the
+//! captured amount from those reservations (the ledger releases the rest,
+//! TigerBeetle's partial post), and a cancel or expiry voids them. A refund reverses the entries in proportion (see
 //! `malipo_core::refund::fee_share_of_refund`), reserved first and posted
 //! when the provider confirms. Transfer ids derive from the object id, so a
 //! retried step can never post twice.
@@ -225,6 +228,42 @@ pub fn payment_reservation_released(record: &PaymentRecord, post: bool) -> Vec<T
                 Some(format!("{id}.{}.pending", leg.suffix)),
                 id,
             )
+        })
+        .collect()
+}
+
+/// An authorisation reserved with [`payment_reserved`] (the record still
+/// holds its fee and net) was captured for `net + fee`: each reservation
+/// posts its captured part, or is voided when that part is 0 (a post of 0
+/// would mean "all of it").
+pub fn payment_captured(record: &PaymentRecord, net: u64, fee: u64) -> Vec<TransferRequest> {
+    let id = &record.payment.id;
+    payment_legs(record)
+        .iter()
+        .filter(|leg| leg.amount > 0)
+        .map(|leg| {
+            let captured = u128::from(if leg.suffix == "net" { net } else { fee });
+            let pending_id = Some(format!("{id}.{}.pending", leg.suffix));
+            if captured == 0 {
+                request(
+                    format!("{id}.{}.void", leg.suffix),
+                    leg,
+                    TransferKind::VoidPending,
+                    pending_id,
+                    id,
+                )
+            } else {
+                TransferRequest {
+                    amount: captured,
+                    ..request(
+                        format!("{id}.{}.post", leg.suffix),
+                        leg,
+                        TransferKind::PostPending,
+                        pending_id,
+                        id,
+                    )
+                }
+            }
         })
         .collect()
 }

@@ -48,6 +48,7 @@ pub use error::{ApiError, ErrorKind, GatewayError, GatewayResult};
 
 use malipo_connectors::Connector;
 use malipo_connectors::airtel::AirtelConnector;
+use malipo_connectors::flutterwave::FlutterwaveConnector;
 use malipo_connectors::mtn_momo::MtnMomoConnector;
 use malipo_connectors::paystack::PaystackConnector;
 use malipo_connectors::relworx::{RelworxConnector, ViaRelworx};
@@ -211,7 +212,7 @@ struct Inner {
 impl Gateway {
     /// Builds the gateway over a migrated store, with every connector
     /// registered (sandbox, M-Pesa, MTN MoMo, Airtel Money, Relworx,
-    /// Paystack and Stripe for cards, NOWPayments for crypto);
+    /// Paystack, Flutterwave and Stripe for cards, NOWPayments for crypto);
     /// loads (or on first start creates) the key-hashing secret.
     pub async fn new(store: Store, config: GatewayConfig) -> GatewayResult<Gateway> {
         install_crypto_provider();
@@ -240,6 +241,7 @@ impl Gateway {
         connectors.register_carrier(relworx);
         // Cards: the merchant's card account picks the provider (cards.rs).
         connectors.register_carrier(Arc::new(PaystackConnector::new()));
+        connectors.register_carrier(Arc::new(FlutterwaveConnector::new()));
         connectors.register_carrier(Arc::new(StripeConnector::new()));
         // Crypto: NOWPayments (a deposit address, signed IPNs).
         connectors.register(

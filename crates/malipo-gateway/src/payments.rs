@@ -13,7 +13,8 @@ use crate::idempotency::{IdempotencyGuard, complete};
 use crate::ledger_entries;
 use crate::{ApiError, ErrorKind, Gateway, GatewayError, GatewayResult, now_ms, now_seconds};
 use malipo_connectors::{
-    Connector, ConnectorError, PaidDetails, PaymentOutcome, PaymentRequest, StatusRequest,
+    CaptureRequest, Connector, ConnectorError, PaidDetails, PaymentOutcome, PaymentRequest,
+    StatusRequest,
 };
 use malipo_core::Asset;
 use malipo_core::MinorUnits;
@@ -21,8 +22,10 @@ use malipo_core::fee::FeeSchedule;
 use malipo_core::id::{IdKind, looks_like, new_id};
 use malipo_core::metadata::{self, Metadata};
 use malipo_core::objects::{BalanceTransaction, Customer, Failure, List, Payment};
-use malipo_core::payment::{PaymentMethod, PaymentStatus, PaymentTransition};
-use malipo_store::{Conn, EventRecord, Filter, Page, PaymentRecord, StoredResponse};
+use malipo_core::payment::{CaptureMethod, PaymentMethod, PaymentStatus, PaymentTransition};
+use malipo_store::{
+    Conn, EventRecord, Filter, Page, PaymentRecord, PendingOperation, StoredResponse,
+};
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
@@ -38,6 +41,11 @@ pub const RETURN_URL_LENGTH_MAX: usize = 2_048;
 pub const PAYMENT_METHOD_LENGTH_MAX: usize = 255;
 /// How long the worker holds a claimed status poll before another may retry.
 pub const POLL_LEASE_MS: i64 = 30_000;
+/// A capture or cancel asked this long ago has had its answer (connectors
+/// give up on a provider after 30 s): if the provider still holds the
+/// authorisation, the step never reached it, and the recovery poll (due
+/// this long after the step) forgets it so it can be asked again.
+pub const AUTHORIZATION_STEP_ANSWER_MS_MAX: i64 = 60_000;
 
 /// `POST /v1/payments`
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -71,6 +79,21 @@ pub struct CreatePayment {
     /// For `crypto` (required): the coin the customer pays in, e.g. `btc`,
     /// `eth`, `usdttrc20`.
     pub payment_method: Option<String>,
+    /// `automatic` (default): the money moves when the provider takes it.
+    /// `manual`: the provider only authorises it (status
+    /// `requires_capture`); capture it with `POST /v1/payments/{id}/capture`
+    /// or release it with `/cancel`. Only for connectors that can (Stripe
+    /// cards); others answer a 400 naming `capture_method`.
+    pub capture_method: Option<String>,
+}
+
+/// `POST /v1/payments/{id}/capture`
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapturePayment {
+    /// At most `amount_capturable` (the default: all of it). A smaller
+    /// capture releases the rest of the authorisation, as at Stripe.
+    pub amount_to_capture: Option<u64>,
 }
 
 /// A [`CreatePayment`] that passed every check.
@@ -88,6 +111,7 @@ pub(crate) struct NewPayment {
     pub(crate) voucher: Option<crate::vouchers::PaymentVoucher>,
     pub(crate) return_url: Option<String>,
     pub(crate) payment_method: Option<String>,
+    pub(crate) capture_method: CaptureMethod,
 }
 
 fn check_length(param: &str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
@@ -273,7 +297,17 @@ impl NewPayment {
             _ => {}
         }
         let voucher = crate::vouchers::voucher_for_method(method, request.voucher)?;
+        let capture_method = match request.capture_method.as_deref() {
+            None => CaptureMethod::Automatic,
+            Some(text) => CaptureMethod::parse(text).ok_or_else(|| {
+                ApiError::invalid(
+                    "capture_method",
+                    "capture_method must be `automatic` or `manual`",
+                )
+            })?,
+        };
         Ok(NewPayment {
+            capture_method,
             amount,
             asset,
             method,
@@ -337,6 +371,35 @@ fn not_found_unless_shaped(id: &str) -> Result<(), ApiError> {
 
 fn unexpected_state(message: String) -> ApiError {
     ApiError::new(ErrorKind::Conflict, "payment_unexpected_state", message)
+}
+
+/// A 400 naming `capture_method` for a connector (or method) that can't
+/// hold an authorisation.
+fn manual_capture_unsupported(connector: &str) -> ApiError {
+    ApiError::invalid(
+        "capture_method",
+        format!(
+            "`{connector}` payments can't be authorised now and captured later: leave capture_method out (automatic); manual capture works with card payments through Stripe"
+        ),
+    )
+}
+
+/// Refuses a capture or cancel of anything but an unexpired authorisation.
+fn require_authorised(payment: &Payment, verb: &str) -> Result<(), ApiError> {
+    if payment.status != PaymentStatus::RequiresCapture {
+        return Err(unexpected_state(format!(
+            "only a payment with status `requires_capture` (capture_method manual, authorised) can be {verb}; this one is `{}`",
+            payment.status
+        )));
+    }
+    if now_seconds() >= payment.expires_at {
+        return Err(ApiError::new(
+            ErrorKind::Conflict,
+            "authorization_expired",
+            "the authorisation expired before it was captured; the provider releases it",
+        ));
+    }
+    Ok(())
 }
 
 /// The caller's payment, locked for the rest of the transaction; 404 when
@@ -404,6 +467,7 @@ fn event_type_for(status: PaymentStatus) -> &'static str {
         PaymentStatus::RequiresConfirmation => "payment.created",
         PaymentStatus::Processing => "payment.processing",
         PaymentStatus::RequiresAction => "payment.requires_action",
+        PaymentStatus::RequiresCapture => "payment.requires_capture",
         PaymentStatus::Succeeded => "payment.succeeded",
         PaymentStatus::Failed => "payment.failed",
         PaymentStatus::Canceled => "payment.canceled",
@@ -470,15 +534,44 @@ fn plan_transition(
         .map_err(|error| unexpected_state(error.to_string()))?;
     let mut money = PaymentMoney::default();
     match next {
-        PaymentStatus::Processing if !record.funds_reserved => {
+        // An authorisation holds the money like a payment in flight: the
+        // merchant's pending balance, voided if it is never captured.
+        PaymentStatus::Processing | PaymentStatus::RequiresCapture if !record.funds_reserved => {
             money = PaymentMoney::moves(record, ledger_entries::payment_reserved(record));
             record.funds_reserved = true;
         }
         PaymentStatus::Succeeded => {
-            let transfers = if record.funds_reserved {
-                ledger_entries::payment_reservation_released(record, true)
-            } else {
-                ledger_entries::payment_posted(record)
+            let transfers = match (transition, record.pending_operation) {
+                (
+                    PaymentTransition::Capture,
+                    Some(PendingOperation::Capture { amount, fee, .. }),
+                ) if record.funds_reserved => {
+                    // Posts the captured part of the reservation; the
+                    // ledger releases the rest.
+                    let transfers = ledger_entries::payment_captured(record, amount - fee, fee);
+                    record.payment.amount_received = amount;
+                    record.payment.fee = fee;
+                    record.payment.net = amount - fee;
+                    transfers
+                }
+                (PaymentTransition::Capture, _) => {
+                    return Err(GatewayError::internal(ApiError::new(
+                        ErrorKind::Conflict,
+                        "capture_not_requested",
+                        format!(
+                            "payment {} was captured with no capture requested",
+                            record.payment.id
+                        ),
+                    )));
+                }
+                _ if record.funds_reserved => {
+                    record.payment.amount_received = record.payment.amount;
+                    ledger_entries::payment_reservation_released(record, true)
+                }
+                _ => {
+                    record.payment.amount_received = record.payment.amount;
+                    ledger_entries::payment_posted(record)
+                }
             };
             money = PaymentMoney::moves(record, transfers);
             record.funds_reserved = false;
@@ -489,7 +582,7 @@ fn plan_transition(
                 object: "balance_transaction",
                 livemode: payment.livemode,
                 kind: "payment".into(),
-                amount: signed(payment.amount)?,
+                amount: signed(payment.amount_received)?,
                 fee: signed(payment.fee)?,
                 net: signed(payment.net)?,
                 currency: payment.currency.clone(),
@@ -511,6 +604,13 @@ fn plan_transition(
     record.payment.status = next;
     record.payment.updated = now_seconds();
     if next.is_terminal() {
+        record.next_poll_ms = None;
+        record.payment.next_action = None;
+        record.payment.amount_capturable = 0;
+        record.pending_operation = None;
+    }
+    if next == PaymentStatus::RequiresCapture {
+        // Nothing to ask the provider until the merchant captures or cancels.
         record.next_poll_ms = None;
         record.payment.next_action = None;
     }
@@ -626,6 +726,9 @@ pub(crate) fn plan_outcome(
         alert_if_paid_after_close(record, &outcome);
         return Ok((PaymentMoney::default(), None));
     }
+    if record.payment.status == PaymentStatus::RequiresCapture {
+        return plan_authorized_outcome(record, outcome);
+    }
     let (provider_reference, step) = match outcome {
         PaymentOutcome::Succeeded { provider_reference } => {
             (provider_reference, Some(PaymentTransition::Succeed))
@@ -665,6 +768,17 @@ pub(crate) fn plan_outcome(
                 .then_some(PaymentTransition::RequireAction);
             (provider_reference, step)
         }
+        PaymentOutcome::Authorized {
+            provider_reference,
+            amount_capturable,
+            expires_after_seconds,
+        } => {
+            // Never more than the payment asked for.
+            record.payment.amount_capturable = amount_capturable.min(record.payment.amount);
+            record.payment.expires_at = now_seconds()
+                .saturating_add(i64::try_from(expires_after_seconds).unwrap_or(i64::MAX));
+            (provider_reference, Some(PaymentTransition::Authorize))
+        }
     };
     if provider_reference.is_some() {
         record.provider_reference = provider_reference;
@@ -675,6 +789,64 @@ pub(crate) fn plan_outcome(
     }
     record.payment.updated = now_seconds();
     Ok((PaymentMoney::default(), None))
+}
+
+/// What the provider says about an authorised (`requires_capture`)
+/// payment. Only the merchant's capture or cancel moves it on: a success
+/// settles the capture Malipo asked for (when the provider's answer, its
+/// webhook or the recovery poll says so, whichever comes first), a
+/// cancellation the cancel asked for; the provider ending it otherwise
+/// (e.g. canceled in its dashboard) fails the payment, releasing the
+/// reservation. An authorisation still held long after a step was asked
+/// (see [`AUTHORIZATION_STEP_ANSWER_MS_MAX`]) means the step never reached
+/// the provider: it is forgotten, to be asked again; sooner, it may still
+/// be on its way (a late webhook), so it is kept and asked about later.
+fn plan_authorized_outcome(
+    record: &mut PaymentRecord,
+    outcome: PaymentOutcome,
+) -> GatewayResult<(PaymentMoney, Option<EventRecord>)> {
+    // Only a step in flight needs the provider asked again.
+    record.next_poll_ms = record
+        .pending_operation
+        .map(|_| now_ms() + AUTHORIZATION_STEP_ANSWER_MS_MAX);
+    let step = match (outcome, record.pending_operation) {
+        (PaymentOutcome::Succeeded { .. }, Some(PendingOperation::Capture { .. })) => {
+            Some(PaymentTransition::Capture)
+        }
+        (PaymentOutcome::Succeeded { .. }, _) => {
+            tracing::error!(payment = %record.payment.id, connector = %record.payment.connector,
+                "the provider reports an authorisation Malipo did not capture as captured: capture through Malipo, or refund it at the provider");
+            metrics::counter!("malipo_payments_captured_outside_total", "connector" => record.payment.connector.clone())
+                .increment(1);
+            None
+        }
+        (PaymentOutcome::Failed { .. }, Some(PendingOperation::Cancel { .. })) => {
+            Some(PaymentTransition::Cancel)
+        }
+        (PaymentOutcome::Failed { failure, .. }, _) => {
+            record.payment.failure = Some(failure);
+            Some(PaymentTransition::Fail)
+        }
+        (PaymentOutcome::Authorized { .. }, Some(step))
+            if now_ms() - step.at_ms() >= AUTHORIZATION_STEP_ANSWER_MS_MAX =>
+        {
+            tracing::warn!(payment = %record.payment.id, "a capture or cancel never reached the provider; it may be asked again");
+            record.pending_operation = None;
+            record.next_poll_ms = None;
+            None
+        }
+        _ => None,
+    };
+    match step {
+        Some(step) => {
+            let (money, event) = plan_transition(record, step)?;
+            Ok((money, Some(event)))
+        }
+        None => {
+            record.payment.updated = now_seconds();
+            Ok((PaymentMoney::default(), None))
+        }
+    }
 }
 
 impl Gateway {
@@ -723,6 +895,9 @@ impl Gateway {
             return Ok(resumed);
         }
         let new = NewPayment::parse(request)?;
+        if new.capture_method == CaptureMethod::Manual && new.method == PaymentMethod::Voucher {
+            return Err(manual_capture_unsupported("voucher").into());
+        }
         if new.method == PaymentMethod::Voucher {
             // Paid from Malipo's own vouchers: no connector to ask.
             return self.create_voucher_payment(context, new, guard).await;
@@ -745,6 +920,9 @@ impl Gateway {
         connector
             .check_payment(&mut new.customer, new.asset.code(), new.amount)
             .map_err(|error| ApiError::invalid(error.param, error.message))?;
+        if new.capture_method == CaptureMethod::Manual && !connector.supports_manual_capture() {
+            return Err(manual_capture_unsupported(connector.name()).into());
+        }
         if connector.name() != "sandbox" {
             // Refuse before writing anything when the merchant can't use it.
             self.merchant_connector_account(
@@ -773,6 +951,9 @@ impl Gateway {
                 method: new.method,
                 connector: connector.name().to_owned(),
                 status: PaymentStatus::RequiresConfirmation,
+                capture_method: new.capture_method,
+                amount_capturable: 0,
+                amount_received: 0,
                 reference: new.reference,
                 description: new.description,
                 customer: new.customer,
@@ -794,6 +975,7 @@ impl Gateway {
             funds_reserved: false,
             started_ms: None,
             next_poll_ms: None,
+            pending_operation: None,
         };
         if new.confirm {
             record.started_ms = Some(now_ms);
@@ -952,6 +1134,7 @@ impl Gateway {
                 description: payment.description.as_deref(),
                 return_url: payment.return_url.as_deref(),
                 payment_method: payment.payment_method.as_deref(),
+                capture_method: payment.capture_method,
                 account: &account,
                 livemode: payment.livemode,
             })
@@ -1044,6 +1227,9 @@ impl Gateway {
             .await
     }
 
+    /// Cancels a payment nobody has sent to a provider yet, or an
+    /// authorisation (`requires_capture`), which is canceled at the
+    /// provider first (see [`Gateway::authorization_step`]).
     pub async fn cancel_payment(
         &self,
         context: &MerchantContext,
@@ -1051,9 +1237,24 @@ impl Gateway {
         guard: Option<IdempotencyGuard>,
     ) -> GatewayResult<Payment> {
         context.require(malipo_core::objects::Scope::PaymentsWrite)?;
+        if let Some(resumed) = self.resume(context, guard.as_ref()).await? {
+            return Ok(resumed);
+        }
         let mut tx = self.store().begin().await?;
         let mut conn = tx.conn();
         let mut record = lock_payment(&mut conn, context, id).await?;
+        if record.payment.status == PaymentStatus::RequiresCapture {
+            // Nothing written: the step takes the lock again itself.
+            drop(tx);
+            return self
+                .authorization_step(
+                    context,
+                    id,
+                    PendingOperation::Cancel { at_ms: now_ms() },
+                    guard,
+                )
+                .await;
+        }
         if record.payment.status == PaymentStatus::RequiresConfirmation
             && record.started_ms.is_some()
         {
@@ -1068,6 +1269,180 @@ impl Gateway {
         complete(&mut conn, guard.as_ref(), &record.payment).await?;
         tx.commit().await?;
         Ok(record.payment)
+    }
+
+    /// `POST /v1/payments/{id}/capture`: captures all or part of an
+    /// authorised (`requires_capture`) payment at its provider, and only
+    /// then marks it succeeded and credits the captured amount (its fee
+    /// taken from the merchant's schedule for that amount).
+    pub async fn capture_payment(
+        &self,
+        context: &MerchantContext,
+        id: &str,
+        request: CapturePayment,
+        guard: Option<IdempotencyGuard>,
+    ) -> GatewayResult<Payment> {
+        context.require(malipo_core::objects::Scope::PaymentsWrite)?;
+        if let Some(resumed) = self.resume(context, guard.as_ref()).await? {
+            return Ok(resumed);
+        }
+        let payment = self.payment(context, id).await?;
+        require_authorised(&payment, "captured")?;
+        let amount = request
+            .amount_to_capture
+            .unwrap_or(payment.amount_capturable);
+        if amount == 0 || amount > payment.amount_capturable {
+            return Err(ApiError::invalid(
+                "amount_to_capture",
+                format!(
+                    "amount_to_capture must be 1 to {} (the amount_capturable)",
+                    payment.amount_capturable
+                ),
+            )
+            .into());
+        }
+        let fee = self
+            .fee_schedule(&context.merchant_id, payment.method)
+            .await?
+            .fee_for(MinorUnits::from(amount));
+        let fee = u64::try_from(fee.get()).map_err(GatewayError::internal)?;
+        self.authorization_step(
+            context,
+            id,
+            PendingOperation::Capture {
+                amount,
+                fee,
+                at_ms: now_ms(),
+            },
+            guard,
+        )
+        .await
+    }
+
+    /// Captures or cancels an authorisation at its provider. The step is
+    /// written first (`pending_operation`, with a recovery poll), so a
+    /// second one is refused while it runs and a crash before the answer is
+    /// recorded is finished by the poll; the provider's answer (or its
+    /// webhook, if first) then settles it through [`plan_authorized_outcome`].
+    async fn authorization_step(
+        &self,
+        context: &MerchantContext,
+        id: &str,
+        step: PendingOperation,
+        guard: Option<IdempotencyGuard>,
+    ) -> GatewayResult<Payment> {
+        let verb = match step {
+            PendingOperation::Capture { .. } => "captured",
+            PendingOperation::Cancel { .. } => "canceled",
+        };
+        let mut tx = self.store().begin().await?;
+        let mut conn = tx.conn();
+        let mut record = lock_payment(&mut conn, context, id).await?;
+        require_authorised(&record.payment, verb)?;
+        if let PendingOperation::Capture { amount, .. } = step
+            && amount > record.payment.amount_capturable
+        {
+            return Err(ApiError::invalid(
+                "amount_to_capture",
+                format!(
+                    "amount_to_capture must be 1 to {} (the amount_capturable)",
+                    record.payment.amount_capturable
+                ),
+            )
+            .into());
+        }
+        if record.pending_operation.is_some() {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                "payment_operation_in_progress",
+                "a capture or cancel of this payment is already with the provider; retry when it has finished",
+            )
+            .into());
+        }
+        let connector = self
+            .connectors()
+            .by_name(&record.payment.connector)
+            .cloned()
+            .ok_or_else(|| {
+                GatewayError::internal(ApiError::invalid(
+                    "connector",
+                    format!("no connector `{}`", record.payment.connector),
+                ))
+            })?;
+        record.pending_operation = Some(step);
+        record.next_poll_ms = Some(step.at_ms() + AUTHORIZATION_STEP_ANSWER_MS_MAX);
+        record.payment.updated = now_seconds();
+        conn.update_payment(&record).await?;
+        crate::idempotency::recovery_point(&mut conn, guard.as_ref(), id).await?;
+        tx.commit().await?;
+
+        let account = self.account_for(&record).await?;
+        let request = CaptureRequest {
+            payment_id: &record.payment.id,
+            provider_reference: record.provider_reference.as_deref(),
+            amount: match step {
+                PendingOperation::Capture { amount, .. } => amount,
+                PendingOperation::Cancel { .. } => record.payment.amount_capturable,
+            },
+            currency: &record.payment.currency,
+            account: &account,
+            livemode: record.payment.livemode,
+        };
+        let answer = match step {
+            PendingOperation::Capture { .. } => connector.capture_payment(&request).await,
+            PendingOperation::Cancel { .. } => {
+                connector
+                    .cancel_payment(&request)
+                    .await
+                    .map(|()| PaymentOutcome::Failed {
+                        provider_reference: None,
+                        failure: Failure {
+                            code: "canceled".into(),
+                            message: "canceled by the merchant".into(),
+                        },
+                    })
+            }
+        };
+        let mut tx = self.store().begin().await?;
+        let mut conn = tx.conn();
+        let mut record = lock_payment(&mut conn, context, id).await?;
+        match answer {
+            Ok(outcome) => {
+                apply_outcome(&mut conn, &mut record, outcome).await?;
+                complete(&mut conn, guard.as_ref(), &record.payment).await?;
+                tx.commit().await?;
+                Ok(record.payment)
+            }
+            Err(ConnectorError::Unavailable(reason)) => {
+                // The provider may have done it: the recovery poll asks.
+                tracing::warn!(payment = %id, %reason, "the provider did not answer a capture or cancel; the poll will ask it");
+                Err(ApiError::new(
+                    ErrorKind::ProviderUnavailable,
+                    "provider_unavailable",
+                    format!(
+                        "the provider did not answer; Malipo asks it again and records the outcome (payment.succeeded or payment.canceled), or lets you retry: {reason}"
+                    ),
+                )
+                .into())
+            }
+            Err(error) => {
+                if record.pending_operation == Some(step) {
+                    record.pending_operation = None;
+                    record.next_poll_ms = None;
+                    conn.update_payment(&record).await?;
+                    tx.commit().await?;
+                }
+                Err(ApiError::new(
+                    ErrorKind::Payment,
+                    match step {
+                        PendingOperation::Capture { .. } => "capture_failed",
+                        PendingOperation::Cancel { .. } => "cancel_failed",
+                    },
+                    format!("the provider refused: {error}"),
+                )
+                .into())
+            }
+        }
     }
 
     pub async fn payment(&self, context: &MerchantContext, id: &str) -> GatewayResult<Payment> {
@@ -1195,6 +1570,8 @@ impl Gateway {
                 started_ms: record.started_ms.unwrap_or(record.payment.created * 1000),
                 now_ms: now_ms(),
                 next_action: record.payment.next_action.as_ref(),
+                amount: record.payment.amount,
+                currency: &record.payment.currency,
                 account: &account,
             })
             .await;
@@ -1226,13 +1603,23 @@ impl Gateway {
             let Some(mut record) = conn.payment_by_id_for_update(&id).await? else {
                 continue;
             };
-            if record.payment.status.is_terminal() {
+            if record.payment.status.is_terminal() || record.pending_operation.is_some() {
+                // A capture or cancel with the provider: its poll decides.
                 continue;
             }
-            record.payment.failure = Some(Failure {
-                code: "expired".into(),
-                message: "the payment was not completed before it expired".into(),
-            });
+            record.payment.failure = Some(
+                if record.payment.status == PaymentStatus::RequiresCapture {
+                    Failure {
+                    code: "authorization_expired".into(),
+                    message: "the authorisation was not captured in time; nothing was charged and the provider releases it".into(),
+                }
+                } else {
+                    Failure {
+                        code: "expired".into(),
+                        message: "the payment was not completed before it expired".into(),
+                    }
+                },
+            );
             events.push(transition(&mut conn, &mut record, PaymentTransition::Expire).await?);
             conn.update_payment(&record).await?;
             expired += 1;

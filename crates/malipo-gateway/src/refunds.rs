@@ -126,7 +126,10 @@ impl Gateway {
             )
             .into());
         }
-        let refundable = payment.payment.amount - payment.payment.amount_refunded;
+        let refundable = payment
+            .payment
+            .amount_received
+            .saturating_sub(payment.payment.amount_refunded);
         if refundable == 0 {
             return Err(refund_not_possible(
                 "payment_already_refunded",
@@ -168,12 +171,12 @@ impl Gateway {
         connector_ref
             .check_refund(&RefundCheck {
                 amount,
-                payment_amount: payment.payment.amount,
+                payment_amount: payment.payment.amount_received,
                 provider_receipt: payment.provider_receipt.as_deref(),
             })
             .map_err(|error| ApiError::invalid(error.param, error.message))?;
         let fee_share = fee_share_of_refund(
-            MinorUnits::from(payment.payment.amount),
+            MinorUnits::from(payment.payment.amount_received),
             MinorUnits::from(payment.payment.fee),
             MinorUnits::from(payment.payment.amount_refunded),
             MinorUnits::from(payment.fee_refunded),
@@ -293,7 +296,7 @@ impl Gateway {
                 provider_reference: payment.provider_reference.as_deref(),
                 provider_receipt: payment.provider_receipt.as_deref(),
                 amount: record.refund.amount,
-                payment_amount: payment.payment.amount,
+                payment_amount: payment.payment.amount_received,
                 currency: &record.refund.currency,
                 account: &account,
                 livemode: payment.payment.livemode,

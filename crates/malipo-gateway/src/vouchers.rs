@@ -785,6 +785,9 @@ impl Gateway {
                 method: PaymentMethod::Voucher,
                 connector: VOUCHER_CONNECTOR.to_owned(),
                 status: PaymentStatus::RequiresConfirmation,
+                capture_method: malipo_core::payment::CaptureMethod::Automatic,
+                amount_capturable: 0,
+                amount_received: 0,
                 reference: new.reference,
                 description: new.description,
                 customer: new.customer,
@@ -806,6 +809,7 @@ impl Gateway {
             funds_reserved: false,
             started_ms: Some(now_ms()),
             next_poll_ms: None,
+            pending_operation: None,
         };
         let mut events = vec![event(
             &record.merchant_id,

@@ -42,7 +42,7 @@ impl Modify for SecuritySchemes {
     ),
     paths(
         routes::payments::create, routes::payments::list, routes::payments::retrieve,
-        routes::payments::confirm, routes::payments::cancel,
+        routes::payments::confirm, routes::payments::cancel, routes::payments::capture,
         routes::refunds::create, routes::refunds::list, routes::refunds::retrieve,
         routes::payouts::create, routes::payouts::list, routes::payouts::retrieve,
         routes::balance::balance, routes::balance::transactions,

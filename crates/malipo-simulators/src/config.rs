@@ -47,6 +47,7 @@ pub struct SimulatorConfig {
     pub airtel: AirtelConfig,
     pub relworx: RelworxConfig,
     pub paystack: PaystackConfig,
+    pub flutterwave: FlutterwaveConfig,
     pub stripe: StripeConfig,
     pub nowpayments: NowPaymentsConfig,
 }
@@ -67,6 +68,7 @@ impl Default for SimulatorConfig {
             airtel: AirtelConfig::default(),
             relworx: RelworxConfig::default(),
             paystack: PaystackConfig::default(),
+            flutterwave: FlutterwaveConfig::default(),
             stripe: StripeConfig::default(),
             nowpayments: NowPaymentsConfig::default(),
         }
@@ -322,6 +324,53 @@ impl Default for PaystackConfig {
         PaystackConfig {
             secret_key: "sk_test_malipo_simulator_paystack_0123456789abcdef".into(),
             webhook_url: None,
+        }
+    }
+}
+
+/// Which signature headers the Flutterwave simulator's webhooks carry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FlutterwaveWebhookHeaders {
+    /// `verif-hash` and `flutterwave-signature` (default).
+    #[default]
+    Both,
+    /// Only `verif-hash` (v3 classic deliveries).
+    VerifHashOnly,
+    /// Only `flutterwave-signature` (newer deliveries).
+    SignatureOnly,
+}
+
+/// The simulated Flutterwave account.
+#[derive(Clone)]
+pub struct FlutterwaveConfig {
+    /// The secret key API calls must carry (`FLWSECK_TEST-…-X`).
+    pub secret_key: String,
+    /// The dashboard's webhook "secret hash": sent as `verif-hash` and the
+    /// key of `flutterwave-signature`.
+    pub secret_hash: String,
+    /// The webhook URL of the simulated dashboard (also settable later).
+    pub webhook_url: Option<String>,
+    pub webhook_headers: FlutterwaveWebhookHeaders,
+}
+
+impl std::fmt::Debug for FlutterwaveConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlutterwaveConfig")
+            .field("secret_key", &"[redacted]")
+            .field("secret_hash", &"[redacted]")
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_headers", &self.webhook_headers)
+            .finish()
+    }
+}
+
+impl Default for FlutterwaveConfig {
+    fn default() -> Self {
+        FlutterwaveConfig {
+            secret_key: "FLWSECK_TEST-malipo0simulator0flutterwave0123-X".into(),
+            secret_hash: "malipo_simulator_flutterwave_secret_hash".into(),
+            webhook_url: None,
+            webhook_headers: FlutterwaveWebhookHeaders::Both,
         }
     }
 }

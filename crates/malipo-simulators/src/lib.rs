@@ -46,6 +46,7 @@
 //! | Airtel | client id `malipo-airtel-client-id`, secret `malipo-airtel-client-secret`; countries in [`airtel::COUNTRIES`] (UG/UGX, KE/KES, ...) |
 //! | Relworx | API key `malipo-relworx-api-key`, account `RELJH012BV45P`, webhook key `relworx_webhook_key` |
 //! | Paystack | secret key `sk_test_malipo_simulator_paystack_0123456789abcdef` (also the webhook signing key) |
+//! | Flutterwave | secret key `FLWSECK_TEST-malipo0simulator0flutterwave0123-X`, webhook secret hash `malipo_simulator_flutterwave_secret_hash` |
 //! | Stripe | secret key `sk_test_malipo_simulator_stripe_0123456789abcdef`, webhook secret `whsec_malipo_simulator_stripe_0123456789` |
 //! | NOWPayments | API key `malipo-simulator-nowpayments-api-key`, IPN secret `malipo-simulator-nowpayments-ipn-secret` |
 //!
@@ -131,6 +132,11 @@
 //! sends the webhook before the redirect (default), after it, twice, or
 //! never.
 //!
+//! Flutterwave's hosted page ([`flutterwave::TEST_CARDS`], Flutterwave's
+//! documented numbers): `5531886652142950` and `4187427415564246` succeed,
+//! `5258585922666506` fails "Insufficient funds", any other number
+//! "Declined"; `charge.completed` follows either, timed the same way.
+//!
 //! Stripe decides by payment method ([`stripe::PAYMENT_METHODS`], Stripe's
 //! test tokens or their card numbers): `pm_card_visa` succeeds,
 //! `pm_card_chargeDeclined…` are declined (402 `card_error` with the
@@ -159,6 +165,7 @@ pub mod airtel;
 mod clock;
 mod config;
 mod context;
+pub mod flutterwave;
 mod hosted;
 mod ids;
 mod journal;
@@ -173,8 +180,9 @@ mod tokens;
 
 pub use config::{
     AirtelConfig, CallbackMethod, DARAJA_SANDBOX_MSISDN, DARAJA_SANDBOX_PASSKEY,
-    DARAJA_SANDBOX_SHORTCODE, MomoReasonFormat, MpesaConfig, MtnMomoConfig, NowPaymentsConfig,
-    PaystackConfig, RelworxConfig, RelworxSignatureEncoding, SimulatorConfig, StripeConfig,
+    DARAJA_SANDBOX_SHORTCODE, FlutterwaveConfig, FlutterwaveWebhookHeaders, MomoReasonFormat,
+    MpesaConfig, MtnMomoConfig, NowPaymentsConfig, PaystackConfig, RelworxConfig,
+    RelworxSignatureEncoding, SimulatorConfig, StripeConfig,
 };
 pub use context::{CONTROL_PATH_PREFIX, SimulatorContext};
 pub use hosted::{TestCard, WebhookTiming};
@@ -227,6 +235,7 @@ pub enum Provider {
     Airtel,
     Relworx,
     Paystack,
+    Flutterwave,
     Stripe,
     NowPayments,
 }
@@ -238,6 +247,7 @@ impl Provider {
         Provider::Airtel,
         Provider::Relworx,
         Provider::Paystack,
+        Provider::Flutterwave,
         Provider::Stripe,
         Provider::NowPayments,
     ];
@@ -250,6 +260,7 @@ impl Provider {
             Provider::Airtel => "airtel",
             Provider::Relworx => "relworx",
             Provider::Paystack => "paystack",
+            Provider::Flutterwave => "flutterwave",
             Provider::Stripe => "stripe",
             Provider::NowPayments => "nowpayments",
         }
@@ -275,10 +286,11 @@ impl FromStr for Provider {
             "airtel" | "airtel-money" => Ok(Provider::Airtel),
             "relworx" => Ok(Provider::Relworx),
             "paystack" => Ok(Provider::Paystack),
+            "flutterwave" | "rave" => Ok(Provider::Flutterwave),
             "stripe" => Ok(Provider::Stripe),
             "nowpayments" => Ok(Provider::NowPayments),
             other => Err(Error::InvalidRequest(format!(
-                "unknown provider {other:?}: expected mpesa, mtn-momo, airtel, relworx, paystack, stripe or nowpayments"
+                "unknown provider {other:?}: expected mpesa, mtn-momo, airtel, relworx, paystack, flutterwave, stripe or nowpayments"
             ))),
         }
     }
@@ -292,6 +304,7 @@ enum ProviderState {
     Airtel(airtel::AirtelState),
     Relworx(relworx::RelworxState),
     Paystack(paystack::PaystackState),
+    Flutterwave(flutterwave::FlutterwaveState),
     Stripe(stripe::StripeState),
     NowPayments(nowpayments::NowPaymentsState),
 }
@@ -304,6 +317,9 @@ impl ProviderState {
             Provider::Airtel => ProviderState::Airtel(airtel::AirtelState::new(context)),
             Provider::Relworx => ProviderState::Relworx(relworx::RelworxState::new(context)),
             Provider::Paystack => ProviderState::Paystack(paystack::PaystackState::new(context)),
+            Provider::Flutterwave => {
+                ProviderState::Flutterwave(flutterwave::FlutterwaveState::new(context))
+            }
             Provider::Stripe => ProviderState::Stripe(stripe::StripeState::new(context)),
             Provider::NowPayments => {
                 ProviderState::NowPayments(nowpayments::NowPaymentsState::new(context))
@@ -318,6 +334,7 @@ impl ProviderState {
             ProviderState::Airtel(state) => airtel::router(state.clone()),
             ProviderState::Relworx(state) => relworx::router(state.clone()),
             ProviderState::Paystack(state) => paystack::router(state.clone()),
+            ProviderState::Flutterwave(state) => flutterwave::router(state.clone()),
             ProviderState::Stripe(state) => stripe::router(state.clone()),
             ProviderState::NowPayments(state) => nowpayments::router(state.clone()),
         }
@@ -450,18 +467,19 @@ impl RunningSimulator {
         }
     }
 
-    /// Airtel, Relworx, Paystack and Stripe only: sets the callback (webhook) URL
+    /// Airtel, Relworx, Paystack, Flutterwave and Stripe only: sets the callback (webhook) URL
     /// configured on the simulated account, since their requests carry none.
     pub fn set_callback_url(&self, url: &str) -> Result<(), Error> {
         match &self.state {
             ProviderState::Airtel(state) => state.set_callback_url(url),
             ProviderState::Relworx(state) => state.set_webhook_url(url),
             ProviderState::Paystack(state) => state.set_webhook_url(url),
+            ProviderState::Flutterwave(state) => state.set_webhook_url(url),
             ProviderState::Stripe(state) => state.set_webhook_url(url),
             ProviderState::Mpesa(_) | ProviderState::MtnMomo(_) | ProviderState::NowPayments(_) => {
                 Err(Error::WrongProvider {
                     operation: "set_callback_url",
-                    needed: "airtel, relworx, paystack or stripe",
+                    needed: "airtel, relworx, paystack, flutterwave or stripe",
                     actual: self.provider,
                 })
             }

@@ -7,7 +7,8 @@
 //! | `/v1/payment_intents` | POST | form: amount, currency, payment_method, confirm, return_url, capture_method, description, metadata[…] |
 //! | `/v1/payment_intents/{id}` | GET | retrieve |
 //! | `/v1/payment_intents/{id}/confirm` | POST | form: payment_method, return_url |
-//! | `/v1/payment_intents/{id}/cancel` | POST | not once `succeeded` |
+//! | `/v1/payment_intents/{id}/capture` | POST | form: amount_to_capture (optional: all); only from `requires_capture`, the rest is released |
+//! | `/v1/payment_intents/{id}/cancel` | POST | form: cancellation_reason (optional); not once `succeeded` or `canceled` |
 //! | `/v1/refunds` | POST | form: payment_intent, amount (optional: the rest), reason; `succeeded` at once |
 //! | `/v1/refunds/{id}` | GET | retrieve |
 //! | `/3ds/{id}` | GET, POST | the 3-D Secure challenge (a form: complete or fail) |
@@ -29,8 +30,16 @@
 //! page; completing it succeeds, failing it returns the intent to
 //! `requires_payment_method` with `payment_intent_authentication_failure`.
 //!
+//! Manual capture (`capture_method=manual`): a good card leaves the intent
+//! `requires_capture` with `amount_capturable` (webhook
+//! `payment_intent.amount_capturable_updated`); a capture makes it
+//! `succeeded` with `amount_received` the captured amount, a cancel
+//! `canceled` with `amount_capturable` 0. Capturing in another status is
+//! 400 `payment_intent_unexpected_state`, as at Stripe.
+//!
 //! Webhooks: `payment_intent.succeeded`, `payment_intent.payment_failed`,
-//! `payment_intent.canceled`, `refund.created`, signed
+//! `payment_intent.amount_capturable_updated`, `payment_intent.canceled`,
+//! `refund.created`, signed
 //! `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">` with the
 //! endpoint secret ([`signature_header`]), sent after
 //! `callback_delay_ms` (the challenge page: as its `simulate_webhook` says).
@@ -300,6 +309,7 @@ pub fn router(state: StripeState) -> Router {
         .route("/v1/payment_intents", post(create_intent))
         .route("/v1/payment_intents/{id}", get(retrieve_intent))
         .route("/v1/payment_intents/{id}/confirm", post(confirm_intent))
+        .route("/v1/payment_intents/{id}/capture", post(capture_intent))
         .route("/v1/payment_intents/{id}/cancel", post(cancel_intent))
         .route("/v1/refunds", post(create_refund))
         .route("/v1/refunds/{id}", get(retrieve_refund))
@@ -438,10 +448,7 @@ fn confirm_with(
     intent.set("payment_method", json!(format!("pm_{}", ids::token(24))));
     intent.set("last_payment_error", Value::Null);
     match *behaviour {
-        CardBehaviour::Succeeds => {
-            succeed(intent);
-            Ok(Some(("payment_intent.succeeded", intent.object.clone())))
-        }
+        CardBehaviour::Succeeds => Ok(Some((succeed(intent), intent.object.clone()))),
         CardBehaviour::RequiresAuthentication => {
             let return_url = intent.return_url.clone().ok_or_else(|| {
                 invalid(
@@ -477,16 +484,20 @@ fn confirm_with(
     }
 }
 
-fn succeed(intent: &mut Intent) {
+/// The card went through: the intent succeeds, or with manual capture is
+/// authorised (`requires_capture`); answers the webhook's type.
+fn succeed(intent: &mut Intent) -> &'static str {
     let amount = intent.object["amount"].clone();
     intent.set("next_action", Value::Null);
+    intent.set("latest_charge", json!(format!("ch_{}", ids::token(24))));
     if intent.object["capture_method"] == "manual" {
         intent.set("status", json!("requires_capture"));
         intent.set("amount_capturable", amount);
+        "payment_intent.amount_capturable_updated"
     } else {
         intent.set("status", json!("succeeded"));
         intent.set("amount_received", amount);
-        intent.set("latest_charge", json!(format!("ch_{}", ids::token(24))));
+        "payment_intent.succeeded"
     }
 }
 
@@ -541,8 +552,22 @@ async fn cancel_intent(
     State(state): State<StripeState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> ApiResult {
     state.authorize(&headers)?;
+    let pairs = form(&body);
+    let reason = field(&pairs, "cancellation_reason");
+    if reason.is_some_and(|reason| {
+        !matches!(
+            reason,
+            "duplicate" | "fraudulent" | "requested_by_customer" | "abandoned"
+        )
+    }) {
+        return Err(invalid(
+            "Invalid cancellation_reason.",
+            Some("cancellation_reason"),
+        ));
+    }
     let object = {
         let mut book = state.book();
         let intent = book
@@ -560,12 +585,78 @@ async fn cancel_intent(
         }
         intent.set("status", json!("canceled"));
         intent.set("next_action", Value::Null);
+        intent.set("amount_capturable", json!(0));
+        intent.set("cancellation_reason", json!(reason));
         intent.set("canceled_at", json!(now_unix_ms() / 1000));
         intent.object.clone()
     };
     let callback = state.event("payment_intent.canceled", &object);
     state.send(callback, WebhookTiming::AfterRedirect).await;
     Ok(axum::Json(object).into_response())
+}
+
+/// `POST /v1/payment_intents/{id}/capture`: only a `requires_capture`
+/// intent; `amount_to_capture` (default: all) up to `amount_capturable`.
+async fn capture_intent(
+    State(state): State<StripeState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    state.authorize(&headers)?;
+    let pairs = form(&body);
+    let mut captured = None;
+    let answer = idempotent(&state, &headers, || {
+        let mut book = state.book();
+        let intent = book
+            .intents
+            .get_mut(&id)
+            .ok_or_else(|| missing("payment_intent", &id))?;
+        if intent.status() != "requires_capture" {
+            return Err(StripeError {
+                status: StatusCode::BAD_REQUEST,
+                body: json!({"type": "invalid_request_error",
+                    "code": "payment_intent_unexpected_state",
+                    "message": format!(
+                        "This PaymentIntent could not be captured because it has a status of {}. Only a PaymentIntent with one of the following statuses may be captured: requires_capture.",
+                        intent.status()
+                    ),
+                    "param": null, "payment_intent": intent.object.clone()}),
+            });
+        }
+        let capturable = intent.object["amount_capturable"].as_u64().unwrap_or(0);
+        let amount = match field(&pairs, "amount_to_capture") {
+            Some(text) => text
+                .parse::<u64>()
+                .ok()
+                .filter(|amount| *amount > 0)
+                .ok_or_else(|| {
+                    invalid(
+                        "Invalid integer: amount_to_capture.",
+                        Some("amount_to_capture"),
+                    )
+                })?,
+            None => capturable,
+        };
+        if amount > capturable {
+            return Err(invalid(
+                &format!(
+                    "The amount_to_capture ({amount}) is greater than the amount_capturable ({capturable})."
+                ),
+                Some("amount_to_capture"),
+            ));
+        }
+        intent.set("status", json!("succeeded"));
+        intent.set("amount_received", json!(amount));
+        intent.set("amount_capturable", json!(0));
+        captured = Some(intent.object.clone());
+        Ok(intent.object.clone())
+    })?;
+    if let Some(object) = captured {
+        let callback = state.event("payment_intent.succeeded", &object);
+        state.send(callback, WebhookTiming::AfterRedirect).await;
+    }
+    Ok(answer)
 }
 
 async fn challenge_page(State(state): State<StripeState>, Path(id): Path<String>) -> Response {
@@ -610,8 +701,8 @@ async fn challenge(
         if intent.status() != "requires_action" {
             None
         } else if complete {
-            succeed(intent);
-            Some(("payment_intent.succeeded", intent.clone()))
+            let kind = succeed(intent);
+            Some((kind, intent.clone()))
         } else {
             intent.set("status", json!("requires_payment_method"));
             intent.set("next_action", Value::Null);

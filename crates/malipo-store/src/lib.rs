@@ -40,7 +40,7 @@ pub use events::EventRecord;
 pub use idempotency::{IdempotencyClaim, IdempotencyRecord, StoredResponse};
 pub use inbound::{ConnectorAccountRecord, InboundCount};
 pub use list::{Cursor, Filter, Page};
-pub use payments::PaymentRecord;
+pub use payments::{PaymentRecord, PendingOperation};
 pub use payouts::PayoutRecord;
 pub use refunds::RefundRecord;
 pub use vouchers::{VoucherBatchRecord, VoucherRecord};

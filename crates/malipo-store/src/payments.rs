@@ -4,7 +4,7 @@
 use crate::list::{Filter, Page};
 use crate::{Conn, StoreError, corrupt, run};
 use malipo_core::objects::{Failure, Payment};
-use malipo_core::payment::{PaymentMethod, PaymentStatus};
+use malipo_core::payment::{CaptureMethod, PaymentMethod, PaymentStatus};
 use sqlx::QueryBuilder;
 use sqlx::Row;
 
@@ -28,6 +28,88 @@ pub struct PaymentRecord {
     /// When the worker should next ask the connector (Unix ms); `None` when
     /// nobody needs to poll.
     pub next_poll_ms: Option<i64>,
+    /// A capture or cancel of an authorisation sent to the provider and not
+    /// yet recorded (see [`PendingOperation`]).
+    pub pending_operation: Option<PendingOperation>,
+}
+
+/// A provider call on an authorised (`requires_capture`) payment, written
+/// before the call so that a second one waits, and a crash in between is
+/// finished by the recovery poll with what was asked. `at_ms` is when it
+/// was asked (Unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingOperation {
+    /// Capture `amount`, of which `fee` is Malipo's (decided when asked).
+    Capture { amount: u64, fee: u64, at_ms: i64 },
+    /// Cancel the authorisation.
+    Cancel { at_ms: i64 },
+}
+
+impl PendingOperation {
+    /// When the step was asked (Unix ms).
+    pub fn at_ms(self) -> i64 {
+        match self {
+            PendingOperation::Capture { at_ms, .. } | PendingOperation::Cancel { at_ms } => at_ms,
+        }
+    }
+
+    /// `capture:<amount>:<fee>:<at_ms>` or `cancel:<at_ms>`.
+    pub fn to_db(self) -> String {
+        match self {
+            PendingOperation::Capture { amount, fee, at_ms } => {
+                format!("capture:{amount}:{fee}:{at_ms}")
+            }
+            PendingOperation::Cancel { at_ms } => format!("cancel:{at_ms}"),
+        }
+    }
+
+    pub fn from_db(text: &str) -> Option<PendingOperation> {
+        let mut parts = text.split(':');
+        let operation = match parts.next()? {
+            "capture" => {
+                let amount: u64 = parts.next()?.parse().ok()?;
+                let fee: u64 = parts.next()?.parse().ok()?;
+                let at_ms = parts.next()?.parse().ok()?;
+                (fee <= amount).then_some(PendingOperation::Capture { amount, fee, at_ms })?
+            }
+            "cancel" => PendingOperation::Cancel {
+                at_ms: parts.next()?.parse().ok()?,
+            },
+            _ => return None,
+        };
+        parts.next().is_none().then_some(operation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PendingOperation;
+
+    #[test]
+    fn pending_operations_round_trip() {
+        for operation in [
+            PendingOperation::Capture {
+                amount: 5_000,
+                fee: 145,
+                at_ms: 1_700_000_000_000,
+            },
+            PendingOperation::Cancel { at_ms: 7 },
+        ] {
+            assert_eq!(
+                PendingOperation::from_db(&operation.to_db()),
+                Some(operation)
+            );
+        }
+        for bad in [
+            "capture:1:2:3",
+            "cancel",
+            "capture:5:1",
+            "refund:1",
+            "cancel:1:2",
+        ] {
+            assert_eq!(PendingOperation::from_db(bad), None, "{bad}");
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -60,6 +142,10 @@ struct PaymentRow {
     expires_at: i64,
     created: i64,
     updated: i64,
+    capture_method: String,
+    amount_capturable: String,
+    amount_received: String,
+    pending_operation: Option<String>,
 }
 
 pub(crate) fn amount_from_db(id: &str, column: &str, text: &str) -> Result<u64, StoreError> {
@@ -102,6 +188,10 @@ impl TryFrom<PaymentRow> for PaymentRecord {
             connector: row.connector,
             status: PaymentStatus::parse(&row.status)
                 .ok_or_else(|| corrupt(format!("{id}.status")))?,
+            capture_method: CaptureMethod::parse(&row.capture_method)
+                .ok_or_else(|| corrupt(format!("{id}.capture_method")))?,
+            amount_capturable: amount_from_db(id, "amount_capturable", &row.amount_capturable)?,
+            amount_received: amount_from_db(id, "amount_received", &row.amount_received)?,
             reference: row.reference,
             description: row.description,
             customer: json_from_db(id, "customer", &row.customer)?,
@@ -122,10 +212,19 @@ impl TryFrom<PaymentRow> for PaymentRecord {
             updated: row.updated,
             id: row.id,
         };
+        let pending_operation = row
+            .pending_operation
+            .as_deref()
+            .map(|text| {
+                PendingOperation::from_db(text)
+                    .ok_or_else(|| corrupt(format!("{}.pending_operation", payment.id)))
+            })
+            .transpose()?;
         Ok(PaymentRecord {
             merchant_id: row.merchant_id,
             fee_refunded: amount_from_db(&payment.id, "fee_refunded", &row.fee_refunded)?,
             payment,
+            pending_operation,
             provider_reference: row.provider_reference,
             provider_receipt: row.provider_receipt,
             funds_reserved: row.funds_reserved,
@@ -172,7 +271,8 @@ impl Conn<'_> {
                 "INSERT INTO payments (id, merchant_id, livemode, amount, currency, method, connector, status,
                      reference, description, customer, amount_refunded, fee, fee_refunded, next_action,
                      failure_code, failure_message, metadata, provider_reference, provider_receipt, funds_reserved,
-                     started_ms, next_poll_ms, expires_at, created, updated, return_url, payment_method) ",
+                     started_ms, next_poll_ms, expires_at, created, updated, return_url, payment_method,
+                     capture_method, amount_capturable, amount_received, pending_operation) ",
             );
             builder.push_values(&rows, |mut row, columns| {
                 let record = columns.record;
@@ -205,7 +305,11 @@ impl Conn<'_> {
                     .push_bind(payment.created)
                     .push_bind(payment.updated)
                     .push_bind(&payment.return_url)
-                    .push_bind(&payment.payment_method);
+                    .push_bind(&payment.payment_method)
+                    .push_bind(payment.capture_method.as_str())
+                    .push_bind(payment.amount_capturable.to_string())
+                    .push_bind(payment.amount_received.to_string())
+                    .push_bind(record.pending_operation.map(PendingOperation::to_db));
             });
             builder
                 .build()
@@ -225,8 +329,10 @@ impl Conn<'_> {
             sqlx::query(
                 "UPDATE payments SET status = $1, amount_refunded = $2, fee_refunded = $3, next_action = $4,
                      failure_code = $5, failure_message = $6, provider_reference = $7, started_ms = $8,
-                     next_poll_ms = $9, updated = $10, funds_reserved = $11, provider_receipt = $12
-                 WHERE id = $13",
+                     next_poll_ms = $9, updated = $10, funds_reserved = $11, provider_receipt = $12,
+                     fee = $13, amount_capturable = $14, amount_received = $15, pending_operation = $16,
+                     expires_at = $17
+                 WHERE id = $18",
             )
             .bind(payment.status.as_str())
             .bind(payment.amount_refunded.to_string())
@@ -240,6 +346,11 @@ impl Conn<'_> {
             .bind(payment.updated)
             .bind(record.funds_reserved)
             .bind(&record.provider_receipt)
+            .bind(payment.fee.to_string())
+            .bind(payment.amount_capturable.to_string())
+            .bind(payment.amount_received.to_string())
+            .bind(record.pending_operation.map(PendingOperation::to_db))
+            .bind(payment.expires_at)
             .bind(&payment.id)
             .execute(&mut **c)
             .await
@@ -414,11 +525,11 @@ impl Conn<'_> {
         let ids = run!(self, |c, postgres| {
             let sql = if postgres {
                 "SELECT id FROM payments WHERE expires_at <= $1
-                   AND status IN ('requires_confirmation', 'processing', 'requires_action')
+                   AND status IN ('requires_confirmation', 'processing', 'requires_action', 'requires_capture')
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
             } else {
                 "SELECT id FROM payments WHERE expires_at <= $1
-                   AND status IN ('requires_confirmation', 'processing', 'requires_action')
+                   AND status IN ('requires_confirmation', 'processing', 'requires_action', 'requires_capture')
                  ORDER BY expires_at LIMIT $2"
             };
             sqlx::query(sql)

@@ -64,8 +64,8 @@ enum Command {
     /// Run a local simulator of a provider's API (mpesa, mtn-momo, airtel,
     /// relworx) that speaks its wire format, until Ctrl-C.
     Simulate {
-        /// mpesa (Daraja), mtn-momo, airtel, relworx, paystack, stripe or
-        /// nowpayments.
+        /// mpesa (Daraja), mtn-momo, airtel, relworx, paystack, flutterwave,
+        /// stripe or nowpayments.
         provider: String,
         /// 0 picks a free port.
         #[arg(long, default_value_t = 0)]
@@ -319,7 +319,7 @@ async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
 async fn simulate(provider: &str, port: u16, callback_delay_ms: u64) -> anyhow::Result<()> {
     let provider: malipo_simulators::Provider = provider.parse().map_err(|_| {
         anyhow::anyhow!(
-            "unknown provider `{provider}`: use mpesa, mtn-momo, airtel, relworx, paystack, stripe or nowpayments"
+            "unknown provider `{provider}`: use mpesa, mtn-momo, airtel, relworx, paystack, flutterwave, stripe or nowpayments"
         )
     })?;
     let config = malipo_simulators::SimulatorConfig {

@@ -11,7 +11,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use malipo_core::objects::{List, Payment};
-use malipo_gateway::payments::{CreatePayment, PaymentFilters};
+use malipo_gateway::payments::{CapturePayment, CreatePayment, PaymentFilters};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/payments/{id}", get(retrieve))
         .route("/v1/payments/{id}/confirm", post(confirm))
         .route("/v1/payments/{id}/cancel", post(cancel))
+        .route("/v1/payments/{id}/capture", post(capture))
 }
 
 /// Create a payment (and, unless `confirm` is false, send it to the provider).
@@ -68,10 +69,42 @@ pub async fn confirm(
     .await
 }
 
-/// Cancel a payment the provider does not hold yet.
+/// Capture an authorised payment (`status: requires_capture`, created with
+/// `capture_method: manual`): all of it, or `amount_to_capture` (the rest
+/// of the authorisation is released). The payment succeeds once the
+/// provider captured; the ledger credits the captured amount.
+#[utoipa::path(post, path = "/v1/payments/{id}/capture", tag = "payments", request_body = CapturePayment,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = Payment), (status = 400, body = ErrorBody), (status = 402, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)),
+    security(("secret_key" = [])))]
+pub async fn capture(
+    State(state): State<AppState>,
+    Merchant(context): Merchant,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<CapturePayment>,
+) -> Response {
+    let identity = RequestIdentity {
+        method: "POST",
+        path: uri.path(),
+        body: &body.raw,
+    };
+    idempotent(&state, &context, &headers, identity, |guard| {
+        state
+            .gateway
+            .capture_payment(&context, &id, body.value, guard)
+    })
+    .await
+}
+
+/// Cancel a payment the provider does not hold yet, or release an
+/// authorisation (`requires_capture`) at the provider; no money moves.
 #[utoipa::path(post, path = "/v1/payments/{id}/cancel", tag = "payments",
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = Payment), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 200, body = Payment), (status = 402, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)),
     security(("secret_key" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,

@@ -5,6 +5,7 @@
 mod support;
 
 mod airtel;
+mod cards;
 mod lifecycle;
 mod mpesa;
 mod mtn_momo;

@@ -16,7 +16,7 @@ use malipo_simulators::paystack::{CARD_INSUFFICIENT_FUNDS, CARD_SUCCESS};
 use malipo_simulators::{Provider, RunningSimulator, SimulatorConfig};
 use serde_json::{Value, json};
 
-const RETURN_URL: &str = "https://shop.example/orders/42/done";
+pub(crate) const RETURN_URL: &str = "https://shop.example/orders/42/done";
 /// NGN 5,000 in kobo; the default 2.9% fee is 14,500.
 const AMOUNT: i64 = 500_000;
 const NET: i64 = 485_500;
@@ -24,7 +24,7 @@ const NET: i64 = 485_500;
 /// A merchant with a card account on a new simulator of `provider` (whose
 /// dashboard sends its signed webhooks to the account's hook URL);
 /// `account` gives the account's body from the simulator's config.
-async fn card_merchant(
+pub(crate) async fn card_merchant(
     app: &TestApp,
     provider: Provider,
     callback_delay_ms: u64,
@@ -44,20 +44,20 @@ async fn card_merchant(
     (key, receiver, simulator)
 }
 
-fn paystack_account(simulator: &RunningSimulator) -> Value {
+pub(crate) fn paystack_account(simulator: &RunningSimulator) -> Value {
     let secret_key = &simulator.config().paystack.secret_key;
     json!({"provider": "paystack", "name": "Paystack NG", "webhook_secret": secret_key,
         "credentials": {"secret_key": secret_key, "base_url": simulator.base_url()}})
 }
 
-fn stripe_account(simulator: &RunningSimulator) -> Value {
+pub(crate) fn stripe_account(simulator: &RunningSimulator) -> Value {
     let stripe = &simulator.config().stripe;
     json!({"provider": "stripe", "name": "Stripe", "webhook_secret": stripe.webhook_secret,
         "credentials": {"secret_key": stripe.secret_key, "base_url": simulator.base_url()}})
 }
 
 /// A merchant whose card account is with Paystack.
-async fn paystack_merchant(
+pub(crate) async fn paystack_merchant(
     app: &TestApp,
     callback_delay_ms: u64,
 ) -> (String, Receiver, RunningSimulator) {
@@ -65,7 +65,7 @@ async fn paystack_merchant(
 }
 
 /// A merchant whose card account is with Stripe.
-async fn stripe_merchant(
+pub(crate) async fn stripe_merchant(
     app: &TestApp,
     callback_delay_ms: u64,
 ) -> (String, Receiver, RunningSimulator) {
@@ -73,7 +73,7 @@ async fn stripe_merchant(
 }
 
 /// A card payment: `requires_action` with a redirect to the hosted page.
-async fn pay_by_card(app: &TestApp, key: &str) -> Value {
+pub(crate) async fn pay_by_card(app: &TestApp, key: &str) -> Value {
     let payment = app
         .post(
             "/v1/payments",
@@ -99,7 +99,7 @@ async fn pay_by_card(app: &TestApp, key: &str) -> Value {
 }
 
 /// The customer pays on the hosted page: answers where it sends them.
-async fn pay_on_page(payment: &Value, card: &str, webhook: &str) -> String {
+pub(crate) async fn pay_on_page(payment: &Value, card: &str, webhook: &str) -> String {
     let url = payment["next_action"]["url"].as_str().expect("url");
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -127,21 +127,21 @@ async fn pay_on_page(payment: &Value, card: &str, webhook: &str) -> String {
         .to_owned()
 }
 
-async fn get(app: &TestApp, key: &str, payment: &Value) -> Value {
+pub(crate) async fn get(app: &TestApp, key: &str, payment: &Value) -> Value {
     let id = payment["id"].as_str().expect("id");
     app.get(&format!("/v1/payments/{id}"), key)
         .await
         .expect(200)
 }
 
-async fn settled(app: &TestApp, key: &str, payment: &Value) -> Value {
+pub(crate) async fn settled(app: &TestApp, key: &str, payment: &Value) -> Value {
     let id = payment["id"].as_str().expect("id");
     app.wait_for_payment(key, id, |p| p["status"] != "requires_action")
         .await
 }
 
 /// How many `event_type` webhooks the merchant got for `payment`.
-fn events(receiver: &Receiver, event_type: &str, payment: &Value) -> usize {
+pub(crate) fn events(receiver: &Receiver, event_type: &str, payment: &Value) -> usize {
     receiver
         .received()
         .iter()
@@ -361,8 +361,8 @@ async fn card_payments_are_checked_before_anything_is_written(app: &TestApp) {
 both_backends!(card_payments_are_checked_before_anything_is_written);
 
 /// USD 50.00; the default 2.9% fee is 145.
-const USD_AMOUNT: i64 = 5_000;
-const USD_NET: i64 = 4_855;
+pub(crate) const USD_AMOUNT: i64 = 5_000;
+pub(crate) const USD_NET: i64 = 4_855;
 
 async fn pay_with_token(app: &TestApp, key: &str, token: &str) -> Value {
     app.post(
@@ -426,7 +426,7 @@ async fn stripe_decline_fails_with_its_decline_code(app: &TestApp) {
 both_backends!(stripe_decline_fails_with_its_decline_code);
 
 /// The customer answers the 3-D Secure page: answers where it sends them.
-async fn authenticate(payment: &Value, outcome: &str, webhook: &str) -> String {
+pub(crate) async fn authenticate(payment: &Value, outcome: &str, webhook: &str) -> String {
     let url = payment["next_action"]["url"].as_str().expect("url");
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
