@@ -299,3 +299,49 @@ async fn manual_capture_is_refused_where_it_cannot_work(app: &TestApp) {
     simulator.shutdown().await;
 }
 both_backends!(manual_capture_is_refused_where_it_cannot_work);
+
+/// Stripe releases an uncaptured authorisation after 7 days; Malipo
+/// expires the payment before (its `expires_at` is moved into the past
+/// here): `expired` with `authorization_expired`, nothing moved, and
+/// nothing left to capture.
+async fn an_uncaptured_authorisation_expires_and_moves_no_money(app: &TestApp) {
+    let (key, receiver, simulator) = stripe_merchant(app, 100).await;
+    let payment = authorise(app, &key, "pm_card_visa").await;
+    assert_authorised(app, &key, &payment).await;
+    // Authorised for a little under Stripe's 7 days.
+    let seven_days = 7 * 24 * 3600;
+    let window = payment["expires_at"].as_i64().expect("expires_at")
+        - payment["updated"].as_i64().expect("updated");
+    assert!(
+        (seven_days - 3_700..seven_days).contains(&window),
+        "{window}"
+    );
+    let id = payment["id"].as_str().expect("id");
+    {
+        let store = app.gateway().store().clone();
+        let mut tx = store.begin().await.expect("tx");
+        let mut conn = tx.conn();
+        let mut record = conn
+            .payment_by_id_for_update(id)
+            .await
+            .expect("read")
+            .expect("payment");
+        record.payment.expires_at = 1;
+        conn.update_payment(&record).await.expect("write");
+        tx.commit().await.expect("commit");
+    }
+    let expired = app
+        .wait_for_payment(&key, id, |p| p["status"] != "requires_capture")
+        .await;
+    assert_eq!(expired["status"], "expired", "{expired}");
+    assert_eq!(expired["failure"]["code"], "authorization_expired");
+    assert_eq!(expired["amount_capturable"], 0);
+    event_for(&receiver, "payment.expired", &payment).await;
+    assert_eq!(balance(app, &key, "usd").await, (0, 0));
+    let refused = app.post(&path(&payment, "capture"), &key, &json!({})).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(provider_calls(&simulator, "capture").is_empty());
+    assert_eq!(app.verify_ledger().await["ok"], true);
+    simulator.shutdown().await;
+}
+both_backends!(an_uncaptured_authorisation_expires_and_moves_no_money);
