@@ -79,11 +79,25 @@ async fn manual_capture_takes_the_whole_authorisation_once(app: &TestApp) {
         .clone();
     assert_eq!(entry["verdict"], "verified", "{entry}");
 
-    let captured = app
-        .post_idempotent(&path(&payment, "capture"), &key, &json!({}), "capture-1")
-        .await;
-    assert_eq!(captured.status, 200, "{}", captured.body);
-    let captured = captured.body;
+    // Two captures at once: one goes to Stripe and succeeds, the other is
+    // refused (while the first is with Stripe, or after it).
+    let capture = path(&payment, "capture");
+    let empty = json!({});
+    let (first, second) = tokio::join!(
+        app.post_idempotent(&capture, &key, &empty, "capture-1"),
+        app.post_idempotent(&capture, &key, &empty, "capture-2"),
+    );
+    let ((winner, captured), refused) = match (first.status.as_u16(), second.status.as_u16()) {
+        (200, _) => (("capture-1", first.body), second),
+        (_, 200) => (("capture-2", second.body), first),
+        _ => panic!("no capture succeeded: {} / {}", first.body, second.body),
+    };
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    let code = refused.body["error"]["code"].as_str().expect("code");
+    assert!(
+        ["payment_operation_in_progress", "payment_unexpected_state"].contains(&code),
+        "{code}"
+    );
     assert_eq!(captured["status"], "succeeded", "{captured}");
     assert_eq!(captured["amount_received"], USD_AMOUNT);
     assert_eq!(captured["amount_capturable"], 0);
@@ -95,7 +109,7 @@ async fn manual_capture_takes_the_whole_authorisation_once(app: &TestApp) {
     assert_eq!(balance(app, &key, "usd").await, (USD_NET, 0));
     // The same key replays the answer; nothing is captured twice.
     let replay = app
-        .post_idempotent(&path(&payment, "capture"), &key, &json!({}), "capture-1")
+        .post_idempotent(&path(&payment, "capture"), &key, &json!({}), winner)
         .await;
     assert_eq!(replay.headers["idempotent-replayed"], "true");
     assert_eq!(replay.body, captured);

@@ -98,8 +98,20 @@ pub(crate) async fn pay_by_card(app: &TestApp, key: &str) -> Value {
     payment
 }
 
-/// The customer pays on the hosted page: answers where it sends them.
+/// The customer pays on Paystack's hosted page: answers where it sends them.
 pub(crate) async fn pay_on_page(payment: &Value, card: &str, webhook: &str) -> String {
+    submit_hosted_page(payment, CARD_SUCCESS, card, webhook).await
+}
+
+/// The customer opens a card simulator's hosted page (which must list
+/// `listed`, a provider's test card) and pays with `card`, the webhook
+/// timed by `webhook`: answers where the page sends them.
+pub(crate) async fn submit_hosted_page(
+    payment: &Value,
+    listed: &str,
+    card: &str,
+    webhook: &str,
+) -> String {
     let url = payment["next_action"]["url"].as_str().expect("url");
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -113,7 +125,7 @@ pub(crate) async fn pay_on_page(payment: &Value, card: &str, webhook: &str) -> S
         .text()
         .await
         .expect("html");
-    assert!(page.contains(CARD_SUCCESS), "the page lists the test cards");
+    assert!(page.contains(listed), "the page lists the test cards");
     let answer = client
         .post(url)
         .header("content-type", "application/x-www-form-urlencoded")

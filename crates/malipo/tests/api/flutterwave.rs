@@ -9,7 +9,7 @@
 //! refused and changes nothing. The ledger verifies after each.
 
 use crate::both_backends;
-use crate::cards::{RETURN_URL, events, get, settled};
+use crate::cards::{RETURN_URL, events, get, settled, submit_hosted_page};
 use crate::helpers::{Receiver, TestApp};
 use crate::mtn_momo::{
     balance, connector_account, event_for, last_inbound, merchant_with_receiver,
@@ -74,29 +74,9 @@ async fn pay_by_card(app: &TestApp, key: &str) -> Value {
     payment
 }
 
-/// The customer pays on the hosted page: answers where it sends them.
+/// The customer pays on Flutterwave's hosted page: answers where it sends them.
 async fn pay_on_page(payment: &Value, card: &str, webhook: &str) -> String {
-    let url = payment["next_action"]["url"].as_str().expect("url");
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let page = client.get(url).send().await.expect("page");
-    assert!(
-        page.text().await.expect("html").contains(CARD_SUCCESS),
-        "the page lists Flutterwave's test cards"
-    );
-    let answer = client
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("card_number={card}&simulate_webhook={webhook}"))
-        .send()
-        .await
-        .expect("submitted");
-    answer.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned()
+    submit_hosted_page(payment, CARD_SUCCESS, card, webhook).await
 }
 
 fn verify_calls(simulator: &RunningSimulator) -> usize {

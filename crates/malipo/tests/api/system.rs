@@ -20,6 +20,11 @@ async fn health_readiness_metrics_and_docs(app: &TestApp) {
     );
     assert!(openapi["paths"]["/v1/payments"]["post"].is_object());
     assert!(openapi["paths"]["/v1/refunds"]["post"].is_object());
+    assert!(openapi["paths"]["/v1/payments/{id}/capture"]["post"].is_object());
+    let schemas = &openapi["components"]["schemas"];
+    assert!(schemas["CreatePayment"]["properties"]["capture_method"].is_object());
+    assert!(schemas["CapturePayment"]["properties"]["amount_to_capture"].is_object());
+    assert!(schemas["Payment"]["properties"]["amount_capturable"].is_object());
     let docs = app
         .client
         .get(format!("{}/docs/", app.base))
