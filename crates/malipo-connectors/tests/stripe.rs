@@ -344,3 +344,92 @@ async fn refusals_name_what_is_wrong() {
     assert!(!format!("{account:?}").contains("sk_test"));
     simulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn manual_capture_authorises_then_captures_part_and_cancel_releases() {
+    use malipo_connectors::CaptureRequest;
+    use malipo_core::payment::CaptureMethod;
+    let simulator = simulator().await;
+    let account = account(&simulator);
+    let customer = Customer::default();
+    let manual = |id| PaymentRequest {
+        capture_method: CaptureMethod::Manual,
+        ..payment(&account, &customer, id, Some("pm_card_visa"))
+    };
+    let outcome = connector()
+        .start_payment(&manual("pay_01JTESTSTRIPECAPTURE00000001"))
+        .await
+        .unwrap();
+    let PaymentOutcome::Authorized {
+        provider_reference: Some(intent),
+        amount_capturable,
+        expires_after_seconds,
+    } = outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(amount_capturable, 5_000);
+    assert!(expires_after_seconds < 7 * 24 * 3600);
+    let create = &simulator.requests()[0];
+    assert!(
+        create.body.contains("capture_method=manual"),
+        "{}",
+        create.body
+    );
+    let step = |amount| CaptureRequest {
+        payment_id: "pay_01JTESTSTRIPECAPTURE00000001",
+        provider_reference: Some(&intent),
+        amount,
+        currency: "usd",
+        account: &account,
+        livemode: false,
+    };
+    assert!(matches!(
+        connector().capture_payment(&step(3_000)).await,
+        Ok(PaymentOutcome::Succeeded { .. })
+    ));
+    let capture = simulator.requests().pop().unwrap();
+    assert!(capture.path.ends_with(&format!("/{intent}/capture")));
+    assert_eq!(capture.body, "amount_to_capture=3000");
+    assert_eq!(
+        capture.header("idempotency-key"),
+        Some("pay_01JTESTSTRIPECAPTURE00000001.capture.3000")
+    );
+    // Captured: Stripe refuses another capture or a cancel (rejections,
+    // not outages).
+    assert!(matches!(
+        connector().capture_payment(&step(1_000)).await,
+        Err(ConnectorError::Rejected(_))
+    ));
+    assert!(matches!(
+        connector().cancel_payment(&step(0)).await,
+        Err(ConnectorError::Rejected(_))
+    ));
+
+    // Another authorisation, released.
+    let outcome = connector()
+        .start_payment(&manual("pay_01JTESTSTRIPECAPTURE00000002"))
+        .await
+        .unwrap();
+    let PaymentOutcome::Authorized {
+        provider_reference: Some(intent),
+        ..
+    } = outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    let cancel = CaptureRequest {
+        payment_id: "pay_01JTESTSTRIPECAPTURE00000002",
+        provider_reference: Some(&intent),
+        amount: 5_000,
+        currency: "usd",
+        account: &account,
+        livemode: false,
+    };
+    connector().cancel_payment(&cancel).await.unwrap();
+    assert!(matches!(
+        status(&simulator, &intent, None).await,
+        PaymentOutcome::Failed { failure, .. } if failure.code == "canceled"
+    ));
+    simulator.shutdown().await;
+}
