@@ -434,6 +434,7 @@ mod tests {
                 PaymentOutcome::Processing { .. } => "processing".to_owned(),
                 PaymentOutcome::Succeeded { .. } => "succeeded".to_owned(),
                 PaymentOutcome::Failed { failure, .. } => failure.code,
+                PaymentOutcome::Authorized { .. } => "authorized".to_owned(),
             };
             assert_eq!(seen, kind, "{status}");
         }

@@ -241,7 +241,7 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub const ALL: [Provider; 7] = [
+    pub const ALL: [Provider; 8] = [
         Provider::Mpesa,
         Provider::MtnMomo,
         Provider::Airtel,
