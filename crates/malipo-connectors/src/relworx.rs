@@ -148,12 +148,13 @@ pub fn payout_outcome_of(
                 provider_reference,
                 failure,
             },
-            PaymentOutcome::Processing { .. } | PaymentOutcome::RequiresAction { .. } => {
-                PayoutOutcome::Processing {
-                    provider_reference,
-                    poll_after_ms: Some(poll_after_ms),
-                }
-            }
+            // Relworx has no authorisations: `Authorized` never comes.
+            PaymentOutcome::Processing { .. }
+            | PaymentOutcome::RequiresAction { .. }
+            | PaymentOutcome::Authorized { .. } => PayoutOutcome::Processing {
+                provider_reference,
+                poll_after_ms: Some(poll_after_ms),
+            },
         },
     )
 }

@@ -159,6 +159,7 @@ async fn mpesa_calls_are_logged_and_timed_without_secrets() {
             description: None,
             return_url: None,
             payment_method: None,
+            capture_method: malipo_core::payment::CaptureMethod::Automatic,
             account: &account,
             livemode: false,
         })
