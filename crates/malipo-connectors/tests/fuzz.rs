@@ -15,9 +15,9 @@
 #![allow(clippy::unwrap_used)]
 
 use malipo_connectors::airtel::{self, AirtelConnector};
+use malipo_connectors::flutterwave::FlutterwaveConnector;
 use malipo_connectors::mpesa::{self, MpesaConnector};
 use malipo_connectors::mtn_momo::{self, MtnMomoConnector};
-use malipo_connectors::flutterwave::FlutterwaveConnector;
 use malipo_connectors::nowpayments::NowPaymentsConnector;
 use malipo_connectors::paystack::PaystackConnector;
 use malipo_connectors::relworx::{self, RelworxConnector, ViaRelworx};
