@@ -701,9 +701,12 @@ impl Connector for AirtelConnector {
             None,
             common::POLL_AFTER_MS_MIN,
         )?;
+        // Malipo sends the payment's id as Airtel's transaction id, and the
+        // callback echoes it: the payment is found even before the answer
+        // to the push (its provider reference) has been written.
         Some(CallbackClaim {
+            payment_id: callback.id.starts_with("pay_").then(|| callback.id.clone()),
             provider_reference: callback.id,
-            payment_id: None,
             outcome,
         })
     }

@@ -770,14 +770,17 @@ impl Gateway {
     ) -> Option<(String, PaymentOutcome)> {
         let connector = self.connectors().by_name(&definition.name)?.clone();
         let claim = connector.parse_callback(raw_body)?;
-        let payment_id = {
+        let by_reference = {
             let mut reader = self.store().reader().await.ok()?;
             reader
                 .conn()
                 .payment_id_by_provider_reference(&definition.name, &claim.provider_reference)
                 .await
-                .ok()??
+                .ok()?
         };
+        // A callback that names Malipo's payment can come before the
+        // provider's answer to the request (its reference) is written.
+        let payment_id = by_reference.or(claim.payment_id)?;
         let record = self.admin_payment(&payment_id).await.ok()?;
         if record.merchant_id != account.merchant_id || record.payment.livemode != account.livemode
         {

@@ -70,15 +70,17 @@ pub(crate) async fn event_for(receiver: &Receiver, event_type: &str, payment: &V
     event["data"]["object"].clone()
 }
 
-/// The newest inbound log entry of `provider`.
+/// The newest inbound log entry of `provider` (waiting for the first one:
+/// under load the status poll can settle a payment before its callback
+/// comes).
 pub(crate) async fn last_inbound(app: &TestApp, provider: &str) -> Value {
     let log = app
-        .get(
+        .wait_for_list(
             &format!("/v1/admin/webhooks/inbound?provider={provider}"),
             &app.operator_token,
+            1,
         )
-        .await
-        .expect(200);
+        .await;
     log["data"][0].clone()
 }
 
