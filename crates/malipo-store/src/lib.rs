@@ -172,6 +172,29 @@ pub struct Store {
     backend: Backend,
 }
 
+/// SQLite: one trigger per refused statement (it has no TRUNCATE; an
+/// unqualified DELETE fires the delete trigger).
+const SQLITE_APPEND_ONLY_AUDIT: [&str; 2] = [
+    "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log \
+     BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log \
+     BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+];
+
+/// PostgreSQL: one function raising, fired per row on UPDATE and DELETE
+/// and per statement on TRUNCATE (the only way around it is a superuser
+/// dropping the trigger, which the database's own log records).
+const POSTGRES_APPEND_ONLY_AUDIT: [&str; 3] = [
+    "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger \
+     LANGUAGE plpgsql AS $$ BEGIN \
+     RAISE EXCEPTION 'audit_log is append-only' USING ERRCODE = 'insufficient_privilege'; \
+     END $$",
+    "CREATE OR REPLACE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log \
+     FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+    "CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log \
+     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
+];
+
 impl Store {
     pub async fn connect(options: &StoreOptions) -> Result<Store, StoreError> {
         let acquire_timeout = Duration::from_millis(options.acquire_timeout_ms);
@@ -217,12 +240,33 @@ impl Store {
         Ok(Store { backend })
     }
 
-    /// Applies the migrations this binary carries (`migrations/`, compiled in).
+    /// Applies the migrations this binary carries (`migrations/`, compiled
+    /// in), then makes the audit log append-only in the database itself
+    /// (triggers refuse every UPDATE, DELETE and TRUNCATE of `audit_log`):
+    /// no bug and no injected statement can rewrite history. The triggers'
+    /// syntax differs between the backends, so they are created here
+    /// rather than in the shared migrations, idempotently on every start.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = sqlx::migrate!("./migrations");
         match &self.backend {
-            Backend::Sqlite { writer, .. } => migrator.run(writer).await?,
-            Backend::Postgres(pool) => migrator.run(pool).await?,
+            Backend::Sqlite { writer, .. } => {
+                migrator.run(writer).await?;
+                for statement in SQLITE_APPEND_ONLY_AUDIT {
+                    sqlx::query(statement).execute(writer).await?;
+                }
+            }
+            Backend::Postgres(pool) => {
+                migrator.run(pool).await?;
+                // Nodes starting together: one at a time replaces them.
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(7236431117)")
+                    .execute(&mut *tx)
+                    .await?;
+                for statement in POSTGRES_APPEND_ONLY_AUDIT {
+                    sqlx::query(statement).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
         }
         Ok(())
     }
