@@ -415,6 +415,23 @@ fn error_of(reply: &Reply) -> (String, String) {
 }
 
 /// A refused call as a connector error.
+/// What a status query of an asynchronous request found.
+enum Queried {
+    /// A 404 soon after the request: MTN may not have stored it yet.
+    NotYetKnown,
+    /// A 404 after the grace: MTN never took the request.
+    Unknown(Failure),
+    Status(MomoStatus),
+}
+
+/// A status MTN's documentation does not list: in doubt, so polled again.
+fn undocumented(status: &MomoStatus) -> ConnectorError {
+    ConnectorError::Unavailable(format!(
+        "MTN MoMo status `{}` is not documented",
+        status.status
+    ))
+}
+
 fn rejection(what: &str, reply: &Reply) -> ConnectorError {
     let (code, message) = error_of(reply);
     let text = format!("MTN MoMo {what}: {code}: {message}");
@@ -518,6 +535,95 @@ impl MtnMomoConnector {
         )
         .await
     }
+
+    /// Posts an asynchronous request (RequestToPay, a Disbursement
+    /// transfer) under its fresh `X-Reference-Id`, with the account's
+    /// callback URL when it has one. `Ok` when MTN took it, and also when
+    /// it may have (a server error, no answer): the reference is known, so
+    /// the status poll finds out. A refusal is the error.
+    async fn submit(
+        &self,
+        settings: &Settings,
+        what: &str,
+        url: &str,
+        reference: &str,
+        body: &Value,
+        account: &ConnectorAccount,
+    ) -> Result<(), ConnectorError> {
+        let callback_url = account
+            .callback_url
+            .as_deref()
+            .filter(|url| !url.is_empty());
+        let answer = self
+            .call(settings, what, |token| {
+                let mut builder = self
+                    .client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("X-Reference-Id", reference)
+                    .json(body);
+                if let Some(callback_url) = callback_url {
+                    builder = builder.header("X-Callback-Url", callback_url);
+                }
+                builder
+            })
+            .await;
+        match answer {
+            Ok(reply) if reply.is_success() => Ok(()),
+            Ok(reply) if reply.is_server_error() => {
+                tracing::warn!(
+                    status = reply.status,
+                    "MTN MoMo {what} answered a server error; polling its status"
+                );
+                Ok(())
+            }
+            Err(ConnectorError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "MTN MoMo {what} unanswered; polling its status");
+                Ok(())
+            }
+            Ok(reply) => Err(rejection(what, &reply)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `GET`s the status of an asynchronous request by its reference.
+    /// `names` are the request's name for messages and the query's for
+    /// logs. A 404 is [`Queried::NotYetKnown`] `within_grace` (MTN may not
+    /// have stored it yet), [`Queried::Unknown`] after.
+    async fn query(
+        &self,
+        settings: &Settings,
+        (request_name, query_name): (&str, &str),
+        url: &str,
+        reference: &str,
+        within_grace: bool,
+    ) -> Result<Queried, ConnectorError> {
+        let reply = self
+            .call(settings, query_name, |token| {
+                self.client.get(url).bearer_auth(token)
+            })
+            .await?;
+        if reply.status == 404 {
+            if within_grace {
+                return Ok(Queried::NotYetKnown);
+            }
+            let (code, message) = error_of(&reply);
+            return Ok(Queried::Unknown(Failure {
+                code: "provider_error".into(),
+                message: format!("MTN MoMo has no {request_name} {reference}: {code}: {message}"),
+            }));
+        }
+        if !reply.is_success() {
+            return Err(rejection(query_name, &reply));
+        }
+        let status = reply.json.as_ref().and_then(status_of).ok_or_else(|| {
+            ConnectorError::Unavailable(format!(
+                "MTN MoMo {query_name} answered no `status`: {}",
+                reply.excerpt
+            ))
+        })?;
+        Ok(Queried::Status(status))
+    }
 }
 
 #[async_trait]
@@ -592,48 +698,20 @@ impl Connector for MtnMomoConnector {
             "payeeNote": clip(request.payment_id, NOTE_MAX_CHARS),
         });
         let url = format!("{}/collection/v1_0/requesttopay", settings.base_url);
-        let callback_url = request
-            .account
-            .callback_url
-            .as_deref()
-            .filter(|url| !url.is_empty());
-        let processing = || PaymentOutcome::Processing {
-            provider_reference: Some(reference.clone()),
+        self.submit(
+            &settings,
+            "RequestToPay",
+            &url,
+            &reference,
+            &body,
+            request.account,
+        )
+        .await?;
+        Ok(PaymentOutcome::Processing {
+            provider_reference: Some(reference),
             next_action: phone_prompt(request.customer),
             poll_after_ms: common::POLL_AFTER_MS_MIN,
-        };
-        let answer = self
-            .call(&settings, "RequestToPay", |token| {
-                let mut builder = self
-                    .client
-                    .post(&url)
-                    .bearer_auth(token)
-                    .header("X-Reference-Id", &reference)
-                    .json(&body);
-                if let Some(callback_url) = callback_url {
-                    builder = builder.header("X-Callback-Url", callback_url);
-                }
-                builder
-            })
-            .await;
-        match answer {
-            Ok(reply) if reply.is_success() => Ok(processing()),
-            // MTN may have taken the request before failing to answer: the
-            // reference is known, so the status poll finds out.
-            Ok(reply) if reply.is_server_error() => {
-                tracing::warn!(
-                    status = reply.status,
-                    "MTN MoMo RequestToPay answered a server error; polling its status"
-                );
-                Ok(processing())
-            }
-            Err(ConnectorError::Unavailable(reason)) => {
-                tracing::warn!(%reason, "MTN MoMo RequestToPay unanswered; polling its status");
-                Ok(processing())
-            }
-            Ok(reply) => Err(rejection("RequestToPay", &reply)),
-            Err(error) => Err(error),
-        }
+        })
     }
 
     async fn payment_status(
@@ -651,50 +729,35 @@ impl Connector for MtnMomoConnector {
             "{}/collection/v1_0/requesttopay/{reference}",
             settings.base_url
         );
-        let reply = self
-            .call(&settings, "status", |token| {
-                self.client.get(&url).bearer_auth(token)
-            })
-            .await?;
         let poll_after_ms = common::poll_after_ms(request.started_ms, request.now_ms);
-        if reply.status == 404 {
-            if request.now_ms.saturating_sub(request.started_ms) < NOT_FOUND_GRACE_MS {
-                return Ok(PaymentOutcome::Processing {
-                    provider_reference: Some(reference.to_string()),
-                    next_action: phone_prompt(request.customer),
-                    poll_after_ms,
-                });
-            }
-            let (code, message) = error_of(&reply);
-            return Ok(PaymentOutcome::Failed {
+        let within_grace = request.now_ms.saturating_sub(request.started_ms) < NOT_FOUND_GRACE_MS;
+        match self
+            .query(
+                &settings,
+                ("RequestToPay", "status"),
+                &url,
+                reference,
+                within_grace,
+            )
+            .await?
+        {
+            Queried::NotYetKnown => Ok(PaymentOutcome::Processing {
                 provider_reference: Some(reference.to_string()),
-                failure: Failure {
-                    code: "provider_error".into(),
-                    message: format!("MTN MoMo has no RequestToPay {reference}: {code}: {message}"),
-                },
-            });
+                next_action: phone_prompt(request.customer),
+                poll_after_ms,
+            }),
+            Queried::Unknown(failure) => Ok(PaymentOutcome::Failed {
+                provider_reference: Some(reference.to_string()),
+                failure,
+            }),
+            Queried::Status(status) => outcome_of(
+                reference,
+                &status,
+                phone_prompt(request.customer),
+                poll_after_ms,
+            )
+            .ok_or_else(|| undocumented(&status)),
         }
-        if !reply.is_success() {
-            return Err(rejection("status", &reply));
-        }
-        let status = reply.json.as_ref().and_then(status_of).ok_or_else(|| {
-            ConnectorError::Unavailable(format!(
-                "MTN MoMo status answered no `status`: {}",
-                reply.excerpt
-            ))
-        })?;
-        outcome_of(
-            reference,
-            &status,
-            phone_prompt(request.customer),
-            poll_after_ms,
-        )
-        .ok_or_else(|| {
-            ConnectorError::Unavailable(format!(
-                "MTN MoMo status `{}` is not documented",
-                status.status
-            ))
-        })
     }
 
     /// Not supported: see the module docs.
@@ -778,47 +841,19 @@ impl Connector for MtnMomoConnector {
             "payeeNote": clip(request.payout_id, NOTE_MAX_CHARS),
         });
         let url = format!("{}/disbursement/v1_0/transfer", settings.base_url);
-        let callback_url = request
-            .account
-            .callback_url
-            .as_deref()
-            .filter(|url| !url.is_empty());
-        let processing = || PayoutOutcome::Processing {
-            provider_reference: Some(reference.clone()),
+        self.submit(
+            &settings,
+            "transfer",
+            &url,
+            &reference,
+            &body,
+            request.account,
+        )
+        .await?;
+        Ok(PayoutOutcome::Processing {
+            provider_reference: Some(reference),
             poll_after_ms: Some(common::POLL_AFTER_MS_MIN),
-        };
-        let answer = self
-            .call(&settings, "transfer", |token| {
-                let mut builder = self
-                    .client
-                    .post(&url)
-                    .bearer_auth(token)
-                    .header("X-Reference-Id", &reference)
-                    .json(&body);
-                if let Some(callback_url) = callback_url {
-                    builder = builder.header("X-Callback-Url", callback_url);
-                }
-                builder
-            })
-            .await;
-        match answer {
-            Ok(reply) if reply.is_success() => Ok(processing()),
-            // MTN may have taken the transfer before failing to answer: the
-            // reference is known, so the status poll finds out.
-            Ok(reply) if reply.is_server_error() => {
-                tracing::warn!(
-                    status = reply.status,
-                    "MTN MoMo transfer answered a server error; polling its status"
-                );
-                Ok(processing())
-            }
-            Err(ConnectorError::Unavailable(reason)) => {
-                tracing::warn!(%reason, "MTN MoMo transfer unanswered; polling its status");
-                Ok(processing())
-            }
-            Ok(reply) => Err(rejection("transfer", &reply)),
-            Err(error) => Err(error),
-        }
+        })
     }
 
     /// `GET /disbursement/v1_0/transfer/{referenceId}`.
@@ -837,43 +872,29 @@ impl Connector for MtnMomoConnector {
             "{}/disbursement/v1_0/transfer/{reference}",
             settings.base_url
         );
-        let reply = self
-            .call(&settings, "transfer status", |token| {
-                self.client.get(&url).bearer_auth(token)
-            })
-            .await?;
         let poll_after_ms = common::poll_after_ms(request.started_ms, request.now_ms);
-        if reply.status == 404 {
-            if request.now_ms.saturating_sub(request.started_ms) < NOT_FOUND_GRACE_MS {
-                return Ok(PayoutOutcome::Processing {
-                    provider_reference: Some(reference.to_string()),
-                    poll_after_ms: Some(poll_after_ms),
-                });
-            }
-            let (code, message) = error_of(&reply);
-            return Ok(PayoutOutcome::Failed {
+        let within_grace = request.now_ms.saturating_sub(request.started_ms) < NOT_FOUND_GRACE_MS;
+        match self
+            .query(
+                &settings,
+                ("transfer", "transfer status"),
+                &url,
+                reference,
+                within_grace,
+            )
+            .await?
+        {
+            Queried::NotYetKnown => Ok(PayoutOutcome::Processing {
                 provider_reference: Some(reference.to_string()),
-                failure: Failure {
-                    code: "provider_error".into(),
-                    message: format!("MTN MoMo has no transfer {reference}: {code}: {message}"),
-                },
-            });
+                poll_after_ms: Some(poll_after_ms),
+            }),
+            Queried::Unknown(failure) => Ok(PayoutOutcome::Failed {
+                provider_reference: Some(reference.to_string()),
+                failure,
+            }),
+            Queried::Status(status) => payout_outcome_of(reference, &status, poll_after_ms)
+                .ok_or_else(|| undocumented(&status)),
         }
-        if !reply.is_success() {
-            return Err(rejection("transfer status", &reply));
-        }
-        let status = reply.json.as_ref().and_then(status_of).ok_or_else(|| {
-            ConnectorError::Unavailable(format!(
-                "MTN MoMo transfer status answered no `status`: {}",
-                reply.excerpt
-            ))
-        })?;
-        payout_outcome_of(reference, &status, poll_after_ms).ok_or_else(|| {
-            ConnectorError::Unavailable(format!(
-                "MTN MoMo status `{}` is not documented",
-                status.status
-            ))
-        })
     }
 
     /// A transfer callback (the status object): `externalId` is the
