@@ -492,3 +492,213 @@ async fn acknowledged_work_survives_repeated_sigkill_on_sqlite() {
 async fn acknowledged_work_survives_repeated_sigkill_on_postgres() {
     acknowledged_work_survives_repeated_sigkill(Backend::Postgres).await;
 }
+
+/// M-Pesa payments until the server dies, each with its Idempotency-Key
+/// as its reference (Daraja's `AccountReference`), recording the ones
+/// the server acknowledged: key -> payment id.
+async fn drive_mpesa(
+    client: reqwest::Client,
+    base: String,
+    key: String,
+    round: usize,
+    seen: Arc<Mutex<BTreeMap<String, String>>>,
+) {
+    for index in 0.. {
+        let idempotency_key = format!("m{round}-{index}");
+        let Ok(response) = client
+            .post(format!("{base}/v1/payments"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", &idempotency_key)
+            .json(
+                &json!({"amount": 10_000, "currency": "kes", "method": "mpesa",
+                          "reference": idempotency_key,
+                          "customer": {"phone": "254708374149"}}),
+            )
+            .send()
+            .await
+        else {
+            return;
+        };
+        if response.status() != 200 {
+            return;
+        }
+        let Ok(payment) = response.json::<Value>().await else {
+            return;
+        };
+        let id = payment["id"].as_str().expect("id").to_owned();
+        seen.lock().expect("lock").insert(idempotency_key, id);
+    }
+}
+
+/// M-Pesa payments while the server is SIGKILLed with STK pushes in the
+/// air (and their callbacks then sent to a server that is gone): every
+/// payment the client saw acknowledged succeeds after the restarts (the
+/// status poll asks Daraja), no payment is ever pushed to the customer's
+/// phone twice, the merchant's balance is exactly the net of what
+/// succeeded, and the ledger verifies.
+async fn provider_calls_survive_sigkill(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    malipo_gateway::install_crypto_provider();
+    let mut config = malipo_simulators::SimulatorConfig::for_tests(200);
+    config.journal_entries_max = 100_000;
+    let simulator = malipo_simulators::spawn(malipo_simulators::Provider::Mpesa, config)
+        .await
+        .expect("simulator");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let mut server = start_server(&database.url);
+    wait_ready(&client, &server.base).await;
+    let (token, key) = operator_and_merchant(&client, &server.base, &database.url).await;
+    let mpesa = &simulator.config().mpesa;
+    let account = client
+        .post(format!("{}/v1/connector_accounts", server.base))
+        .bearer_auth(&key)
+        .json(
+            &json!({"provider": "mpesa", "name": "Paybill", "credentials": {
+            "consumer_key": mpesa.consumer_key, "consumer_secret": mpesa.consumer_secret,
+            "shortcode": mpesa.stk_shortcode, "passkey": mpesa.stk_passkey,
+            "base_url": simulator.base_url()}}),
+        )
+        .send()
+        .await
+        .expect("connector account");
+    assert_eq!(account.status(), 200);
+
+    let seen = Arc::new(Mutex::new(BTreeMap::new()));
+    let rounds = kills().div_ceil(2).max(3);
+    for round in 0..rounds {
+        let load = tokio::spawn(drive_mpesa(
+            client.clone(),
+            server.base.clone(),
+            key.clone(),
+            round,
+            seen.clone(),
+        ));
+        // 150 to 850 ms into the load: pushes are in the air.
+        tokio::time::sleep(Duration::from_millis(150 + (round as u64 * 233) % 700)).await;
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("reaped");
+        let _ = load.await;
+        server = start_server(&database.url);
+        wait_ready(&client, &server.base).await;
+    }
+    let acknowledged = std::mem::take(&mut *seen.lock().expect("lock"));
+    assert!(
+        acknowledged.len() >= rounds,
+        "the load made progress: {} payments acknowledged",
+        acknowledged.len()
+    );
+
+    let get = |id: String| {
+        let client = client.clone();
+        let url = format!("{}/v1/payments/{id}", server.base);
+        let key = key.clone();
+        async move {
+            let payment: Value = client
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("payment")
+                .json()
+                .await
+                .expect("json");
+            payment
+        }
+    };
+    // Callbacks went to dead servers: the status poll settles each one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    for id in acknowledged.values() {
+        let mut payment = get(id.clone()).await;
+        while payment["status"] == "processing" && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            payment = get(id.clone()).await;
+        }
+        assert_eq!(payment["status"], "succeeded", "{payment}");
+    }
+
+    // Never two prompts on the customer's phone for one payment.
+    let mut pushes: BTreeMap<String, usize> = BTreeMap::new();
+    for request in simulator.requests() {
+        if request.path.ends_with("/stkpush/v1/processrequest") {
+            let body = request.json().expect("json push");
+            let reference = body["AccountReference"].as_str().expect("reference");
+            *pushes.entry(reference.to_owned()).or_default() += 1;
+        }
+    }
+    let twice: Vec<_> = pushes.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(twice.is_empty(), "pushed more than once: {twice:?}");
+    for idempotency_key in acknowledged.keys() {
+        assert_eq!(pushes.get(idempotency_key), Some(&1), "{idempotency_key}");
+    }
+
+    // One payment per key; whatever did not succeed was never acknowledged
+    // (its push, if any, had no answer recorded before the kill); the
+    // balance is exactly the net of what succeeded.
+    let listed = all_ids(&client, &server.base, "/v1/payments", &key).await;
+    let mut references = BTreeSet::new();
+    let mut net = 0;
+    for id in listed {
+        let payment = get(id).await;
+        let reference = payment["reference"].as_str().expect("reference").to_owned();
+        assert!(
+            references.insert(reference.clone()),
+            "two payments for {reference}"
+        );
+        if payment["status"] == "succeeded" {
+            net += payment["net"].as_i64().expect("net");
+        } else {
+            assert!(
+                !acknowledged.contains_key(&reference),
+                "acknowledged but {payment}"
+            );
+        }
+    }
+    let balance: Value = client
+        .get(format!("{}/v1/balance", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("balance")
+        .json()
+        .await
+        .expect("json");
+    let available = balance["available"]
+        .as_array()
+        .expect("available")
+        .iter()
+        .find(|entry| entry["currency"] == "kes")
+        .map_or(0, |entry| entry["amount"].as_i64().expect("amount"));
+    assert_eq!(available, net, "{balance}");
+    eprintln!(
+        "{rounds} kills: {} payments acknowledged, {} made, {} pushed",
+        acknowledged.len(),
+        references.len(),
+        pushes.len()
+    );
+    let report: Value = client
+        .get(format!("{}/v1/admin/ledger/verify", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("verify")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(report["ok"], true, "{report}");
+    simulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_calls_survive_sigkill_on_sqlite() {
+    provider_calls_survive_sigkill(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_calls_survive_sigkill_on_postgres() {
+    provider_calls_survive_sigkill(Backend::Postgres).await;
+}
