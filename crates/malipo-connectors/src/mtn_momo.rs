@@ -1,7 +1,10 @@
 //! The MTN MoMo Open API connector: Collection (RequestToPay).
 //!
 //! A payment is a RequestToPay (`POST /collection/v1_0/requesttopay`) with
-//! a fresh UUID in `X-Reference-Id`: MTN answers `202 Accepted`, the
+//! a UUID in `X-Reference-Id`, the one the payment's Malipo id was made
+//! from (UUIDv7; unique, and known before the request is sent, so the
+//! status poll finds a request whose answer was lost to a crash, and MTN
+//! refuses a second request for the payment): MTN answers `202 Accepted`, the
 //! customer's phone shows an approval prompt, and the payment stays
 //! `processing` with that UUID as its provider reference. The outcome
 //! arrives by callback (to `X-Callback-Url`, PUT or POST, unsigned: parse
@@ -40,7 +43,7 @@
 //!
 //! # Payouts: Disbursement transfers
 //! A payout is a Disbursement transfer (`POST /disbursement/v1_0/transfer`)
-//! with a fresh `X-Reference-Id` (also sent as `externalId`, so the
+//! with the UUID of the payout's id as `X-Reference-Id` (also sent as `externalId`, so the
 //! callback names it) and the recipient as `payee`; it stays processing
 //! until the callback (confirmed with `GET /disbursement/v1_0/transfer/
 //! {referenceId}`) or the status poll says `SUCCESSFUL` (the
@@ -63,6 +66,7 @@ use crate::{
     RefundOutcome, RefundRequest, StatusRequest,
 };
 use async_trait::async_trait;
+use malipo_core::id::{IdKind, uuid_of};
 use malipo_core::objects::{Customer, Failure, NextAction};
 use serde_json::{Value, json};
 
@@ -415,6 +419,33 @@ fn error_of(reply: &Reply) -> (String, String) {
 }
 
 /// A refused call as a connector error.
+/// The `X-Reference-Id` of a payment's RequestToPay or a payout's
+/// transfer: the UUID its Malipo id was made from. Known before the
+/// request is sent, so a request whose answer was lost (the process died
+/// mid-call) can still be asked about; and MTN refuses a second request
+/// under the same reference, so nothing is ever requested twice.
+fn reference_for(kind: IdKind, id: &str) -> String {
+    uuid_of(kind, id)
+        .unwrap_or_else(uuid::Uuid::new_v4)
+        .to_string()
+}
+
+/// The reference to query: the recorded one, else the one
+/// [`reference_for`] gave the request.
+fn known_reference(
+    recorded: Option<&str>,
+    kind: IdKind,
+    id: &str,
+) -> Result<String, ConnectorError> {
+    recorded
+        .filter(|reference| !reference.is_empty())
+        .map(str::to_owned)
+        .or_else(|| uuid_of(kind, id).map(|uuid| uuid.to_string()))
+        .ok_or_else(|| {
+            ConnectorError::Rejected("no X-Reference-Id (provider reference) to query".into())
+        })
+}
+
 /// What a status query of an asynchronous request found.
 enum Queried {
     /// A 404 soon after the request: MTN may not have stored it yet.
@@ -537,7 +568,7 @@ impl MtnMomoConnector {
     }
 
     /// Posts an asynchronous request (RequestToPay, a Disbursement
-    /// transfer) under its fresh `X-Reference-Id`, with the account's
+    /// transfer) under its `X-Reference-Id`, with the account's
     /// callback URL when it has one. `Ok` when MTN took it, and also when
     /// it may have (a server error, no answer): the reference is known, so
     /// the status poll finds out. A refusal is the error.
@@ -688,7 +719,7 @@ impl Connector for MtnMomoConnector {
         // Token failures (wrong credentials) are refusals; only the
         // RequestToPay itself may be in doubt.
         self.access_token(&settings).await?;
-        let reference = uuid::Uuid::new_v4().to_string();
+        let reference = reference_for(IdKind::Payment, request.payment_id);
         let body = json!({
             "amount": amount,
             "currency": request.currency.to_ascii_uppercase(),
@@ -719,12 +750,11 @@ impl Connector for MtnMomoConnector {
         request: &StatusRequest<'_>,
     ) -> Result<PaymentOutcome, ConnectorError> {
         let settings = Settings::of(request.account)?;
-        let reference = request
-            .provider_reference
-            .filter(|reference| !reference.is_empty())
-            .ok_or_else(|| {
-                ConnectorError::Rejected("no X-Reference-Id (provider reference) to query".into())
-            })?;
+        let reference = &known_reference(
+            request.provider_reference,
+            IdKind::Payment,
+            request.payment_id,
+        )?;
         let url = format!(
             "{}/collection/v1_0/requesttopay/{reference}",
             settings.base_url
@@ -826,7 +856,7 @@ impl Connector for MtnMomoConnector {
         // Token failures (wrong credentials) are refusals; only the
         // transfer itself may be in doubt.
         self.access_token(&settings).await?;
-        let reference = uuid::Uuid::new_v4().to_string();
+        let reference = reference_for(IdKind::Payout, request.payout_id);
         let message = request
             .description
             .map(|text| clip(text, NOTE_MAX_CHARS))
@@ -862,12 +892,11 @@ impl Connector for MtnMomoConnector {
         request: &PayoutStatusRequest<'_>,
     ) -> Result<PayoutOutcome, ConnectorError> {
         let settings = Settings::disbursement(request.account)?;
-        let reference = request
-            .provider_reference
-            .filter(|reference| !reference.is_empty())
-            .ok_or_else(|| {
-                ConnectorError::Rejected("no X-Reference-Id (provider reference) to query".into())
-            })?;
+        let reference = &known_reference(
+            request.provider_reference,
+            IdKind::Payout,
+            request.payout_id,
+        )?;
         let url = format!(
             "{}/disbursement/v1_0/transfer/{reference}",
             settings.base_url

@@ -568,3 +568,49 @@ async fn an_unreachable_mtn_is_unavailable_and_refunds_are_unsupported() {
         Err(ConnectorError::Unavailable(_))
     ));
 }
+
+/// The X-Reference-Id is the UUID of the payment's Malipo id: a payment
+/// whose answer was never recorded (the process died mid-call) is found by
+/// the status poll all the same, and MTN refuses a second RequestToPay for
+/// the same payment, so a customer is never asked twice.
+#[tokio::test]
+async fn a_payment_whose_answer_was_lost_is_found_by_its_id() {
+    let simulator = simulator().await;
+    let connector = connector();
+    let account = account(&simulator);
+    let customer = customer(PHONE);
+    let id = malipo_core::id::new_id(malipo_core::id::IdKind::Payment);
+    let request = PaymentRequest {
+        payment_id: &id,
+        ..payment(&account, &customer, 1_050)
+    };
+    let answer = connector.start_payment(&request).await.unwrap();
+    let expected = malipo_core::id::uuid_of(malipo_core::id::IdKind::Payment, &id)
+        .unwrap()
+        .to_string();
+    assert!(
+        matches!(&answer, PaymentOutcome::Processing { provider_reference: Some(reference), .. } if *reference == expected),
+        "{answer:?}"
+    );
+    // The answer is lost: the poll knows only the payment's id.
+    let lost = StatusRequest {
+        payment_id: &id,
+        provider_reference: None,
+        customer: &customer,
+        started_ms: 0,
+        now_ms: 0,
+        next_action: None,
+        amount: 0,
+        currency: "",
+        account: &account,
+    };
+    let outcome = support::settled(|| connector.payment_status(&lost)).await;
+    assert!(
+        matches!(&outcome, PaymentOutcome::Succeeded { provider_reference: Some(reference) } if *reference == expected),
+        "{outcome:?}"
+    );
+    assert!(matches!(
+        connector.start_payment(&request).await,
+        Err(ConnectorError::Rejected(_))
+    ));
+}

@@ -62,6 +62,24 @@ pub fn looks_like(kind: IdKind, text: &str) -> bool {
         .is_some_and(|rest| rest.len() == 26 && rest.bytes().all(|b| CROCKFORD.contains(&b)))
 }
 
+/// The UUID an id of this kind was made from (`None` when `text` is not
+/// one). Providers that want a UUID reference chosen by the caller (MTN
+/// MoMo's `X-Reference-Id`) get this one: derived from the id, it is
+/// known before the request is sent, so a request whose answer was lost
+/// can still be looked up.
+pub fn uuid_of(kind: IdKind, text: &str) -> Option<Uuid> {
+    if !looks_like(kind, text) {
+        return None;
+    }
+    let digits = &text[kind.prefix().len()..];
+    let mut value: u128 = 0;
+    for byte in digits.bytes() {
+        let digit = CROCKFORD.iter().position(|&c| c == byte)?;
+        value = value.checked_mul(32)?.checked_add(digit as u128)?;
+    }
+    Some(Uuid::from_u128(value))
+}
+
 fn push_base32(out: &mut String, value: u128) {
     // 26 characters * 5 bits = 130 bits >= 128: the top character holds 3 bits.
     for index in (0..26).rev() {
@@ -95,6 +113,23 @@ pub fn random_secret(bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_gives_back_its_uuid() {
+        let id = new_id(IdKind::Payment);
+        let uuid = uuid_of(IdKind::Payment, &id).expect("a payment id");
+        assert_eq!(uuid.get_version_num(), 7);
+        let mut again = String::from("pay_");
+        push_base32(&mut again, uuid.as_u128());
+        assert_eq!(again, id);
+        assert_eq!(uuid_of(IdKind::Payout, &id), None, "another kind");
+        assert_eq!(uuid_of(IdKind::Payment, "pay_123"), None, "too short");
+        // The top character holds 3 bits: anything larger overflows.
+        assert_eq!(
+            uuid_of(IdKind::Payment, &format!("pay_{}", "z".repeat(26))),
+            None
+        );
+    }
 
     #[test]
     fn ids_have_prefix_and_sort_by_creation() {
