@@ -6,8 +6,9 @@
 //! provider's hosted page (the `redirect` next action); Malipo only learns
 //! the outcome, from a signed webhook or from the provider's status API.
 
-use crate::ConnectorError;
-use malipo_core::objects::{Failure, NextAction};
+use crate::common::{credential, required};
+use crate::{ConnectorAccount, ConnectorError};
+use malipo_core::objects::{Customer, Failure, NextAction};
 
 /// The card providers, in the order a merchant's accounts are preferred
 /// when several take the payment's currency (see the gateway's routing).
@@ -138,4 +139,59 @@ mod tests {
         assert!(reference_of("pay_ 1").is_err());
         assert_eq!(payment_id_of("T2154954"), None);
     }
+}
+
+/// A card provider account's settings: its secret key, and the API's base
+/// URL (credential `base_url`, for a simulator, else the provider's).
+/// Deliberately not `Debug`: it holds the key.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub base_url: String,
+    pub secret_key: String,
+}
+
+impl Settings {
+    pub(crate) fn of(
+        default_base_url: &str,
+        account: &ConnectorAccount,
+    ) -> Result<Settings, ConnectorError> {
+        Ok(Settings {
+            secret_key: required(account, "secret_key")?.to_string(),
+            base_url: credential(account, "base_url")
+                .unwrap_or(default_base_url)
+                .trim_end_matches('/')
+                .to_string(),
+        })
+    }
+}
+
+/// Refuses a currency `provider`'s card payments do not take.
+pub(crate) fn check_currency(
+    provider: &str,
+    currencies: &[&str],
+    currency: &str,
+) -> Result<(), ConnectorError> {
+    if currencies
+        .iter()
+        .any(|known| known.eq_ignore_ascii_case(currency))
+    {
+        Ok(())
+    } else {
+        Err(ConnectorError::Rejected(format!(
+            "{provider} card payments take {}, not `{}`",
+            currencies.join(", ").to_ascii_uppercase(),
+            currency.to_ascii_uppercase()
+        )))
+    }
+}
+
+/// The customer's email, which hosted card pages need.
+pub(crate) fn email<'a>(provider: &str, customer: &'a Customer) -> Result<&'a str, ConnectorError> {
+    customer
+        .email
+        .as_deref()
+        .filter(|email| !email.trim().is_empty())
+        .ok_or_else(|| {
+            ConnectorError::Rejected(format!("a {provider} card payment needs customer.email"))
+        })
 }

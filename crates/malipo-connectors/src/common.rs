@@ -165,7 +165,25 @@ impl Reply {
     /// [`ConnectorError::Unavailable`] (worth asking again) for a 5xx or a
     /// 429, [`ConnectorError::Rejected`] otherwise, quoting the message.
     pub(crate) fn refusal(&self, provider: &str, what: &str) -> ConnectorError {
-        let message = self.text("message").unwrap_or_else(|| self.excerpt.clone());
+        self.refusal_quoting(provider, what, "/message")
+    }
+
+    /// [`Reply::refusal`] for a provider whose error message is elsewhere
+    /// in the body (`message_pointer`, a JSON pointer such as Stripe's
+    /// `/error/message`).
+    pub(crate) fn refusal_quoting(
+        &self,
+        provider: &str,
+        what: &str,
+        message_pointer: &str,
+    ) -> ConnectorError {
+        let message = self
+            .json
+            .as_ref()
+            .and_then(|body| body.pointer(message_pointer))
+            .and_then(scalar_text)
+            .filter(|text| !text.is_empty())
+            .unwrap_or_else(|| self.excerpt.clone());
         let text = format!("{provider} {what} (HTTP {}): {message}", self.status);
         if self.is_server_error() || self.status == 429 {
             ConnectorError::Unavailable(text)

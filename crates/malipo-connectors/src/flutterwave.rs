@@ -33,11 +33,11 @@
 //! The connector account's `webhook_secret` is the dashboard's secret hash.
 //! A live payment with a test key (`FLWSECK_TEST`) is refused.
 
-use crate::cards;
-use crate::common::{self, Reply, credential, decimal_text, refusal_message, required};
+use crate::cards::{self, Settings};
+use crate::common::{self, Reply, decimal_text, refusal_message};
 use crate::{
-    CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PaymentOutcome,
-    PaymentRequest, RefundOutcome, RefundRequest, StatusRequest,
+    CallbackClaim, Connector, ConnectorError, FieldError, PaymentOutcome, PaymentRequest,
+    RefundOutcome, RefundRequest, StatusRequest,
 };
 use async_trait::async_trait;
 use malipo_core::Asset;
@@ -156,50 +156,6 @@ fn webhook_reference(body: &[u8]) -> Option<(String, String)> {
     Some((event, tx_ref))
 }
 
-/// The account's Flutterwave settings. Its `Debug` shows no key.
-#[derive(Clone)]
-struct Settings {
-    base_url: String,
-    secret_key: String,
-}
-
-impl Settings {
-    fn of(account: &ConnectorAccount) -> Result<Settings, ConnectorError> {
-        Ok(Settings {
-            secret_key: required(account, "secret_key")?.to_string(),
-            base_url: credential(account, "base_url")
-                .unwrap_or(BASE_URL)
-                .trim_end_matches('/')
-                .to_string(),
-        })
-    }
-}
-
-fn check_currency(currency: &str) -> Result<(), ConnectorError> {
-    if CURRENCIES
-        .iter()
-        .any(|known| known.eq_ignore_ascii_case(currency))
-    {
-        Ok(())
-    } else {
-        Err(ConnectorError::Rejected(format!(
-            "Flutterwave card payments take {}, not `{}`",
-            CURRENCIES.join(", ").to_ascii_uppercase(),
-            currency.to_ascii_uppercase()
-        )))
-    }
-}
-
-fn email(customer: &Customer) -> Result<&str, ConnectorError> {
-    customer
-        .email
-        .as_deref()
-        .filter(|email| !email.trim().is_empty())
-        .ok_or_else(|| {
-            ConnectorError::Rejected("a Flutterwave card payment needs customer.email".into())
-        })
-}
-
 /// `data` of a successful answer (`{"status": "success", "data": …}`).
 fn data(reply: &Reply) -> Option<&Value> {
     let body = reply.json.as_ref()?;
@@ -209,15 +165,7 @@ fn data(reply: &Reply) -> Option<&Value> {
 }
 
 fn rejection(what: &str, reply: &Reply) -> ConnectorError {
-    let message = reply
-        .text("message")
-        .unwrap_or_else(|| reply.excerpt.clone());
-    let text = format!("Flutterwave {what} (HTTP {}): {message}", reply.status);
-    if reply.is_server_error() || reply.status == 429 {
-        ConnectorError::Unavailable(text)
-    } else {
-        ConnectorError::Rejected(text)
-    }
+    reply.refusal("Flutterwave", what)
 }
 
 #[derive(Debug)]
@@ -300,7 +248,7 @@ impl Connector for FlutterwaveConnector {
         currency: &str,
         amount: u64,
     ) -> Result<(), FieldError> {
-        check_currency(currency).map_err(|error| FieldError {
+        cards::check_currency("Flutterwave", CURRENCIES, currency).map_err(|error| FieldError {
             param: "currency",
             message: refusal_message(error),
         })?;
@@ -308,7 +256,7 @@ impl Connector for FlutterwaveConnector {
             param: "currency",
             message: refusal_message(error),
         })?;
-        email(customer).map_err(|error| FieldError {
+        cards::email("Flutterwave", customer).map_err(|error| FieldError {
             param: "customer[email]",
             message: refusal_message(error),
         })?;
@@ -319,7 +267,7 @@ impl Connector for FlutterwaveConnector {
         &self,
         request: &PaymentRequest<'_>,
     ) -> Result<PaymentOutcome, ConnectorError> {
-        let settings = Settings::of(request.account)?;
+        let settings = Settings::of(BASE_URL, request.account)?;
         if request.livemode && settings.secret_key.starts_with(TEST_KEY_PREFIX) {
             return Err(ConnectorError::Rejected(
                 "a live payment can't use a Flutterwave test key (FLWSECK_TEST…)".into(),
@@ -330,8 +278,8 @@ impl Connector for FlutterwaveConnector {
                 "Flutterwave takes the card on its hosted page: no payment_method".into(),
             ));
         }
-        check_currency(request.currency)?;
-        let mut customer = json!({"email": email(request.customer)?});
+        cards::check_currency("Flutterwave", CURRENCIES, request.currency)?;
+        let mut customer = json!({"email": cards::email("Flutterwave", request.customer)?});
         if let Some(name) = &request.customer.name {
             customer["name"] = json!(name);
         }
@@ -374,7 +322,7 @@ impl Connector for FlutterwaveConnector {
         &self,
         request: &StatusRequest<'_>,
     ) -> Result<PaymentOutcome, ConnectorError> {
-        let settings = Settings::of(request.account)?;
+        let settings = Settings::of(BASE_URL, request.account)?;
         let tx_ref = request.provider_reference.unwrap_or(request.payment_id);
         let Some(data) = self.verify(&settings, tx_ref).await? else {
             return Ok(waiting(Some(tx_ref.to_string()), Some(request)));
@@ -395,7 +343,7 @@ impl Connector for FlutterwaveConnector {
     }
 
     async fn refund(&self, request: &RefundRequest<'_>) -> Result<RefundOutcome, ConnectorError> {
-        let settings = Settings::of(request.account)?;
+        let settings = Settings::of(BASE_URL, request.account)?;
         let tx_ref = request.provider_reference.unwrap_or(request.payment_id);
         let id = self
             .verify(&settings, tx_ref)

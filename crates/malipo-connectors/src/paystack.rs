@@ -33,11 +33,11 @@
 //! is refused. Currencies: NGN, GHS, KES, ZAR, USD, amounts in the subunit
 //! (kobo, pesewas, cents) exactly as Malipo holds them.
 
-use crate::cards;
-use crate::common::{self, Reply, credential, refusal_message, required};
+use crate::cards::{self, Settings};
+use crate::common::{self, Reply, refusal_message};
 use crate::{
-    CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PaymentOutcome,
-    PaymentRequest, RefundClaim, RefundOutcome, RefundRequest, StatusRequest,
+    CallbackClaim, Connector, ConnectorError, FieldError, PaymentOutcome, PaymentRequest,
+    RefundClaim, RefundOutcome, RefundRequest, StatusRequest,
 };
 use async_trait::async_trait;
 use malipo_core::objects::{Customer, Failure};
@@ -141,50 +141,6 @@ pub fn outcome_of(
     }
 }
 
-/// The account's Paystack settings. Its `Debug` shows no key.
-#[derive(Clone)]
-struct Settings {
-    base_url: String,
-    secret_key: String,
-}
-
-impl Settings {
-    fn of(account: &ConnectorAccount) -> Result<Settings, ConnectorError> {
-        Ok(Settings {
-            secret_key: required(account, "secret_key")?.to_string(),
-            base_url: credential(account, "base_url")
-                .unwrap_or(BASE_URL)
-                .trim_end_matches('/')
-                .to_string(),
-        })
-    }
-}
-
-fn check_currency(currency: &str) -> Result<(), ConnectorError> {
-    if CURRENCIES
-        .iter()
-        .any(|known| known.eq_ignore_ascii_case(currency))
-    {
-        Ok(())
-    } else {
-        Err(ConnectorError::Rejected(format!(
-            "Paystack takes {}, not `{}`",
-            CURRENCIES.join(", ").to_ascii_uppercase(),
-            currency.to_ascii_uppercase()
-        )))
-    }
-}
-
-fn email(customer: &Customer) -> Result<&str, ConnectorError> {
-    customer
-        .email
-        .as_deref()
-        .filter(|email| !email.trim().is_empty())
-        .ok_or_else(|| {
-            ConnectorError::Rejected("a Paystack card payment needs customer.email".into())
-        })
-}
-
 /// `data` of a successful answer (`{"status": true, "data": …}`).
 fn data(reply: &Reply) -> Option<&Value> {
     let body = reply.json.as_ref()?;
@@ -264,11 +220,11 @@ impl Connector for PaystackConnector {
         currency: &str,
         _amount: u64,
     ) -> Result<(), FieldError> {
-        check_currency(currency).map_err(|error| FieldError {
+        cards::check_currency("Paystack", CURRENCIES, currency).map_err(|error| FieldError {
             param: "currency",
             message: refusal_message(error),
         })?;
-        email(customer).map_err(|error| FieldError {
+        cards::email("Paystack", customer).map_err(|error| FieldError {
             param: "customer[email]",
             message: refusal_message(error),
         })?;
@@ -279,7 +235,7 @@ impl Connector for PaystackConnector {
         &self,
         request: &PaymentRequest<'_>,
     ) -> Result<PaymentOutcome, ConnectorError> {
-        let settings = Settings::of(request.account)?;
+        let settings = Settings::of(BASE_URL, request.account)?;
         if request.livemode && settings.secret_key.starts_with("sk_test_") {
             return Err(ConnectorError::Rejected(
                 "a live payment can't use a Paystack test key (sk_test_…)".into(),
@@ -290,10 +246,10 @@ impl Connector for PaystackConnector {
                 "Paystack takes the card on its hosted page: no payment_method".into(),
             ));
         }
-        check_currency(request.currency)?;
+        cards::check_currency("Paystack", CURRENCIES, request.currency)?;
         let reference = cards::reference_of(request.payment_id)?;
         let mut body = json!({
-            "email": email(request.customer)?,
+            "email": cards::email("Paystack", request.customer)?,
             "amount": request.amount,
             "currency": request.currency.to_ascii_uppercase(),
             "reference": reference,
@@ -329,7 +285,7 @@ impl Connector for PaystackConnector {
         &self,
         request: &StatusRequest<'_>,
     ) -> Result<PaymentOutcome, ConnectorError> {
-        let settings = Settings::of(request.account)?;
+        let settings = Settings::of(BASE_URL, request.account)?;
         let reference = match request.provider_reference {
             Some(reference) if !reference.is_empty() => reference.to_string(),
             _ => cards::reference_of(request.payment_id)?,
@@ -349,7 +305,7 @@ impl Connector for PaystackConnector {
     }
 
     async fn refund(&self, request: &RefundRequest<'_>) -> Result<RefundOutcome, ConnectorError> {
-        let settings = Settings::of(request.account)?;
+        let settings = Settings::of(BASE_URL, request.account)?;
         let reference = match request.provider_reference {
             Some(reference) if !reference.is_empty() => reference.to_string(),
             _ => cards::reference_of(request.payment_id)?,

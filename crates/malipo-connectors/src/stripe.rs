@@ -46,11 +46,11 @@
 //! The connector account's `webhook_secret` is the endpoint's `whsec_…`.
 
 use crate::CaptureRequest;
-use crate::cards;
-use crate::common::{self, Reply, credential, refusal_message, required};
+use crate::cards::{self, Settings};
+use crate::common::{self, Reply, refusal_message};
 use crate::{
-    CallbackClaim, Connector, ConnectorAccount, ConnectorError, FieldError, PaymentOutcome,
-    PaymentRequest, RefundClaim, RefundOutcome, RefundRequest, StatusRequest,
+    CallbackClaim, Connector, ConnectorError, FieldError, PaymentOutcome, PaymentRequest,
+    RefundClaim, RefundOutcome, RefundRequest, StatusRequest,
 };
 use async_trait::async_trait;
 use malipo_core::Asset;
@@ -203,38 +203,8 @@ pub fn failure_of(error: &Value) -> Failure {
     cards::decline(reason, text("message"))
 }
 
-/// The account's Stripe settings. Its `Debug` shows no key.
-#[derive(Clone)]
-struct Settings {
-    base_url: String,
-    secret_key: String,
-}
-
-impl Settings {
-    fn of(account: &ConnectorAccount) -> Result<Settings, ConnectorError> {
-        Ok(Settings {
-            secret_key: required(account, "secret_key")?.to_string(),
-            base_url: credential(account, "base_url")
-                .unwrap_or(BASE_URL)
-                .trim_end_matches('/')
-                .to_string(),
-        })
-    }
-}
-
 fn rejection(what: &str, reply: &Reply) -> ConnectorError {
-    let message = reply
-        .json
-        .as_ref()
-        .and_then(|body| body.pointer("/error/message"))
-        .and_then(common::scalar_text)
-        .unwrap_or_else(|| reply.excerpt.clone());
-    let text = format!("Stripe {what} (HTTP {}): {message}", reply.status);
-    if reply.is_server_error() || reply.status == 429 {
-        ConnectorError::Unavailable(text)
-    } else {
-        ConnectorError::Rejected(text)
-    }
+    reply.refusal_quoting("Stripe", what, "/error/message")
 }
 
 #[derive(Debug)]
@@ -294,7 +264,7 @@ impl StripeConnector {
         action: &str,
         pairs: &[(&str, String)],
     ) -> Result<Value, ConnectorError> {
-        let settings = Settings::of(request.account)?;
+        let settings = Settings::of(BASE_URL, request.account)?;
         let id = request
             .provider_reference
             .filter(|id| id.starts_with("pi_"))
@@ -391,7 +361,7 @@ impl Connector for StripeConnector {
         &self,
         request: &PaymentRequest<'_>,
     ) -> Result<PaymentOutcome, ConnectorError> {
-        let settings = Settings::of(request.account)?;
+        let settings = Settings::of(BASE_URL, request.account)?;
         if request.livemode && settings.secret_key.starts_with("sk_test_") {
             return Err(ConnectorError::Rejected(
                 "a live payment can't use a Stripe test key (sk_test_…)".into(),
@@ -463,7 +433,7 @@ impl Connector for StripeConnector {
         &self,
         request: &StatusRequest<'_>,
     ) -> Result<PaymentOutcome, ConnectorError> {
-        let settings = Settings::of(request.account)?;
+        let settings = Settings::of(BASE_URL, request.account)?;
         let id = request
             .provider_reference
             .filter(|id| id.starts_with("pi_"))
@@ -496,7 +466,7 @@ impl Connector for StripeConnector {
     }
 
     async fn refund(&self, request: &RefundRequest<'_>) -> Result<RefundOutcome, ConnectorError> {
-        let settings = Settings::of(request.account)?;
+        let settings = Settings::of(BASE_URL, request.account)?;
         let id = request
             .provider_reference
             .filter(|id| id.starts_with("pi_"))
