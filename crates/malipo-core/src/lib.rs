@@ -25,6 +25,7 @@ pub mod money;
 pub mod objects;
 pub mod payment;
 pub mod payout;
+pub mod reference;
 pub mod refund;
 
 pub use asset::Asset;

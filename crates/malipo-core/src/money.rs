@@ -59,6 +59,73 @@ impl MinorUnits {
     pub fn from_db(text: &str) -> Option<MinorUnits> {
         text.parse().ok().map(MinorUnits)
     }
+
+    /// The amount as a decimal in the asset's major unit, exactly:
+    /// 150050 with exponent 2 -> `1500.50`; exponent 0 -> no point.
+    pub fn to_decimal(self, exponent: u8) -> String {
+        let digits = self.0.to_string();
+        let exponent = usize::from(exponent);
+        if exponent == 0 {
+            return digits;
+        }
+        let padded = format!("{digits:0>width$}", width = exponent + 1);
+        let (whole, fraction) = padded.split_at(padded.len() - exponent);
+        format!("{whole}.{fraction}")
+    }
+
+    /// Parses a decimal in the major unit (`1500`, `1500.5`, `1500.50`)
+    /// exactly into minor units: digits with at most one `.` and at most
+    /// `exponent` digits after it; no sign, exponent, or separators.
+    pub fn parse_decimal(text: &str, exponent: u8) -> Result<MinorUnits, DecimalProblem> {
+        if text.is_empty() || text.len() > DECIMAL_TEXT_LENGTH_MAX {
+            return Err(DecimalProblem::Malformed);
+        }
+        let (whole, fraction) = match text.split_once('.') {
+            Some((whole, fraction)) => (whole, fraction),
+            None => (text, ""),
+        };
+        let digits_only = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !digits_only(whole) || !digits_only(fraction) {
+            return Err(DecimalProblem::Malformed);
+        }
+        if text.contains('.') && fraction.is_empty() {
+            return Err(DecimalProblem::Malformed);
+        }
+        if fraction.len() > usize::from(exponent) {
+            return Err(DecimalProblem::TooPrecise { exponent });
+        }
+        let scale = 10u128
+            .checked_pow(u32::from(exponent))
+            .ok_or(DecimalProblem::TooLarge)?;
+        let whole: u128 = whole.parse().map_err(|_| DecimalProblem::TooLarge)?;
+        let fraction_scale = 10u128
+            .checked_pow((usize::from(exponent) - fraction.len()) as u32)
+            .ok_or(DecimalProblem::TooLarge)?;
+        let fraction: u128 = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse().map_err(|_| DecimalProblem::Malformed)?
+        };
+        whole
+            .checked_mul(scale)
+            .and_then(|minor| minor.checked_add(fraction * fraction_scale))
+            .map(MinorUnits)
+            .ok_or(DecimalProblem::TooLarge)
+    }
+}
+
+/// The longest decimal text [`MinorUnits::parse_decimal`] reads.
+pub const DECIMAL_TEXT_LENGTH_MAX: usize = 60;
+
+/// Why text is not an amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecimalProblem {
+    #[error("an amount is a decimal in the currency's major unit, e.g. `1500.50`")]
+    Malformed,
+    #[error("the currency has {exponent} decimal places; the amount has more")]
+    TooPrecise { exponent: u8 },
+    #[error("the amount is too large")]
+    TooLarge,
 }
 
 impl fmt::Display for MinorUnits {
@@ -88,7 +155,41 @@ mod tests {
         assert_eq!(MinorUnits::new(5).mul_div_floor(1, 0), None);
     }
 
+    #[test]
+    fn decimals_convert_exactly() {
+        let parse = MinorUnits::parse_decimal;
+        assert_eq!(parse("1500.50", 2), Ok(MinorUnits::new(150_050)));
+        assert_eq!(parse("1500.5", 2), Ok(MinorUnits::new(150_050)));
+        assert_eq!(parse("1500", 2), Ok(MinorUnits::new(150_000)));
+        assert_eq!(parse("0.01", 2), Ok(MinorUnits::new(1)));
+        assert_eq!(parse("1500", 0), Ok(MinorUnits::new(1500)));
+        assert_eq!(
+            parse("1500.0", 0),
+            Err(DecimalProblem::TooPrecise { exponent: 0 })
+        );
+        assert_eq!(
+            parse("1.005", 2),
+            Err(DecimalProblem::TooPrecise { exponent: 2 })
+        );
+        for bad in [
+            "", ".5", "1.", "-1", "+1", "1e3", "1,000", "1.2.3", " 1", "１",
+        ] {
+            assert_eq!(parse(bad, 2), Err(DecimalProblem::Malformed), "{bad:?}");
+        }
+        assert_eq!(parse(&"9".repeat(50), 18), Err(DecimalProblem::TooLarge));
+        assert_eq!(MinorUnits::new(150_050).to_decimal(2), "1500.50");
+        assert_eq!(MinorUnits::new(5).to_decimal(2), "0.05");
+        assert_eq!(MinorUnits::new(1500).to_decimal(0), "1500");
+        assert_eq!(MinorUnits::new(1).to_decimal(18), "0.000000000000000001");
+    }
+
     proptest! {
+        #[test]
+        fn decimal_form_round_trips(value in any::<u64>(), exponent in 0u8..=18) {
+            let amount = MinorUnits::from(value);
+            prop_assert_eq!(MinorUnits::parse_decimal(&amount.to_decimal(exponent), exponent), Ok(amount));
+        }
+
         #[test]
         fn db_form_round_trips(value in any::<u128>()) {
             let amount = MinorUnits::new(value);

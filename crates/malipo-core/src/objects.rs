@@ -45,11 +45,26 @@ pub enum NextAction {
         url: String,
         return_url: Option<String>,
     },
-    /// The customer pays by bank transfer quoting this reference.
+    /// The customer pays by bank transfer to this account, quoting
+    /// `reference` exactly, before `expires_at`.
     BankTransfer {
+        /// The deposit reference to quote, `XXXXX-XXXXX` (10 characters of
+        /// `23456789ABCDEFGHJKMNPQRSTUVWXYZ`, the last a check character;
+        /// case, spaces and dashes don't matter).
         reference: String,
-        account_number: String,
         bank_name: String,
+        account_name: String,
+        account_number: String,
+        branch: Option<String>,
+        /// The bank's SWIFT/BIC code, when the merchant gave one.
+        swift: Option<String>,
+        /// What to send, in minor units (the payment's amount).
+        amount: u64,
+        /// The same as a decimal in the currency's major unit, e.g. `1500.00`.
+        amount_decimal: String,
+        currency: String,
+        /// Unix seconds: after this the deposit is no longer accepted.
+        expires_at: i64,
     },
     /// The customer sends exactly `pay_amount` of `pay_currency` to
     /// `address` on `network` before `expires_at` (crypto).

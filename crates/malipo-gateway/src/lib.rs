@@ -29,6 +29,7 @@
 
 pub mod auth;
 pub mod balances;
+pub mod bank;
 pub mod c2b;
 mod cards;
 mod error;
@@ -86,6 +87,12 @@ pub struct GatewayConfig {
     /// The key that encrypts provider credentials at rest (32 bytes,
     /// base64); `None` keeps a generated one in the database (development).
     pub master_key: Option<String>,
+    /// How long a bank transfer payment waits for its deposit before the
+    /// worker expires it.
+    pub bank_transfer_expiry_seconds: u64,
+    /// Operator policy: the operator confirming a bank deposit must not be
+    /// the actor who configured the receiving bank account.
+    pub bank_four_eyes: bool,
 }
 
 /// How merchant webhooks are delivered.
@@ -141,6 +148,8 @@ impl Default for GatewayConfig {
             webhooks: WebhookConfig::default(),
             extra_providers: Vec::new(),
             master_key: None,
+            bank_transfer_expiry_seconds: 72 * 3600,
+            bank_four_eyes: true,
         }
     }
 }

@@ -895,8 +895,17 @@ impl Gateway {
             return Ok(resumed);
         }
         let new = NewPayment::parse(request)?;
-        if new.capture_method == CaptureMethod::Manual && new.method == PaymentMethod::Voucher {
-            return Err(manual_capture_unsupported("voucher").into());
+        if new.capture_method == CaptureMethod::Manual
+            && matches!(
+                new.method,
+                PaymentMethod::Voucher | PaymentMethod::BankTransfer
+            )
+        {
+            return Err(manual_capture_unsupported(new.method.as_str()).into());
+        }
+        if new.method == PaymentMethod::BankTransfer {
+            // Paid by the customer's bank, confirmed by an operator.
+            return self.create_bank_transfer_payment(context, new, guard).await;
         }
         if new.method == PaymentMethod::Voucher {
             // Paid from Malipo's own vouchers: no connector to ask.
@@ -1622,6 +1631,10 @@ impl Gateway {
             );
             events.push(transition(&mut conn, &mut record, PaymentTransition::Expire).await?);
             conn.update_payment(&record).await?;
+            if record.payment.method == PaymentMethod::BankTransfer {
+                conn.expire_bank_deposit(&record.payment.id, now_seconds())
+                    .await?;
+            }
             expired += 1;
         }
         conn.insert_events(&events).await?;

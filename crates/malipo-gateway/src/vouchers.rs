@@ -52,7 +52,7 @@ use utoipa::{IntoParams, ToSchema};
 
 /// The characters codes are made of: digits and capitals without 0, O, 1,
 /// I and L (31 characters, ~4.95 bits each).
-pub const VOUCHER_CODE_ALPHABET: &[u8; 31] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+pub const VOUCHER_CODE_ALPHABET: &[u8; 31] = malipo_core::reference::UNAMBIGUOUS_ALPHABET;
 /// Characters in a code (~79 bits).
 pub const VOUCHER_CODE_LENGTH: usize = 16;
 /// Characters between dashes when a code is shown.
@@ -78,7 +78,7 @@ pub const VOUCHER_ID_PREFIX: &str = "vch_";
 
 /// A time-sortable id under a prefix the core has no kind for yet (as the
 /// audit log does).
-fn prefixed_id(prefix: &str) -> String {
+pub(crate) fn prefixed_id(prefix: &str) -> String {
     let id = new_id(IdKind::Request);
     let random = id.strip_prefix(IdKind::Request.prefix()).unwrap_or(&id);
     format!("{prefix}{random}")
@@ -98,20 +98,9 @@ impl fmt::Debug for VoucherCode {
 impl VoucherCode {
     /// A new random code.
     fn generate() -> VoucherCode {
-        // Rejection sampling: bytes below 248 (= 8 × 31) map uniformly.
-        let limit = (256 / VOUCHER_CODE_ALPHABET.len() * VOUCHER_CODE_ALPHABET.len()) as u8;
-        let mut code = String::with_capacity(VOUCHER_CODE_LENGTH);
-        let mut random = [0u8; 2 * VOUCHER_CODE_LENGTH];
-        while code.len() < VOUCHER_CODE_LENGTH {
-            rand::fill(&mut random[..]);
-            for byte in random {
-                if code.len() < VOUCHER_CODE_LENGTH && byte < limit {
-                    let index = usize::from(byte) % VOUCHER_CODE_ALPHABET.len();
-                    code.push(char::from(VOUCHER_CODE_ALPHABET[index]));
-                }
-            }
-        }
-        VoucherCode(code)
+        VoucherCode(malipo_core::reference::random_from_alphabet(
+            VOUCHER_CODE_LENGTH,
+        ))
     }
 
     /// Reads a code as a person typed it: dashes and spaces ignored, any

@@ -228,6 +228,27 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// A UTF-8 text body (e.g. a CSV upload), within the body limit.
+pub struct TextBody(pub String);
+
+impl FromRequest<AppState> for TextBody {
+    type Rejection = HttpError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.body_limit_bytes;
+        let raw = Bytes::from_request(request, state).await.map_err(|_| {
+            ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                "body_too_large",
+                format!("the request body is larger than the limit of {limit} bytes"),
+            )
+        })?;
+        let text = String::from_utf8(raw.to_vec())
+            .map_err(|_| ApiError::invalid("body", "the body must be UTF-8 text"))?;
+        Ok(TextBody(text))
+    }
+}
+
 /// A query string parsed into `T`, naming the offending parameter.
 pub struct QueryParams<T>(pub T);
 

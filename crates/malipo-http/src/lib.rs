@@ -251,6 +251,7 @@ pub fn router(gateway: Gateway, config: &HttpConfig) -> Router {
         .merge(routes::hooks::router())
         .merge(routes::admin::router())
         .merge(routes::vouchers::router())
+        .merge(routes::bank::router())
         .merge(routes::system::router())
         .merge(openapi::router())
         .fallback(not_found)

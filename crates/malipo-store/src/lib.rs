@@ -22,6 +22,7 @@
 
 mod accounts;
 mod audit;
+pub mod bank;
 pub mod events;
 mod idempotency;
 pub mod inbound;
@@ -36,6 +37,9 @@ pub mod webhooks;
 
 pub use accounts::{ApiKeyRecord, MerchantRecord};
 pub use audit::{AuditFilters, AuditRecord};
+pub use bank::{
+    BankAccountRecord, BankDepositConfirmation, BankDepositRecord, BankStatementRecord,
+};
 pub use events::EventRecord;
 pub use idempotency::{IdempotencyClaim, IdempotencyRecord, StoredResponse};
 pub use inbound::{ConnectorAccountRecord, InboundCount};

@@ -30,6 +30,13 @@ pub struct Config {
     /// Default fee: fixed part in the currency's minor units.
     pub default_fee_fixed: u64,
     pub sandbox_payment_expiry_seconds: u64,
+    /// How long a bank transfer payment waits for its deposit to be
+    /// confirmed before it expires (default 72 h).
+    pub bank_transfer_expiry_seconds: u64,
+    /// Operator policy ("four eyes"): the operator confirming a bank
+    /// deposit must not be the one who configured the merchant's bank
+    /// account (default on).
+    pub bank_four_eyes: bool,
     /// How long finished Idempotency-Key records are kept (>= 24).
     pub idempotency_retention_hours: u32,
     pub worker_idle_interval_ms: u64,
@@ -107,6 +114,8 @@ impl Default for Config {
             default_fee_basis_points: 290,
             default_fee_fixed: 0,
             sandbox_payment_expiry_seconds: 600,
+            bank_transfer_expiry_seconds: 72 * 3600,
+            bank_four_eyes: true,
             idempotency_retention_hours: 24,
             worker_idle_interval_ms: 100,
             worker_batch_size_max: 100,
@@ -295,6 +304,12 @@ impl Config {
             return Err(invalid(
                 "sandbox_payment_expiry_seconds",
                 "must be 1 to 2592000 (30 days)",
+            ));
+        }
+        if !(1..=90 * 24 * 3600).contains(&self.bank_transfer_expiry_seconds) {
+            return Err(invalid(
+                "bank_transfer_expiry_seconds",
+                "must be 1 to 7776000 (90 days)",
             ));
         }
         if !(24..=24 * 365).contains(&self.idempotency_retention_hours) {

@@ -48,6 +48,8 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
             fixed: config.default_fee_fixed,
         },
         sandbox_payment_expiry_seconds: config.sandbox_payment_expiry_seconds,
+        bank_transfer_expiry_seconds: config.bank_transfer_expiry_seconds,
+        bank_four_eyes: config.bank_four_eyes,
         idempotency_retention_hours: config.idempotency_retention_hours,
         // Validated when the configuration was loaded.
         extra_providers: config.extra_providers().unwrap_or_default(),

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod api_keys;
 pub mod balance;
+pub mod bank;
 pub mod hooks;
 pub mod payments;
 pub mod payouts;

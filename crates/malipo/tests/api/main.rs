@@ -9,6 +9,7 @@ mod airtel;
 mod api_key_ips;
 mod audit;
 mod auth;
+mod bank_transfer;
 mod bench_load;
 mod capture;
 mod cards;
