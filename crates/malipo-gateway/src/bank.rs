@@ -1016,13 +1016,12 @@ impl Gateway {
 
     /// Operator: one statement as uploaded (and confirmed).
     pub async fn bank_statement(&self, id: &str) -> GatewayResult<BankStatement> {
-        let mut tx = self.store().begin().await?;
-        let record = tx
+        let mut reader = self.store().reader().await?;
+        let record = reader
             .conn()
-            .bank_statement_for_update(id)
+            .bank_statement(id)
             .await?
             .ok_or_else(|| ApiError::not_found("bank_statement", id))?;
-        tx.commit().await?;
         serde_json::from_str(&record.body).map_err(GatewayError::internal)
     }
 

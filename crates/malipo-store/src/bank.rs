@@ -310,18 +310,15 @@ impl Conn<'_> {
         Ok(())
     }
 
-    /// The statement, locked for the transaction on PostgreSQL.
-    pub async fn bank_statement_for_update(
+    pub async fn bank_statement(
         &mut self,
         id: &str,
     ) -> Result<Option<BankStatementRecord>, StoreError> {
-        Ok(run!(self, |c, postgres| {
-            let sql = if postgres {
-                "SELECT * FROM bank_statements WHERE id = $1 FOR UPDATE"
-            } else {
-                "SELECT * FROM bank_statements WHERE id = $1"
-            };
-            sqlx::query_as(sql).bind(id).fetch_optional(&mut **c).await
+        Ok(run!(self, |c| {
+            sqlx::query_as("SELECT * FROM bank_statements WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut **c)
+                .await
         })?)
     }
 
