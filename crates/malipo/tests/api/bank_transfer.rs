@@ -247,12 +247,27 @@ async fn refusals_change_nothing(app: &TestApp) {
         assert_eq!(refused.error_param(), Some(param));
     }
 
-    let first = pay(app, &key, 5_000, "kes").await.expect(200);
+    // A retried request answers the same payment and deposit reference.
+    let body = json!({"amount": 5_000, "currency": "kes", "method": "bank_transfer"});
+    let first = app
+        .post_idempotent("/v1/payments", &key, &body, "bank-order-1")
+        .await
+        .expect(200);
+    let replay = app
+        .post_idempotent("/v1/payments", &key, &body, "bank-order-1")
+        .await
+        .expect(200);
+    assert_eq!(replay, first);
     let second = pay(app, &key, 7_000, "kes").await.expect(200);
     assert_ne!(
         first["next_action"]["reference"],
         second["next_action"]["reference"]
     );
+    let deposits = app
+        .get("/v1/admin/bank_deposits", &app.operator_token)
+        .await
+        .expect(200);
+    assert_eq!(deposits["data"].as_array().expect("list").len(), 2);
     let first_deposit = deposit_of(app, &first).await;
     let second_deposit = deposit_of(app, &second).await;
 
