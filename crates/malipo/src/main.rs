@@ -301,6 +301,24 @@ async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         println!(
             "\nPay out of the balance to an M-Pesa number (B2C, paid when its Result comes back):\n  curl -s {base}/v1/payouts -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n    -d '{{\"amount\": 500, \"currency\": \"kes\", \"method\": \"mpesa\", \"destination\": {{\"phone\": \"254708374149\"}}}}'"
         );
+        // A receiving bank account, so bank transfers can be tried too.
+        running
+            .gateway
+            .create_bank_account(
+                &context,
+                &malipo_gateway::auth::Actor::system(),
+                malipo_gateway::bank::CreateBankAccount {
+                    currency: Some("kes".into()),
+                    bank_name: Some("Demo Bank".into()),
+                    account_name: Some("Demo Merchant".into()),
+                    account_number: Some("0100200300".into()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        println!(
+            "\nBank transfer (the payer quotes next_action.reference; an operator confirms it at POST /v1/admin/bank_deposits/{{id}}/confirm):\n  curl -s {base}/v1/payments -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n    -d '{{\"amount\": 150000, \"currency\": \"kes\", \"method\": \"bank_transfer\"}}'"
+        );
         demo_simulator = Some(simulator);
     }
     let shutdown = running.shutdown_sender();

@@ -592,3 +592,26 @@ async fn statement_reconciliation(app: &TestApp) {
     }
 }
 both_backends!(statement_reconciliation);
+
+async fn documented_in_openapi(app: &TestApp) {
+    let spec = app.get("/openapi.json", "").await.expect(200);
+    let paths = &spec["paths"];
+    for (path, method) in [
+        ("/v1/bank_accounts", "post"),
+        ("/v1/bank_accounts", "get"),
+        ("/v1/admin/merchants/{id}/bank_accounts", "post"),
+        ("/v1/admin/bank_deposits", "get"),
+        ("/v1/admin/bank_deposits/{id}", "get"),
+        ("/v1/admin/bank_deposits/{id}/confirm", "post"),
+        ("/v1/admin/bank_statements", "post"),
+        ("/v1/admin/bank_statements/{id}", "get"),
+        ("/v1/admin/bank_statements/{id}/confirm", "post"),
+    ] {
+        assert!(paths[path][method].is_object(), "{method} {path}");
+    }
+    assert!(
+        paths["/v1/admin/bank_statements"]["post"]["requestBody"]["content"]["text/csv"]
+            .is_object()
+    );
+}
+both_backends!(documented_in_openapi);
