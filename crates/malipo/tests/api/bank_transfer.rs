@@ -337,6 +337,31 @@ async fn four_eyes_on(app: &TestApp) {
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert_eq!(refused.body["error"]["code"], "four_eyes_required");
     assert_eq!(deposit_of(app, &payment).await["status"], "pending");
+    // The same rule holds for a statement's matches.
+    let statement = upload(
+        app,
+        &format!(
+            "date,reference,amount,currency,bank_reference\n2026-11-20,{},100,kes,FT200\n",
+            payment["next_action"]["reference"]
+                .as_str()
+                .expect("reference")
+        ),
+    )
+    .await
+    .expect(200);
+    let done = app
+        .post(
+            &format!(
+                "/v1/admin/bank_statements/{}/confirm",
+                statement["id"].as_str().expect("id")
+            ),
+            &app.operator_token,
+            &json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(done["matched"][0]["result"], "four_eyes_required");
+    assert_eq!(deposit_of(app, &payment).await["status"], "pending");
 
     let colleague = app.gateway().create_operator_token().await.expect("token");
     confirm(app, &colleague, &deposit, 10_000, "FT200")
