@@ -24,6 +24,9 @@ pub enum IdKind {
     InboundWebhook,
     ConnectorAccount,
     Payout,
+    Customer,
+    Order,
+    Fill,
 }
 
 impl IdKind {
@@ -43,6 +46,9 @@ impl IdKind {
             IdKind::InboundWebhook => "ih_",
             IdKind::ConnectorAccount => "ca_",
             IdKind::Payout => "po_",
+            IdKind::Customer => "cus_",
+            IdKind::Order => "ord_",
+            IdKind::Fill => "fill_",
         }
     }
 }

@@ -12,6 +12,8 @@
 //! - [`metadata`]: the bounded string map merchants attach to objects.
 //! - [`objects`]: the resources as the API shows them (payment, refund, …),
 //!   shared by the store, the gateway and the HTTP layer.
+//! - [`trading`]: customers, trading pairs, orders and fills as the API
+//!   shows them.
 //!
 //! Architecture invariant: no crate below this one, no IO, no clock (callers
 //! pass `now`), no floats anywhere money is computed.
@@ -27,6 +29,7 @@ pub mod payment;
 pub mod payout;
 pub mod reference;
 pub mod refund;
+pub mod trading;
 
 pub use asset::Asset;
 pub use mode::Mode;

@@ -146,6 +146,10 @@ pub struct Payment {
     pub reference: Option<String>,
     pub description: Option<String>,
     pub customer: Customer,
+    /// The customer (`cus_…`) whose balance the net amount is credited to
+    /// when the payment succeeds (created with `credit_customer: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit_customer: Option<String>,
     pub amount_refunded: u64,
     /// Malipo's fee, charged when the payment succeeds (on the captured
     /// amount, for a manual capture).

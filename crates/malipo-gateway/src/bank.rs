@@ -601,6 +601,7 @@ impl Gateway {
                 reference: new.reference.clone(),
                 description: new.description.clone(),
                 customer: new.customer.clone(),
+                credit_customer: new.credit_customer.clone(),
                 amount_refunded: 0,
                 fee,
                 net: new.amount - fee,

@@ -577,6 +577,7 @@ async fn record_c2b_payment(
                     .as_ref()
                     .map(|name| name.chars().take(200).collect()),
             },
+            credit_customer: None,
             amount_refunded: 0,
             fee,
             net: notification.amount.saturating_sub(fee),

@@ -16,6 +16,13 @@
 //!   (`debits_must_not_exceed_credits`), so no redemption can take more
 //!   than was issued.
 //!
+//! - `{mode}/customer/{id}/{asset}/available` and `…/held`: a customer's
+//!   balance, and what its open orders hold (see `trading.rs`); never below
+//!   zero.
+//! - `{mode}/platform/{asset}/trading_fees`: the venue's fee revenue.
+//! - `test/platform/{asset}/test_funding`: where test-mode credits come
+//!   from (it goes "negative").
+//!
 //! - `{mode}/merchant/{id}/{asset}/payouts_in_transit`: the merchant's
 //!   payouts sent and not yet paid; never below zero.
 //!
@@ -491,4 +498,74 @@ pub fn payout_returned(record: &PayoutRecord) -> TransferRequest {
         "payout_failure",
         id,
     )
+}
+
+/// Ends the id of a customer's account that open orders hold.
+pub const CUSTOMER_HELD_SUFFIX: &str = "/held";
+
+/// A customer's `available` (or, with `held`, its held) account for one
+/// asset; neither can go below zero.
+pub fn customer_account(livemode: bool, customer_id: &str, asset: &str, held: bool) -> Account {
+    let purpose = if held { "held" } else { "available" };
+    Account::new(
+        format!(
+            "{}/customer/{customer_id}/{asset}/{purpose}",
+            mode_of(livemode)
+        ),
+        asset.to_owned(),
+        AccountFlags {
+            debits_must_not_exceed_credits: true,
+            credits_must_not_exceed_debits: false,
+        },
+    )
+}
+
+/// The prefix shared by all of a customer's accounts.
+pub fn customer_account_prefix(livemode: bool, customer_id: &str) -> String {
+    format!("{}/customer/{customer_id}/", mode_of(livemode))
+}
+
+/// The venue's fee revenue in one asset.
+pub fn trading_fees_account(livemode: bool, asset: &str) -> Account {
+    Account::new(
+        format!("{}/platform/{asset}/trading_fees", mode_of(livemode)),
+        asset.to_owned(),
+        AccountFlags {
+            debits_must_not_exceed_credits: true,
+            credits_must_not_exceed_debits: false,
+        },
+    )
+}
+
+/// Test mode only: the source of test credits to customers.
+pub fn test_funding_account(asset: &str) -> Account {
+    Account::new(
+        format!("test/platform/{asset}/test_funding"),
+        asset.to_owned(),
+        AccountFlags::default(),
+    )
+}
+
+/// A payment created with `credit_customer`: on success its net amount
+/// moves on from the merchant's balance to the customer's (`pay_….customer`),
+/// in the same batch as the payment's own transfers.
+pub fn payment_credits_customer(
+    record: &PaymentRecord,
+    customer_id: &str,
+) -> ([Account; 2], TransferRequest) {
+    let payment = &record.payment;
+    let merchant = merchant_account(payment.livemode, &record.merchant_id, &payment.currency);
+    let customer = customer_account(payment.livemode, customer_id, &payment.currency, false);
+    let transfer = TransferRequest {
+        id: format!("{}.customer", payment.id),
+        debit_account_id: merchant.id.clone(),
+        credit_account_id: customer.id.clone(),
+        amount: u128::from(payment.net),
+        asset: payment.currency.clone(),
+        kind: TransferKind::Posted,
+        pending_id: None,
+        code: "customer_deposit".into(),
+        source_id: Some(payment.id.clone()),
+    };
+    ([merchant, customer], transfer)
 }

@@ -21,6 +21,11 @@
 //! - [`webhooks`]: events, webhook endpoints, signed delivery with retries.
 //! - [`ledger_entries`]: which ledger accounts and transfers each event of a
 //!   payment's life produces.
+//! - [`customers`]: a merchant's end users and their ledger balances per
+//!   asset.
+//! - [`trading`]: the trading venue: pairs, orders settled through the
+//!   ledger, the durable command log each book is rebuilt from, and the
+//!   consistency check.
 //! - [`vouchers`]: voucher batches (codes shown once, stored hashed),
 //!   validation, redemption as `method: "voucher"`, expiry.
 //!
@@ -32,6 +37,7 @@ pub mod balances;
 pub mod bank;
 pub mod c2b;
 mod cards;
+pub mod customers;
 mod error;
 mod group_commit;
 pub mod idempotency;
@@ -42,6 +48,7 @@ pub mod payments;
 pub mod payouts;
 pub mod refunds;
 pub mod secrets;
+pub mod trading;
 pub mod vouchers;
 pub mod webhooks;
 
@@ -93,6 +100,9 @@ pub struct GatewayConfig {
     /// Operator policy: the operator confirming a bank deposit must not be
     /// the actor who configured the receiving bank account.
     pub bank_four_eyes: bool,
+    /// A book's engine is snapshotted every this many commands, bounding
+    /// the replay after a restart.
+    pub trading_snapshot_every_commands: u64,
 }
 
 /// How merchant webhooks are delivered.
@@ -150,6 +160,7 @@ impl Default for GatewayConfig {
             master_key: None,
             bank_transfer_expiry_seconds: 72 * 3600,
             bank_four_eyes: true,
+            trading_snapshot_every_commands: trading::SNAPSHOT_EVERY_COMMANDS_DEFAULT,
         }
     }
 }
@@ -216,6 +227,8 @@ struct Inner {
     payment_writes: group_commit::GroupCommit,
     /// Per API key, invalid voucher codes tried this minute.
     voucher_attempts: vouchers::AttemptWindows,
+    /// The order books this node holds in memory.
+    venue: trading::Venue,
 }
 
 impl Gateway {
@@ -308,6 +321,7 @@ impl Gateway {
                 sandbox_accounts: std::sync::Mutex::new(BTreeMap::new()),
                 payment_writes,
                 voucher_attempts: vouchers::AttemptWindows::default(),
+                venue: trading::Venue::default(),
             }),
         })
     }
@@ -322,6 +336,10 @@ impl Gateway {
 
     pub(crate) fn payment_writes(&self) -> &group_commit::GroupCommit {
         &self.inner.payment_writes
+    }
+
+    pub(crate) fn venue(&self) -> &trading::Venue {
+        &self.inner.venue
     }
 
     pub(crate) fn connectors(&self) -> &Connectors {

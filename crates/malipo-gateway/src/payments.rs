@@ -85,6 +85,11 @@ pub struct CreatePayment {
     /// or release it with `/cancel`. Only for connectors that can (Stripe
     /// cards); others answer a 400 naming `capture_method`.
     pub capture_method: Option<String>,
+    /// A customer (`cus_…`) of the merchant, with `credit_customer: true`.
+    pub customer_id: Option<String>,
+    /// Credit the net amount to `customer_id`'s balance in the payment's
+    /// currency when the payment succeeds (a deposit for trading).
+    pub credit_customer: Option<bool>,
 }
 
 /// `POST /v1/payments/{id}/capture`
@@ -112,6 +117,8 @@ pub(crate) struct NewPayment {
     pub(crate) return_url: Option<String>,
     pub(crate) payment_method: Option<String>,
     pub(crate) capture_method: CaptureMethod,
+    /// The customer credited on success.
+    pub(crate) credit_customer: Option<String>,
 }
 
 fn check_length(param: &str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
@@ -306,7 +313,25 @@ impl NewPayment {
                 )
             })?,
         };
+        let credit_customer = match (request.credit_customer, request.customer_id) {
+            (Some(true), Some(id)) => Some(id),
+            (Some(true), None) => return Err(ApiError::missing("customer_id")),
+            (_, Some(_)) => {
+                return Err(ApiError::invalid(
+                    "credit_customer",
+                    "customer_id is only used with credit_customer: true",
+                ));
+            }
+            (_, None) => None,
+        };
+        if credit_customer.is_some() && method == PaymentMethod::Voucher {
+            return Err(ApiError::invalid(
+                "credit_customer",
+                "voucher payments cannot credit a customer",
+            ));
+        }
         Ok(NewPayment {
+            credit_customer,
             capture_method,
             amount,
             asset,
@@ -574,6 +599,14 @@ fn plan_transition(
                 }
             };
             money = PaymentMoney::moves(record, transfers);
+            if let Some(customer_id) = &record.payment.credit_customer
+                && record.payment.net > 0
+            {
+                let (accounts, transfer) =
+                    ledger_entries::payment_credits_customer(record, customer_id);
+                money.ledger_accounts.extend(accounts);
+                money.transfers.push(transfer);
+            }
             record.funds_reserved = false;
             let payment = &record.payment;
             let signed = |value: u64| i64::try_from(value).map_err(GatewayError::internal);
@@ -903,6 +936,11 @@ impl Gateway {
         {
             return Err(manual_capture_unsupported(new.method.as_str()).into());
         }
+        if let Some(customer_id) = &new.credit_customer {
+            let mut reader = self.store().reader().await?;
+            crate::customers::customer_of(&mut reader.conn(), context, customer_id, "customer_id")
+                .await?;
+        }
         if new.method == PaymentMethod::BankTransfer {
             // Paid by the customer's bank, confirmed by an operator.
             return self.create_bank_transfer_payment(context, new, guard).await;
@@ -966,6 +1004,7 @@ impl Gateway {
                 reference: new.reference,
                 description: new.description,
                 customer: new.customer,
+                credit_customer: new.credit_customer,
                 amount_refunded: 0,
                 fee,
                 net: new.amount - fee,

@@ -780,6 +780,7 @@ impl Gateway {
                 reference: new.reference,
                 description: new.description,
                 customer: new.customer,
+                credit_customer: None,
                 amount_refunded: 0,
                 fee,
                 net: new.amount - fee,

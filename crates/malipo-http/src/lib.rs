@@ -252,6 +252,8 @@ pub fn router(gateway: Gateway, config: &HttpConfig) -> Router {
         .merge(routes::admin::router())
         .merge(routes::vouchers::router())
         .merge(routes::bank::router())
+        .merge(routes::customers::router())
+        .merge(routes::trading::router())
         .merge(routes::system::router())
         .merge(openapi::router())
         .fallback(not_found)

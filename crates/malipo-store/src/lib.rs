@@ -32,6 +32,7 @@ mod payments;
 mod payouts;
 mod refunds;
 mod settings;
+pub mod trading;
 pub mod vouchers;
 pub mod webhooks;
 
@@ -47,6 +48,7 @@ pub use list::{Cursor, Filter, Page};
 pub use payments::{PaymentRecord, PendingOperation};
 pub use payouts::PayoutRecord;
 pub use refunds::RefundRecord;
+pub use trading::{BookHead, BookRecord, CustomerRecord, FillRecord, OrderRecord};
 pub use vouchers::{VoucherBatchRecord, VoucherRecord};
 pub use webhooks::{DeliveryRecord, WebhookEndpointRecord};
 

@@ -143,6 +143,7 @@ struct PaymentRow {
     created: i64,
     updated: i64,
     capture_method: String,
+    credit_customer_id: Option<String>,
     amount_capturable: String,
     amount_received: String,
     pending_operation: Option<String>,
@@ -195,6 +196,7 @@ impl TryFrom<PaymentRow> for PaymentRecord {
             reference: row.reference,
             description: row.description,
             customer: json_from_db(id, "customer", &row.customer)?,
+            credit_customer: row.credit_customer_id,
             amount_refunded: amount_from_db(id, "amount_refunded", &row.amount_refunded)?,
             fee,
             net: amount.saturating_sub(fee),
@@ -272,7 +274,8 @@ impl Conn<'_> {
                      reference, description, customer, amount_refunded, fee, fee_refunded, next_action,
                      failure_code, failure_message, metadata, provider_reference, provider_receipt, funds_reserved,
                      started_ms, next_poll_ms, expires_at, created, updated, return_url, payment_method,
-                     capture_method, amount_capturable, amount_received, pending_operation) ",
+                     capture_method, amount_capturable, amount_received, pending_operation,
+                     credit_customer_id) ",
             );
             builder.push_values(&rows, |mut row, columns| {
                 let record = columns.record;
@@ -309,7 +312,8 @@ impl Conn<'_> {
                     .push_bind(payment.capture_method.as_str())
                     .push_bind(payment.amount_capturable.to_string())
                     .push_bind(payment.amount_received.to_string())
-                    .push_bind(record.pending_operation.map(PendingOperation::to_db));
+                    .push_bind(record.pending_operation.map(PendingOperation::to_db))
+                    .push_bind(&payment.credit_customer);
             });
             builder
                 .build()

@@ -37,6 +37,9 @@ pub struct Config {
     /// deposit must not be the one who configured the merchant's bank
     /// account (default on).
     pub bank_four_eyes: bool,
+    /// A trading book's engine is snapshotted every this many commands
+    /// (1 to 1,000,000), bounding the log replay after a restart.
+    pub trading_snapshot_every_commands: u64,
     /// How long finished Idempotency-Key records are kept (>= 24).
     pub idempotency_retention_hours: u32,
     pub worker_idle_interval_ms: u64,
@@ -116,6 +119,7 @@ impl Default for Config {
             sandbox_payment_expiry_seconds: 600,
             bank_transfer_expiry_seconds: 72 * 3600,
             bank_four_eyes: true,
+            trading_snapshot_every_commands: 1_000,
             idempotency_retention_hours: 24,
             worker_idle_interval_ms: 100,
             worker_batch_size_max: 100,
@@ -310,6 +314,12 @@ impl Config {
             return Err(invalid(
                 "bank_transfer_expiry_seconds",
                 "must be 1 to 7776000 (90 days)",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.trading_snapshot_every_commands) {
+            return Err(invalid(
+                "trading_snapshot_every_commands",
+                "must be 1 to 1000000",
             ));
         }
         if !(24..=24 * 365).contains(&self.idempotency_retention_hours) {

@@ -50,6 +50,7 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
         sandbox_payment_expiry_seconds: config.sandbox_payment_expiry_seconds,
         bank_transfer_expiry_seconds: config.bank_transfer_expiry_seconds,
         bank_four_eyes: config.bank_four_eyes,
+        trading_snapshot_every_commands: config.trading_snapshot_every_commands,
         idempotency_retention_hours: config.idempotency_retention_hours,
         // Validated when the configuration was loaded.
         extra_providers: config.extra_providers().unwrap_or_default(),

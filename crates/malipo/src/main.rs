@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// Inspect the trading venue.
+    Trading {
+        #[command(subcommand)]
+        command: TradingCommand,
+    },
     /// Measure throughput (ledger transfers/s, payments/s) on this machine.
     Bench(bench::BenchArgs),
     /// Run a local simulator of a provider's API (mpesa, mtn-momo, airtel,
@@ -122,6 +127,14 @@ enum LedgerCommand {
     /// Prove debits = credits per asset and every balance = the sum of its
     /// entries. Exits 1 if not.
     Verify,
+}
+
+#[derive(Subcommand)]
+enum TradingCommand {
+    /// Rebuild every book from its command log and prove it agrees with
+    /// the orders and the ledger (each open order's hold, each customer's
+    /// held balance, no balance below zero). Exits 1 if not.
+    Check,
 }
 
 fn init_logging(config: &Config) {
@@ -196,6 +209,17 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let gateway = malipo::open_gateway(&config).await?;
             let report = gateway.verify_ledger().await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Trading {
+            command: TradingCommand::Check,
+        } => {
+            let gateway = malipo::open_gateway(&config).await?;
+            let report = gateway.trading_check().await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if !report.ok {
                 std::process::exit(1);

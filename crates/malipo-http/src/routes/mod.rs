@@ -4,11 +4,13 @@ pub mod admin;
 pub mod api_keys;
 pub mod balance;
 pub mod bank;
+pub mod customers;
 pub mod hooks;
 pub mod payments;
 pub mod payouts;
 pub mod refunds;
 pub mod system;
+pub mod trading;
 pub mod vouchers;
 pub mod webhooks;
 

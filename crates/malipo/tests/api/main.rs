@@ -31,6 +31,7 @@ mod refunds;
 mod relworx;
 mod secrets_in_logs;
 mod system;
+mod trading;
 mod validation;
 mod vouchers;
 mod webhooks;
