@@ -676,3 +676,125 @@ both_backends!(
     another_node_rebuilds_the_same_book,
     super::snapshot_every_three()
 );
+
+/// A sell stop waits apart, holding its base, and enters as a market order
+/// when a trade prints at its trigger; a buy stop-limit holds at its limit.
+async fn stops_wait_then_trade_when_triggered(app: &TestApp) {
+    let key = app.test_key().await;
+    btc_usd(app).await;
+    let buyer = customer(app, &key, "Buyer").await;
+    let seller = customer(app, &key, "Seller").await;
+    let stopper = customer(app, &key, "Stopper").await;
+    credit(app, &key, &buyer, "usd", 100_000).await;
+    credit(app, &key, &seller, "btc", 100_000).await;
+    credit(app, &key, &stopper, "btc", 100_000).await;
+    let stop = order(
+        app,
+        &key,
+        json!({"customer": stopper, "pair": "btc_usd", "side": "sell", "type": "stop",
+               "stop_price": 48, "quantity": 10_000}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(stop["status"], "open");
+    assert_eq!(balance(app, &key, &stopper, "btc").await, (90_000, 10_000));
+    assert_eq!(
+        book(app, &key).await["asks"],
+        json!([]),
+        "stops are not in the book"
+    );
+    let stop_limit_buy = order(
+        app,
+        &key,
+        json!({"customer": buyer, "pair": "btc_usd", "side": "buy", "type": "stop_limit",
+               "stop_price": 60, "price": 61, "quantity": 10_000}),
+    )
+    .await
+    .expect(200);
+    // 61 × 10 lots = 610, plus 20 bps rounded up = 2.
+    assert_eq!(stop_limit_buy["hold_remaining"], 612);
+
+    order(app, &key, limit(&buyer, "buy", 48, 20_000))
+        .await
+        .expect(200);
+    // A trade at 48 triggers the stop: it sells into the rest of the bid.
+    order(app, &key, limit(&seller, "sell", 48, 10_000))
+        .await
+        .expect(200);
+    let stop = app
+        .get(
+            &format!("/v1/trading/orders/{}", stop["id"].as_str().expect("id")),
+            &key,
+        )
+        .await
+        .expect(200);
+    assert_eq!(stop["status"], "filled", "{stop}");
+    assert_eq!(stop["quote_filled"], 480);
+    // 480 less the taker fee (20 bps, rounded up: 1).
+    assert_eq!(balance(app, &key, &stopper, "usd").await, (479, 0));
+    assert_eq!(balance(app, &key, &stopper, "btc").await, (90_000, 0));
+    assert_eq!(balance(app, &key, &buyer, "btc").await, (20_000, 0));
+    assert_eq!(book(app, &key).await["bids"], json!([]));
+    assert_consistent(app).await;
+}
+both_backends!(stops_wait_then_trade_when_triggered);
+
+/// `malipo trading check` passes on a consistent venue and exits 1 once a
+/// customer's held balance no longer matches its open orders.
+async fn the_check_command_proves_the_venue(app: &TestApp) {
+    let key = app.test_key().await;
+    btc_usd(app).await;
+    let seller = customer(app, &key, "Seller").await;
+    credit(app, &key, &seller, "btc", 100_000).await;
+    order(app, &key, limit(&seller, "sell", 50, 100_000))
+        .await
+        .expect(200);
+    let check = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_malipo"))
+            .args(["trading", "check"])
+            .env("DATABASE_URL", app.database_url())
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("malipo trading check")
+    };
+    let passed = check();
+    assert!(
+        passed.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&passed.stdout),
+        String::from_utf8_lossy(&passed.stderr)
+    );
+    let report: Value = serde_json::from_slice(&passed.stdout).expect("a JSON report");
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["open_orders"], 1);
+
+    // Move one satoshi out of the hold behind the venue's back: the ledger
+    // allows it, the check does not.
+    let mut tx = app.gateway().store().begin().await.expect("tx");
+    let held = format!("test/customer/{seller}/btc/held");
+    let available = format!("test/customer/{seller}/btc/available");
+    tx.conn()
+        .post_transfers(
+            &[malipo_ledger::TransferRequest {
+                id: "tamper.1".into(),
+                debit_account_id: held.clone(),
+                credit_account_id: available,
+                amount: 1,
+                asset: "btc".into(),
+                kind: malipo_ledger::TransferKind::Posted,
+                pending_id: None,
+                code: "tamper".into(),
+                source_id: None,
+            }],
+            0,
+        )
+        .await
+        .expect("the ledger takes it");
+    tx.commit().await.expect("commit");
+    let failed = check();
+    assert_eq!(failed.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&failed.stdout).expect("a JSON report");
+    assert_eq!(report["ok"], false);
+    assert!(report["problems"].to_string().contains(&held), "{report}");
+}
+both_backends!(the_check_command_proves_the_venue);
