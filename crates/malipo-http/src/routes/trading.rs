@@ -104,7 +104,8 @@ pub async fn create_order(
 /// Cancel an open order; what it held returns to the available balance.
 #[utoipa::path(post, path = "/v1/trading/orders/{id}/cancel", tag = "trading",
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = Order), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 200, body = Order), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)),
     security(("secret_key" = [])))]
 pub async fn cancel_order(
     State(state): State<AppState>,

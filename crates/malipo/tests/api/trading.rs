@@ -155,6 +155,24 @@ async fn customers_have_balances_and_lists(app: &TestApp) {
         )
         .await;
     assert_eq!(refused.status, 403);
+
+    // Documented, without the payment's `customer` details losing their schema.
+    let spec = app.get("/openapi.json", "").await.expect(200);
+    for path in [
+        "/v1/customers",
+        "/v1/customers/{id}/balances",
+        "/v1/trading/orders",
+        "/v1/trading/orders/{id}/cancel",
+        "/v1/trading/books/{pair}",
+        "/v1/trading/fills",
+        "/v1/admin/trading/pairs",
+    ] {
+        assert!(spec["paths"][path].is_object(), "{path} is documented");
+    }
+    let schemas = &spec["components"]["schemas"];
+    assert!(schemas["TradingCustomer"]["properties"]["metadata"].is_object());
+    assert!(schemas["Customer"]["properties"]["phone"].is_object());
+    assert!(schemas["Customer"]["properties"]["livemode"].is_null());
     assert_consistent(app).await;
 }
 both_backends!(customers_have_balances_and_lists);
@@ -798,3 +816,79 @@ async fn the_check_command_proves_the_venue(app: &TestApp) {
     assert!(report["problems"].to_string().contains(&held), "{report}");
 }
 both_backends!(the_check_command_proves_the_venue);
+
+/// Orders sent at once through two nodes on one PostgreSQL: each book's
+/// commands are serialized through its row, every node catches up from the
+/// log, and value is conserved: what the customers hold plus the fees
+/// equals what was credited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_trading_at_once_stay_consistent() {
+    let Some(app) =
+        crate::helpers::spawn_app_with(crate::helpers::Backend::Postgres, snapshot_every_three())
+            .await
+    else {
+        return;
+    };
+    let second = spawn_node(app.database_url(), snapshot_every_three()).await;
+    let bases = [app.base.clone(), format!("http://{}", second.address)];
+    let key = app.test_key().await;
+    btc_usd(&app).await;
+    let mut customers = Vec::new();
+    for index in 0..4 {
+        let id = customer(&app, &key, &format!("Trader {index}")).await;
+        credit(&app, &key, &id, "usd", 1_000_000).await;
+        credit(&app, &key, &id, "btc", 1_000_000).await;
+        customers.push(id);
+    }
+    let requests = (0..40).map(|index: usize| {
+        let client = app.client.clone();
+        let key = key.clone();
+        let base = bases[index % 2].clone();
+        let side = if index.is_multiple_of(3) {
+            "sell"
+        } else {
+            "buy"
+        };
+        let price = 48 + (index % 5) as u64;
+        let body = limit(&customers[index % 4], side, price, 10_000);
+        async move {
+            client
+                .post(format!("{base}/v1/trading/orders"))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await
+                .expect("order")
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(requests).await;
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+
+    let book = book(&app, &key).await;
+    assert_eq!(book["sequence"], 40);
+    let fills = app
+        .get("/v1/trading/fills?limit=100", &key)
+        .await
+        .expect(200);
+    let fills = fills["data"].as_array().expect("fills");
+    assert!(fills.len() >= 2, "the orders crossed: {fills:?}");
+    let fees: u64 = fills
+        .iter()
+        .map(|fill| fill["fee"].as_u64().expect("fee"))
+        .sum();
+    let mut usd = 0;
+    let mut btc = 0;
+    for id in &customers {
+        let (available, held) = balance(&app, &key, id, "usd").await;
+        usd += available + held;
+        let (available, held) = balance(&app, &key, id, "btc").await;
+        btc += available + held;
+    }
+    assert_eq!(usd + fees, 4_000_000);
+    assert_eq!(btc, 4_000_000);
+    let report = second.gateway.trading_check().await.expect("check");
+    assert!(report.ok, "{:?}", report.problems);
+    assert_consistent(&app).await;
+}
