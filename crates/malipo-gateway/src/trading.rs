@@ -1374,7 +1374,8 @@ impl Gateway {
     }
 
     /// Proves that every book rebuilt from its log agrees with the order
-    /// rows and the ledger: each open order is open in the engine with the
+    /// rows and the ledger: the newest snapshot plus the commands after it
+    /// equals the whole log replayed from an empty book, each open order is open in the engine with the
     /// same open quantity and holds exactly what that quantity needs, the
     /// engine has no other open order, each customer's held account equals
     /// the sum of its open orders' holds, and no customer account is below
@@ -1394,6 +1395,21 @@ impl Gateway {
             let mut state = BookState::default();
             catch_up(&mut conn, &mut state, &book.id, &pair, book.sequence).await?;
             let engine = state.engine.as_ref().ok_or_else(|| internal("no engine"))?;
+            // The snapshots must be faithful: the whole log, replayed from
+            // an empty book, gives the same engine.
+            let mut from_scratch = BookState {
+                engine: Some(Engine::new(engine_config(&pair)).map_err(|error| {
+                    internal(format!("pair {} has an invalid config: {error}", pair.id))
+                })?),
+                sequence: 0,
+            };
+            catch_up(&mut conn, &mut from_scratch, &book.id, &pair, book.sequence).await?;
+            if from_scratch.engine.as_ref() != Some(engine) {
+                report.problems.push(format!(
+                    "book {}: replaying the whole log differs from the snapshot and the log after it",
+                    book.id
+                ));
+            }
             let open = conn.open_trading_orders(&book.id).await?;
             if open.len() != engine.open_orders() {
                 report.problems.push(format!(
