@@ -43,7 +43,7 @@
 use crate::auth::{Actor, AuditChange, MerchantContext, audit_state};
 use crate::customers::customer_of;
 use crate::idempotency::{IdempotencyGuard, complete};
-use crate::payments::{created_filters, owner_filters};
+use crate::payments::{created_filters, emit, owner_filters};
 use crate::{ApiError, ErrorKind, Gateway, GatewayError, GatewayResult, ledger_entries, now_ms};
 use malipo_core::Asset;
 use malipo_core::id::{IdKind, looks_like, new_id};
@@ -559,6 +559,8 @@ struct Settlement<'p> {
     orders: BTreeMap<u64, OrderRecord>,
     /// Orders finished with a rejection (a triggered stop that failed).
     rejected: Vec<u64>,
+    /// Each touched order's status before the command (`None`: new).
+    statuses_before: BTreeMap<u64, OrderStatus>,
     transfers: Vec<TransferRequest>,
     accounts: Vec<Account>,
     fills: Vec<FillRecord>,
@@ -574,6 +576,7 @@ impl<'p> Settlement<'p> {
             now: now_ms() / 1000,
             orders: BTreeMap::new(),
             rejected: Vec::new(),
+            statuses_before: BTreeMap::new(),
             transfers: Vec::new(),
             accounts: Vec::new(),
             fills: Vec::new(),
@@ -648,6 +651,7 @@ impl<'p> Settlement<'p> {
                 .trading_order_by_number(&self.book_id, number)
                 .await?
                 .ok_or_else(|| internal(format!("book {}: no order {number}", self.book_id)))?;
+            self.statuses_before.insert(number, record.order.status);
             self.orders.insert(number, record);
         }
         Ok(())
@@ -905,8 +909,29 @@ impl<'p> Settlement<'p> {
         for fill in &self.fills {
             conn.insert_trading_fill(fill).await?;
         }
-        for record in self.orders.values() {
+        for (number, record) in &self.orders {
             conn.update_trading_order(record).await?;
+            let before = self.statuses_before.get(number).copied();
+            let order = &record.order;
+            if before.is_none() {
+                emit(
+                    conn,
+                    &record.merchant_id,
+                    self.livemode,
+                    "order.created",
+                    order,
+                )
+                .await?;
+            }
+            if Some(order.status) != before && order.status != OrderStatus::Open {
+                let kind = match order.status {
+                    OrderStatus::Filled => "order.filled",
+                    OrderStatus::Canceled => "order.canceled",
+                    OrderStatus::Rejected => "order.rejected",
+                    OrderStatus::Open => continue,
+                };
+                emit(conn, &record.merchant_id, self.livemode, kind, order).await?;
+            }
         }
         Ok(())
     }
@@ -1228,6 +1253,9 @@ impl Gateway {
             &book.book_id,
             book.head.sequence + 1,
         );
+        settlement
+            .statuses_before
+            .insert(number, record.order.status);
         settlement.orders.insert(number, record);
         settlement.apply(&mut conn, &events).await?;
         let answer = settlement

@@ -32,7 +32,7 @@ use std::time::Instant;
 use utoipa::{IntoParams, ToSchema};
 
 /// Every event type Malipo emits.
-pub const EVENT_TYPES: [&str; 13] = [
+pub const EVENT_TYPES: [&str; 17] = [
     "payment.created",
     "payment.processing",
     "payment.requires_action",
@@ -46,6 +46,10 @@ pub const EVENT_TYPES: [&str; 13] = [
     "payout.created",
     "payout.paid",
     "payout.failed",
+    "order.created",
+    "order.filled",
+    "order.canceled",
+    "order.rejected",
 ];
 
 pub const SIGNATURE_HEADER: &str = "Malipo-Signature";

@@ -357,6 +357,17 @@ async fn crossing_orders_settle_fills_and_fees(app: &TestApp) {
         .await
         .expect(200);
     assert_eq!(open["data"].as_array().expect("orders").len(), 1);
+    // Each order's changes are events in the webhook outbox.
+    let events = app.get("/v1/events?limit=100", &key).await.expect(200);
+    let mut types: Vec<&str> = events["data"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|event| event["type"].as_str())
+        .filter(|kind| kind.starts_with("order."))
+        .collect();
+    types.sort_unstable();
+    assert_eq!(types, ["order.created", "order.created", "order.filled"]);
     assert_consistent(app).await;
 }
 both_backends!(crossing_orders_settle_fills_and_fees);
@@ -380,6 +391,17 @@ async fn cancel_releases_the_hold(app: &TestApp) {
     assert_eq!(canceled["status"], "canceled");
     assert_eq!(canceled["canceled_quantity"], 100_000);
     assert_eq!(canceled["hold_remaining"], 0);
+    let events = app.get("/v1/events?limit=100", &key).await.expect(200);
+    let canceled_events = events["data"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|event| event["type"] == "order.canceled" || event["type"] == "order.created")
+        .count();
+    assert_eq!(
+        canceled_events, 2,
+        "one order.created, one order.canceled: {events}"
+    );
     assert_eq!(balance(app, &key, &buyer, "usd").await, (100_000, 0));
     let again = app
         .post(&format!("/v1/trading/orders/{id}/cancel"), &key, &json!({}))
