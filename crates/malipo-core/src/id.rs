@@ -27,6 +27,7 @@ pub enum IdKind {
     Customer,
     Order,
     Fill,
+    ConversionQuote,
 }
 
 impl IdKind {
@@ -49,6 +50,7 @@ impl IdKind {
             IdKind::Customer => "cus_",
             IdKind::Order => "ord_",
             IdKind::Fill => "fill_",
+            IdKind::ConversionQuote => "cq_",
         }
     }
 }

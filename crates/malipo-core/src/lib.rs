@@ -2,6 +2,8 @@
 //!
 //! - [`asset`]: the asset table (ISO 4217 currencies and crypto assets) with
 //!   each asset's exponent and per-payment maximum.
+//! - [`conversion`]: quoted rates and converted amounts, exact and rounded
+//!   in the platform's favour.
 //! - [`money`]: [`money::MinorUnits`], an exact integer amount in an asset's
 //!   minor unit, with checked arithmetic only.
 //! - [`id`]: prefixed, time-sortable object ids (`pay_…`, `re_…`).
@@ -19,6 +21,7 @@
 //! pass `now`), no floats anywhere money is computed.
 
 pub mod asset;
+pub mod conversion;
 pub mod fee;
 pub mod id;
 pub mod metadata;

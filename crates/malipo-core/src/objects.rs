@@ -170,6 +170,31 @@ pub struct Payment {
     pub expires_at: i64,
     pub created: i64,
     pub updated: i64,
+    /// A conversion payment (made with a `conversion_quote`): the customer
+    /// pays `amount` in `currency`, the merchant is credited in
+    /// `conversion.to_currency` at the quoted rate. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<PaymentConversion>,
+}
+
+/// How a conversion payment settles (see docs/conversions.md). The
+/// payment's own `fee` is 0 and its `net` its `amount`: the fee is taken in
+/// the currency the merchant is credited in, here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PaymentConversion {
+    /// The quote the payment used (`cq_…`).
+    pub quote: String,
+    /// The currency the merchant is credited in.
+    pub to_currency: String,
+    /// The locked rate: major units of `to_currency` per major unit of the
+    /// payment's currency, as a decimal string.
+    pub rate: String,
+    /// What `amount` buys at `rate`, in `to_currency` minor units.
+    pub to_amount: u64,
+    /// Malipo's fee, in `to_currency` minor units.
+    pub fee: u64,
+    /// `to_amount - fee`: what the merchant's `to_currency` balance receives.
+    pub net: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -613,6 +613,7 @@ impl Gateway {
                 expires_at,
                 created: now,
                 updated: now,
+                conversion: None,
             },
             fee_refunded: 0,
             provider_reference: None,

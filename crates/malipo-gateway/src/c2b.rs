@@ -589,6 +589,7 @@ async fn record_c2b_payment(
             expires_at: now,
             created: now,
             updated: now,
+            conversion: None,
         },
         fee_refunded: 0,
         provider_reference: Some(receipt.clone()),

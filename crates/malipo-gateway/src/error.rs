@@ -30,6 +30,9 @@ pub enum ErrorKind {
     Payment,
     /// The provider could not be reached; safe to retry.
     ProviderUnavailable,
+    /// A dependency Malipo needs (a fresh exchange rate) is not there now;
+    /// safe to retry later.
+    ServiceUnavailable,
 }
 
 /// An error the caller is told about in full.

@@ -39,6 +39,9 @@ pub(crate) struct NewPaymentWrite {
     pub events: Vec<EventRecord>,
     pub money: PaymentMoney,
     pub idempotency: Option<(IdempotencyClaim, IdempotencyWrite)>,
+    /// The conversion quote the payment uses (`cq_…`), claimed in the same
+    /// transaction: a quote already used or expired fails this write alone.
+    pub quote_claim: Option<String>,
 }
 
 /// What the write records for the request's Idempotency-Key.
@@ -148,6 +151,31 @@ async fn write(
 ) -> GatewayResult<Vec<GatewayResult<()>>> {
     let mut tx = store.begin().await?;
     let mut conn = tx.conn();
+    // Conversion quotes first: a write whose quote is gone is refused
+    // before any of its money moves.
+    let mut claim_verdicts: Vec<GatewayResult<()>> = Vec::with_capacity(writes.len());
+    for write in writes {
+        claim_verdicts.push(match &write.quote_claim {
+            Some(quote) => {
+                if conn
+                    .claim_conversion_quote(quote, &write.record.payment.id, now_seconds())
+                    .await?
+                {
+                    Ok(())
+                } else {
+                    Err(crate::conversions::quote_gone(quote).into())
+                }
+            }
+            None => Ok(()),
+        });
+    }
+    let all_writes = writes;
+    let writes: Vec<&NewPaymentWrite> = all_writes
+        .iter()
+        .zip(&claim_verdicts)
+        .filter(|(_, verdict)| verdict.is_ok())
+        .map(|(write, _)| *write)
+        .collect();
     let accounts: Vec<malipo_ledger::Account> = writes
         .iter()
         .flat_map(|write| write.money.ledger_accounts.iter().cloned())
@@ -202,8 +230,15 @@ async fn write(
         .map(|write| write.money.transfers.len())
         .sum();
     metrics::counter!("malipo_ledger_transfers_total").increment(transfers as u64);
-    Ok(ledger_verdicts
+    let mut ledger_verdicts = ledger_verdicts.into_iter();
+    Ok(claim_verdicts
         .into_iter()
-        .map(|verdict| verdict.map_err(|error| StoreError::Ledger(error).into()))
+        .map(|claimed| {
+            claimed?;
+            match ledger_verdicts.next() {
+                Some(verdict) => verdict.map_err(|error| StoreError::Ledger(error).into()),
+                None => Ok(()),
+            }
+        })
         .collect())
 }

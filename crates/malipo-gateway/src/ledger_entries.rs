@@ -22,6 +22,8 @@
 //! - `{mode}/platform/{asset}/trading_fees`: the venue's fee revenue.
 //! - `test/platform/{asset}/test_funding`: where test-mode credits come
 //!   from (it goes "negative").
+//! - `{mode}/platform/{asset}/fx`: the platform's currency position from
+//!   conversion payments (no limit either way).
 //!
 //! - `{mode}/merchant/{id}/{asset}/payouts_in_transit`: the merchant's
 //!   payouts sent and not yet paid; never below zero.
@@ -37,6 +39,15 @@
 //! clearing is settled by the voucher in the same batch (`pay_….voucher`:
 //! outstanding to clearing); the expiry job moves what an expired voucher
 //! still held back from outstanding to funding (`vch_….expire`).
+//!
+//! Conversion payments (paid in one asset, credited in another at a locked
+//! quote): the same steps (reserve, post, void) with three legs in one
+//! batch: the whole amount from the connector's clearing account to the
+//! platform's FX account in the paid asset (`pay_….fx`), and `net` and
+//! `fee` of the converted amount from the platform's FX account in the
+//! credited asset to the merchant and the fees (`pay_….net`, `pay_….fee`).
+//! Each asset balances on its own. A voucher refund gives the value back
+//! to the liability (`re_….voucher`: clearing to outstanding).
 //!
 //! A payment moves `net` from clearing to the merchant and `fee` from clearing
 //! to the platform. While the provider is processing, both are pending
@@ -120,14 +131,48 @@ pub fn vouchers_outstanding_account(livemode: bool, asset: &str) -> Account {
     )
 }
 
-/// The three accounts a payment touches, to create before posting.
-pub fn payment_accounts(record: &PaymentRecord) -> [Account; 3] {
+/// `{mode}/platform/{asset}/fx`: the platform's position in an asset from
+/// conversions. It takes what customers paid in one asset and pays what
+/// merchants are credited in another, so it goes "negative" in the asset
+/// credited and "positive" in the asset paid; no limit either way.
+pub fn fx_account(livemode: bool, asset: &str) -> Account {
+    Account::new(
+        format!("{}/platform/{asset}/fx", mode_of(livemode)),
+        asset.to_owned(),
+        AccountFlags::default(),
+    )
+}
+
+/// The clearing, merchant and fee accounts of a payment in its own currency.
+fn own_currency_accounts(record: &PaymentRecord) -> [Account; 3] {
     let payment = &record.payment;
     [
         clearing_account(payment.livemode, &payment.connector, &payment.currency),
         merchant_account(payment.livemode, &record.merchant_id, &payment.currency),
         fees_account(payment.livemode, &payment.currency),
     ]
+}
+
+/// The accounts a payment touches, to create before posting: its clearing,
+/// merchant and fee accounts, or for a conversion payment the clearing
+/// account and the FX account in the paid currency, then the FX, merchant
+/// and fee accounts in the credited one.
+pub fn payment_accounts(record: &PaymentRecord) -> Vec<Account> {
+    let payment = &record.payment;
+    match &payment.conversion {
+        None => own_currency_accounts(record).to_vec(),
+        Some(conversion) => vec![
+            clearing_account(payment.livemode, &payment.connector, &payment.currency),
+            fx_account(payment.livemode, &payment.currency),
+            fx_account(payment.livemode, &conversion.to_currency),
+            merchant_account(
+                payment.livemode,
+                &record.merchant_id,
+                &conversion.to_currency,
+            ),
+            fees_account(payment.livemode, &conversion.to_currency),
+        ],
+    }
 }
 
 struct Leg {
@@ -139,8 +184,37 @@ struct Leg {
 }
 
 fn payment_legs(record: &PaymentRecord) -> Vec<Leg> {
-    let [clearing, merchant, fees] = payment_accounts(record);
     let payment = &record.payment;
+    if let Some(conversion) = &payment.conversion {
+        // Both legs of the conversion in one batch: the paid currency
+        // into the platform's FX position, the credited currency out of it.
+        let to = conversion.to_currency.as_str();
+        let fx_to = fx_account(payment.livemode, to);
+        return vec![
+            Leg {
+                suffix: "fx",
+                debit: clearing_account(payment.livemode, &payment.connector, &payment.currency),
+                credit: fx_account(payment.livemode, &payment.currency),
+                amount: u128::from(payment.amount),
+                code: "fx_in",
+            },
+            Leg {
+                suffix: "net",
+                debit: fx_to.clone(),
+                credit: merchant_account(payment.livemode, &record.merchant_id, to),
+                amount: u128::from(conversion.net),
+                code: "payment",
+            },
+            Leg {
+                suffix: "fee",
+                debit: fx_to,
+                credit: fees_account(payment.livemode, to),
+                amount: u128::from(conversion.fee),
+                code: "fee",
+            },
+        ];
+    }
+    let [clearing, merchant, fees] = own_currency_accounts(record);
     vec![
         Leg {
             suffix: "net",
@@ -278,7 +352,7 @@ pub fn payment_captured(record: &PaymentRecord, net: u64, fee: u64) -> Vec<Trans
 /// The legs of a refund: the merchant gives back `amount - fee_share`, the
 /// platform gives back `fee_share`, both to the connector's clearing account.
 fn refund_legs(record: &PaymentRecord, amount: u64, fee_share: u64) -> Vec<Leg> {
-    let [clearing, merchant, fees] = payment_accounts(record);
+    let [clearing, merchant, fees] = own_currency_accounts(record);
     vec![
         Leg {
             suffix: "net",
@@ -402,6 +476,28 @@ pub fn voucher_redeemed(record: &PaymentRecord) -> (Account, TransferRequest) {
         u128::from(payment.amount),
         "voucher_redemption",
         &payment.id,
+    );
+    (outstanding, transfer)
+}
+
+/// A refund of the voucher payment `record` gave `amount` back to its
+/// voucher: the connector's clearing account (refilled by the refund's own
+/// legs) owes it back to the voucher liability.
+pub fn voucher_refunded(
+    record: &PaymentRecord,
+    refund_id: &str,
+    amount: u64,
+) -> (Account, TransferRequest) {
+    let payment = &record.payment;
+    let outstanding = vouchers_outstanding_account(payment.livemode, &payment.currency);
+    let clearing = clearing_account(payment.livemode, &payment.connector, &payment.currency);
+    let transfer = posted(
+        format!("{refund_id}.voucher"),
+        &clearing,
+        &outstanding,
+        u128::from(amount),
+        "voucher_refund",
+        refund_id,
     );
     (outstanding, transfer)
 }

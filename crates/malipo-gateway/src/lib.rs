@@ -26,6 +26,10 @@
 //! - [`trading`]: the trading venue: pairs, orders settled through the
 //!   ledger, the durable command log each book is rebuilt from, and the
 //!   consistency check.
+//! - [`rates`]: exchange rate sources (static table, HTTP JSON; a trait the
+//!   exchange's order books can implement) with freshness limits.
+//! - [`conversions`]: currencies, rates, locked conversion quotes and the
+//!   settlement of conversion payments.
 //! - [`vouchers`]: voucher batches (codes shown once, stored hashed),
 //!   validation, redemption as `method: "voucher"`, expiry.
 //!
@@ -37,6 +41,7 @@ pub mod balances;
 pub mod bank;
 pub mod c2b;
 mod cards;
+pub mod conversions;
 pub mod customers;
 mod error;
 mod group_commit;
@@ -46,6 +51,7 @@ pub mod ledger_entries;
 pub mod merchants;
 pub mod payments;
 pub mod payouts;
+pub mod rates;
 pub mod refunds;
 pub mod secrets;
 pub mod trading;
@@ -103,6 +109,13 @@ pub struct GatewayConfig {
     /// A book's engine is snapshotted every this many commands, bounding
     /// the replay after a restart.
     pub trading_snapshot_every_commands: u64,
+    /// Where exchange rates come from, in order of preference.
+    pub rate_sources: Vec<rates::RateSourceConfig>,
+    /// Taken off the mid rate of every conversion quote (hundredths of a
+    /// percent).
+    pub conversion_spread_basis_points: u32,
+    /// How long a conversion quote can be paid.
+    pub conversion_quote_lifetime_seconds: u64,
 }
 
 /// How merchant webhooks are delivered.
@@ -161,6 +174,9 @@ impl Default for GatewayConfig {
             bank_transfer_expiry_seconds: 72 * 3600,
             bank_four_eyes: true,
             trading_snapshot_every_commands: trading::SNAPSHOT_EVERY_COMMANDS_DEFAULT,
+            rate_sources: Vec::new(),
+            conversion_spread_basis_points: 100,
+            conversion_quote_lifetime_seconds: 60,
         }
     }
 }
@@ -229,6 +245,8 @@ struct Inner {
     voucher_attempts: vouchers::AttemptWindows,
     /// The order books this node holds in memory.
     venue: trading::Venue,
+    /// The configured exchange rate sources.
+    rate_book: rates::RateBook,
 }
 
 impl Gateway {
@@ -306,6 +324,24 @@ impl Gateway {
             ))
             .build()
             .map_err(GatewayError::internal)?;
+        let rates_client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Malipo/", env!("CARGO_PKG_VERSION"), " (+rates)"))
+            .build()
+            .map_err(GatewayError::internal)?;
+        let mut rate_sources = Vec::with_capacity(config.rate_sources.len());
+        for source in &config.rate_sources {
+            rate_sources.push(
+                source
+                    .build(&rates_client, now_seconds())
+                    .map_err(|problem| {
+                        GatewayError::internal(ApiError::invalid(
+                            "rate_sources",
+                            format!("rate source `{}`: {problem}", source.name),
+                        ))
+                    })?,
+            );
+        }
         let payment_writes = group_commit::GroupCommit::start(store.clone());
         Ok(Gateway {
             inner: Arc::new(Inner {
@@ -322,6 +358,7 @@ impl Gateway {
                 payment_writes,
                 voucher_attempts: vouchers::AttemptWindows::default(),
                 venue: trading::Venue::default(),
+                rate_book: rates::RateBook::new(rate_sources),
             }),
         })
     }
@@ -340,6 +377,10 @@ impl Gateway {
 
     pub(crate) fn venue(&self) -> &trading::Venue {
         &self.inner.venue
+    }
+
+    pub(crate) fn rate_book(&self) -> &rates::RateBook {
+        &self.inner.rate_book
     }
 
     pub(crate) fn connectors(&self) -> &Connectors {

@@ -90,6 +90,12 @@ pub struct CreatePayment {
     /// Credit the net amount to `customer_id`'s balance in the payment's
     /// currency when the payment succeeds (a deposit for trading).
     pub credit_customer: Option<bool>,
+    /// A conversion quote (`cq_…`, from `POST /v1/conversions/quote`): the
+    /// customer pays the quote's `from_amount` in its `from_currency`
+    /// (`amount` and `currency` may be omitted; if given they must match)
+    /// and the merchant is credited in its `to_currency` at its rate. The
+    /// quote must be unused and unexpired; a payment uses it once.
+    pub conversion_quote: Option<String>,
 }
 
 /// `POST /v1/payments/{id}/capture`
@@ -610,15 +616,30 @@ fn plan_transition(
             record.funds_reserved = false;
             let payment = &record.payment;
             let signed = |value: u64| i64::try_from(value).map_err(GatewayError::internal);
+            // A conversion payment's balance moves in the credited currency.
+            let (amount, fee, net, currency) = match &payment.conversion {
+                Some(conversion) => (
+                    conversion.to_amount,
+                    conversion.fee,
+                    conversion.net,
+                    conversion.to_currency.clone(),
+                ),
+                None => (
+                    payment.amount_received,
+                    payment.fee,
+                    payment.net,
+                    payment.currency.clone(),
+                ),
+            };
             money.balance_transaction = Some(BalanceTransaction {
                 id: new_id(IdKind::BalanceTransaction),
                 object: "balance_transaction",
                 livemode: payment.livemode,
                 kind: "payment".into(),
-                amount: signed(payment.amount_received)?,
-                fee: signed(payment.fee)?,
-                net: signed(payment.net)?,
-                currency: payment.currency.clone(),
+                amount: signed(amount)?,
+                fee: signed(fee)?,
+                net: signed(net)?,
+                currency,
                 source: payment.id.clone(),
                 created: now_seconds(),
             });
@@ -927,7 +948,38 @@ impl Gateway {
         if let Some(resumed) = self.resume(context, guard.as_ref()).await? {
             return Ok(resumed);
         }
+        let mut request = request;
+        let conversion = self.conversion_for(context, &mut request).await?;
         let new = NewPayment::parse(request)?;
+        if conversion.is_some() {
+            if matches!(
+                new.method,
+                PaymentMethod::Voucher | PaymentMethod::BankTransfer
+            ) {
+                return Err(ApiError::invalid(
+                    "conversion_quote",
+                    format!(
+                        "a `{}` payment can't use a conversion quote (yet): it pays in its own currency",
+                        new.method.as_str()
+                    ),
+                )
+                .into());
+            }
+            if new.capture_method == CaptureMethod::Manual {
+                return Err(ApiError::invalid(
+                    "capture_method",
+                    "a conversion payment is captured automatically",
+                )
+                .into());
+            }
+            if new.credit_customer.is_some() {
+                return Err(ApiError::invalid(
+                    "conversion_quote",
+                    "a customer deposit (credit_customer) is credited in the payment's own currency: no conversion quote",
+                )
+                .into());
+            }
+        }
         if new.capture_method == CaptureMethod::Manual
             && matches!(
                 new.method,
@@ -1016,6 +1068,7 @@ impl Gateway {
                 expires_at: now.saturating_add(expiry_seconds),
                 created: now,
                 updated: now,
+                conversion: None,
             },
             fee_refunded: 0,
             provider_reference: None,
@@ -1025,6 +1078,19 @@ impl Gateway {
             next_poll_ms: None,
             pending_operation: None,
         };
+        let quote_claim = conversion
+            .as_ref()
+            .map(|conversion| conversion.quote.clone());
+        if let Some(conversion) = conversion {
+            // The fee is taken in the credited currency (conversion.fee);
+            // nothing is deducted in the paid one.
+            record.payment.conversion = Some(
+                self.with_fee(&context.merchant_id, new.method, conversion)
+                    .await?,
+            );
+            record.payment.fee = 0;
+            record.payment.net = record.payment.amount;
+        }
         if new.confirm {
             record.started_ms = Some(now_ms);
             record.next_poll_ms = Some(now_ms + self.config().recovery_poll_after_ms);
@@ -1072,6 +1138,7 @@ impl Gateway {
                 events,
                 money,
                 idempotency,
+                quote_claim,
             })
             .await?;
         if !goes_to_provider {

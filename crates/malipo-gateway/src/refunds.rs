@@ -15,10 +15,20 @@
 //! answers later (an M-Pesa reversal) leaves the refund `pending`, its
 //! reservation held, until the result callback reaches the inbound path,
 //! which settles it with [`settle_refund`] in the same way.
+//!
+//! A voucher payment is refunded onto its voucher, at once and in one
+//! transaction: the voucher's remaining value grows by the amount (a used
+//! up voucher is active again; never above its face value), the ledger
+//! liability (`vouchers_outstanding`) comes back, the refund succeeds. A
+//! voucher that has expired (its unused value already released) can't take
+//! value back: that refund is refused (409 `voucher_expired`) and changes
+//! nothing. Conversion payments are refused (409
+//! `conversion_refund_unsupported`, see docs/conversions.md).
 
 use crate::auth::MerchantContext;
 use crate::idempotency::{IdempotencyGuard, complete, recovery_point};
 use crate::payments::{created_filters, emit, owner_filters, post};
+use crate::vouchers::VOUCHER_CONNECTOR;
 use crate::{
     ApiError, ErrorKind, Gateway, GatewayError, GatewayResult, ledger_entries, now_seconds,
 };
@@ -64,6 +74,14 @@ pub struct RefundFilters {
     #[serde(rename = "created[lte]")]
     #[param(rename = "created[lte]")]
     pub created_lte: Option<i64>,
+}
+
+/// A voucher payment whose voucher has expired: its value can't go back.
+fn voucher_expired_refusal() -> ApiError {
+    refund_not_possible(
+        "voucher_expired",
+        "this payment's voucher has expired: its unused value was released, so a refund can't go back onto it".into(),
+    )
 }
 
 fn refund_not_possible(code: &str, message: String) -> ApiError {
@@ -126,6 +144,13 @@ impl Gateway {
             )
             .into());
         }
+        if payment.payment.conversion.is_some() {
+            return Err(refund_not_possible(
+                "conversion_refund_unsupported",
+                "a conversion payment can't be refunded through the API yet: the customer paid in one currency and the merchant was credited in another (see docs/conversions.md)".into(),
+            )
+            .into());
+        }
         let refundable = payment
             .payment
             .amount_received
@@ -156,25 +181,47 @@ impl Gateway {
             .connectors()
             .by_name(&payment.payment.connector)
             .cloned();
-        let Some(connector_ref) = &connector else {
-            // Vouchers (and any method without a provider connector) have
-            // nothing to refund through: refuse before anything is reserved.
-            return Err(ApiError::invalid(
-                "payment",
-                format!(
-                    "payments made with `{}` can't be refunded through the API",
-                    payment.payment.method
-                ),
-            )
-            .into());
+        // A voucher payment's refund goes back onto its voucher, in this
+        // transaction (see `refund_to_voucher` below).
+        let voucher_id = match &connector {
+            _ if payment.payment.connector == VOUCHER_CONNECTOR => {
+                let voucher_id = payment.provider_reference.clone().ok_or_else(|| {
+                    GatewayError::internal(ApiError::invalid(
+                        "payment",
+                        "a voucher payment without its voucher",
+                    ))
+                })?;
+                let voucher = conn.voucher(&voucher_id).await?;
+                if voucher.is_none_or(|voucher| {
+                    voucher.status == "expired" || voucher.expires_at <= now_seconds()
+                }) {
+                    return Err(voucher_expired_refusal().into());
+                }
+                Some(voucher_id)
+            }
+            Some(connector) => {
+                connector
+                    .check_refund(&RefundCheck {
+                        amount,
+                        payment_amount: payment.payment.amount_received,
+                        provider_receipt: payment.provider_receipt.as_deref(),
+                    })
+                    .map_err(|error| ApiError::invalid(error.param, error.message))?;
+                None
+            }
+            // Any method without a provider connector has nothing to refund
+            // through: refuse before anything is reserved.
+            None => {
+                return Err(ApiError::invalid(
+                    "payment",
+                    format!(
+                        "payments made with `{}` can't be refunded through the API",
+                        payment.payment.method
+                    ),
+                )
+                .into());
+            }
         };
-        connector_ref
-            .check_refund(&RefundCheck {
-                amount,
-                payment_amount: payment.payment.amount_received,
-                provider_receipt: payment.provider_receipt.as_deref(),
-            })
-            .map_err(|error| ApiError::invalid(error.param, error.message))?;
         let fee_share = fee_share_of_refund(
             MinorUnits::from(payment.payment.amount_received),
             MinorUnits::from(payment.payment.fee),
@@ -244,6 +291,36 @@ impl Gateway {
             &record.refund,
         )
         .await?;
+        if let Some(voucher_id) = voucher_id {
+            // The value goes back onto the voucher (active again if it was
+            // used up), the liability with it, and the refund succeeds: all
+            // in this transaction. The conditional UPDATE refuses a voucher
+            // that expired meanwhile, and then nothing here commits.
+            let value = i64::try_from(amount).map_err(GatewayError::internal)?;
+            if !conn
+                .refund_to_voucher(&voucher_id, value, now_seconds())
+                .await?
+            {
+                return Err(voucher_expired_refusal().into());
+            }
+            settle_refund(
+                &mut conn,
+                &mut payment,
+                &mut record,
+                RefundOutcome::Succeeded {
+                    provider_reference: Some(voucher_id),
+                },
+            )
+            .await?;
+            let (outstanding, back) =
+                ledger_entries::voucher_refunded(&payment, &record.refund.id, amount);
+            let mut accounts = ledger_entries::payment_accounts(&payment);
+            accounts.push(outstanding);
+            post(&mut conn, &accounts, &[back]).await?;
+            complete(&mut conn, guard.as_ref(), &record.refund).await?;
+            tx.commit().await?;
+            return Ok(record.refund);
+        }
         recovery_point(&mut conn, guard.as_ref(), &record.refund.id).await?;
         tx.commit().await?;
 

@@ -792,6 +792,7 @@ impl Gateway {
                 expires_at: now,
                 created: now,
                 updated: now,
+                conversion: None,
             },
             fee_refunded: 0,
             provider_reference: None,

@@ -43,6 +43,7 @@ pub fn status_and_type(kind: ErrorKind) -> (StatusCode, &'static str) {
         ErrorKind::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error"),
         ErrorKind::Payment => (StatusCode::PAYMENT_REQUIRED, "payment_error"),
         ErrorKind::ProviderUnavailable => (StatusCode::BAD_GATEWAY, "api_error"),
+        ErrorKind::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
     }
 }
 

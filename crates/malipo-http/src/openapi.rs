@@ -70,6 +70,8 @@ impl Modify for SecuritySchemes {
         routes::trading::create_pair, routes::trading::update_pair, routes::trading::list_pairs,
         routes::trading::create_order, routes::trading::list_orders, routes::trading::retrieve_order,
         routes::trading::cancel_order, routes::trading::book, routes::trading::list_fills,
+        routes::conversions::currencies, routes::conversions::rates,
+        routes::conversions::create_quote, routes::conversions::retrieve_quote,
     ),
     components(schemas(ErrorBody, ErrorDetail, NoParameters)),
     modifiers(&SecuritySchemes),

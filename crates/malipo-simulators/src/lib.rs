@@ -21,6 +21,8 @@
 //! ```
 //!
 //! # Code map
+//! - [`rates`]: an exchange-rate JSON endpoint (`GET /rates?base=usd`)
+//!   for Malipo's HTTP rate source, rates settable in tests.
 //! - [`mpesa`], [`mtn_momo`], [`airtel`], [`relworx`], [`paystack`],
 //!   [`stripe`], [`nowpayments`]: one module per
 //!   provider, each with its state type, `router(state)`, its magic values
@@ -174,6 +176,7 @@ pub mod mpesa;
 pub mod mtn_momo;
 pub mod nowpayments;
 pub mod paystack;
+pub mod rates;
 pub mod relworx;
 pub mod stripe;
 mod tokens;
@@ -238,10 +241,12 @@ pub enum Provider {
     Flutterwave,
     Stripe,
     NowPayments,
+    /// An exchange-rate JSON endpoint (not a payment provider).
+    Rates,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 8] = [
+    pub const ALL: [Provider; 9] = [
         Provider::Mpesa,
         Provider::MtnMomo,
         Provider::Airtel,
@@ -250,6 +255,7 @@ impl Provider {
         Provider::Flutterwave,
         Provider::Stripe,
         Provider::NowPayments,
+        Provider::Rates,
     ];
 
     /// The name used on the command line (`malipo simulate mpesa`).
@@ -263,6 +269,7 @@ impl Provider {
             Provider::Flutterwave => "flutterwave",
             Provider::Stripe => "stripe",
             Provider::NowPayments => "nowpayments",
+            Provider::Rates => "rates",
         }
     }
 }
@@ -289,8 +296,9 @@ impl FromStr for Provider {
             "flutterwave" | "rave" => Ok(Provider::Flutterwave),
             "stripe" => Ok(Provider::Stripe),
             "nowpayments" => Ok(Provider::NowPayments),
+            "rates" => Ok(Provider::Rates),
             other => Err(Error::InvalidRequest(format!(
-                "unknown provider {other:?}: expected mpesa, mtn-momo, airtel, relworx, paystack, flutterwave, stripe or nowpayments"
+                "unknown provider {other:?}: expected mpesa, mtn-momo, airtel, relworx, paystack, flutterwave, stripe, nowpayments or rates"
             ))),
         }
     }
@@ -307,6 +315,7 @@ enum ProviderState {
     Flutterwave(flutterwave::FlutterwaveState),
     Stripe(stripe::StripeState),
     NowPayments(nowpayments::NowPaymentsState),
+    Rates(rates::RatesState),
 }
 
 impl ProviderState {
@@ -324,6 +333,7 @@ impl ProviderState {
             Provider::NowPayments => {
                 ProviderState::NowPayments(nowpayments::NowPaymentsState::new(context))
             }
+            Provider::Rates => ProviderState::Rates(rates::RatesState::new(context)),
         }
     }
 
@@ -337,6 +347,7 @@ impl ProviderState {
             ProviderState::Flutterwave(state) => flutterwave::router(state.clone()),
             ProviderState::Stripe(state) => stripe::router(state.clone()),
             ProviderState::NowPayments(state) => nowpayments::router(state.clone()),
+            ProviderState::Rates(state) => rates::router(state.clone()),
         }
     }
 }
@@ -476,14 +487,41 @@ impl RunningSimulator {
             ProviderState::Paystack(state) => state.set_webhook_url(url),
             ProviderState::Flutterwave(state) => state.set_webhook_url(url),
             ProviderState::Stripe(state) => state.set_webhook_url(url),
-            ProviderState::Mpesa(_) | ProviderState::MtnMomo(_) | ProviderState::NowPayments(_) => {
-                Err(Error::WrongProvider {
-                    operation: "set_callback_url",
-                    needed: "airtel, relworx, paystack, flutterwave or stripe",
-                    actual: self.provider,
-                })
-            }
+            ProviderState::Mpesa(_)
+            | ProviderState::MtnMomo(_)
+            | ProviderState::NowPayments(_)
+            | ProviderState::Rates(_) => Err(Error::WrongProvider {
+                operation: "set_callback_url",
+                needed: "airtel, relworx, paystack, flutterwave or stripe",
+                actual: self.provider,
+            }),
         }
+    }
+
+    /// Rates simulator: replaces the rates (units per one USD, decimal
+    /// strings; `None` keeps them) and the `timestamp` it answers (`None`:
+    /// the time of each request; an old one makes the rates stale).
+    pub fn set_rates(
+        &self,
+        rates: Option<&[(&str, &str)]>,
+        timestamp: Option<i64>,
+    ) -> Result<(), Error> {
+        let ProviderState::Rates(state) = &self.state else {
+            return Err(Error::WrongProvider {
+                operation: "set_rates",
+                needed: "rates",
+                actual: self.provider,
+            });
+        };
+        let rates: Option<std::collections::BTreeMap<String, String>> = rates.map(|rates| {
+            rates
+                .iter()
+                .map(|(code, rate)| ((*code).to_owned(), (*rate).to_owned()))
+                .collect()
+        });
+        state
+            .set(rates.as_ref(), timestamp)
+            .map_err(Error::InvalidRequest)
     }
 
     /// Stops pending outcomes and callbacks, stops accepting connections

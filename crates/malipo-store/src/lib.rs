@@ -23,6 +23,7 @@
 mod accounts;
 mod audit;
 pub mod bank;
+mod conversions;
 pub mod events;
 mod idempotency;
 pub mod inbound;
@@ -41,6 +42,7 @@ pub use audit::{AuditFilters, AuditRecord};
 pub use bank::{
     BankAccountRecord, BankDepositConfirmation, BankDepositRecord, BankStatementRecord,
 };
+pub use conversions::ConversionQuoteRecord;
 pub use events::EventRecord;
 pub use idempotency::{IdempotencyClaim, IdempotencyRecord, StoredResponse};
 pub use inbound::{ConnectorAccountRecord, InboundCount};

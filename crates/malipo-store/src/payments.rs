@@ -147,6 +147,7 @@ struct PaymentRow {
     amount_capturable: String,
     amount_received: String,
     pending_operation: Option<String>,
+    conversion: Option<String>,
 }
 
 pub(crate) fn amount_from_db(id: &str, column: &str, text: &str) -> Result<u64, StoreError> {
@@ -212,6 +213,11 @@ impl TryFrom<PaymentRow> for PaymentRecord {
             expires_at: row.expires_at,
             created: row.created,
             updated: row.updated,
+            conversion: row
+                .conversion
+                .as_deref()
+                .map(|text| json_from_db(id, "conversion", text))
+                .transpose()?,
             id: row.id,
         };
         let pending_operation = row
@@ -251,6 +257,7 @@ impl Conn<'_> {
             customer: String,
             metadata: String,
             next_action: Option<String>,
+            conversion: Option<String>,
         }
         let rows = records
             .iter()
@@ -265,6 +272,12 @@ impl Conn<'_> {
                         .as_ref()
                         .map(json_to_db)
                         .transpose()?,
+                    conversion: record
+                        .payment
+                        .conversion
+                        .as_ref()
+                        .map(json_to_db)
+                        .transpose()?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -275,7 +288,7 @@ impl Conn<'_> {
                      failure_code, failure_message, metadata, provider_reference, provider_receipt, funds_reserved,
                      started_ms, next_poll_ms, expires_at, created, updated, return_url, payment_method,
                      capture_method, amount_capturable, amount_received, pending_operation,
-                     credit_customer_id) ",
+                     credit_customer_id, conversion) ",
             );
             builder.push_values(&rows, |mut row, columns| {
                 let record = columns.record;
@@ -313,7 +326,8 @@ impl Conn<'_> {
                     .push_bind(payment.amount_capturable.to_string())
                     .push_bind(payment.amount_received.to_string())
                     .push_bind(record.pending_operation.map(PendingOperation::to_db))
-                    .push_bind(&payment.credit_customer);
+                    .push_bind(&payment.credit_customer)
+                    .push_bind(&columns.conversion);
             });
             builder
                 .build()

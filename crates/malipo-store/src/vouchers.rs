@@ -221,6 +221,43 @@ impl Conn<'_> {
         Ok(changed == 1)
     }
 
+    /// A voucher by id.
+    pub async fn voucher(&mut self, id: &str) -> Result<Option<VoucherRecord>, StoreError> {
+        let row: Option<VoucherRow> = run!(self, |c| {
+            sqlx::query_as("SELECT * FROM vouchers WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut **c)
+                .await
+        })?;
+        row.map(VoucherRecord::try_from).transpose()
+    }
+
+    /// Gives `amount` back to a voucher that has not expired (a refund of
+    /// a payment it paid), in one conditional statement; answers whether
+    /// it did. A `used` voucher becomes `active` again; it never holds
+    /// more than its face value.
+    pub async fn refund_to_voucher(
+        &mut self,
+        id: &str,
+        amount: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let changed = run!(self, |c| {
+            sqlx::query(
+                "UPDATE vouchers SET remaining = remaining + $1, status = 'active', updated = $2
+                 WHERE id = $3 AND status IN ('active', 'used') AND expires_at > $2
+                     AND remaining + $1 <= face_value",
+            )
+            .bind(amount)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **c)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(changed == 1)
+    }
+
     /// Records which payment took how much of which voucher.
     pub async fn insert_voucher_redemption(
         &mut self,

@@ -80,6 +80,18 @@ pub struct Config {
     /// comma-separated string (`MALIPO_OPERATOR_ALLOWED_IPS="10.0.0.0/8, ::1"`).
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub operator_allowed_ips: Vec<String>,
+    /// Assets added to the built-in table, or known ones with another
+    /// per-payment maximum (`[[assets]]`: `code`, `kind`, `exponent`,
+    /// `payment_major_units_max`); an exponent never changes.
+    pub assets: Vec<malipo_core::asset::AssetSpec>,
+    /// Exchange rate sources in order of preference (`[[rate_sources]]`,
+    /// see docs/conversions.md); none: conversions are unavailable.
+    pub rate_sources: Vec<malipo_gateway::rates::RateSourceConfig>,
+    /// Taken off the mid rate of every conversion quote, in hundredths of a
+    /// percent (at most 5000).
+    pub conversion_spread_basis_points: u32,
+    /// How long a conversion quote can be paid (1 to 3600).
+    pub conversion_quote_lifetime_seconds: u64,
 }
 
 /// A list of strings, or one string of comma- or space-separated entries
@@ -136,6 +148,10 @@ impl Default for Config {
             redis_key_prefix: "malipo".into(),
             redis_timeout_ms: 100,
             operator_allowed_ips: Vec::new(),
+            assets: Vec::new(),
+            rate_sources: Vec::new(),
+            conversion_spread_basis_points: 100,
+            conversion_quote_lifetime_seconds: 60,
         }
     }
 }
@@ -398,6 +414,31 @@ impl Config {
             return Err(invalid("redis_timeout_ms", "must be 1 to 10000"));
         }
         self.operator_allowed_ips()?;
+        malipo_core::asset::check_specs(&self.assets)
+            .map_err(|error| invalid("assets", error.to_string()))?;
+        let mut names = std::collections::BTreeSet::new();
+        for source in &self.rate_sources {
+            source.validate().map_err(|problem| {
+                invalid(
+                    "rate_sources",
+                    format!("source `{}`: {problem}", source.name),
+                )
+            })?;
+            if !names.insert(source.name.as_str()) {
+                return Err(invalid(
+                    "rate_sources",
+                    format!("two sources are named `{}`", source.name),
+                ));
+            }
+        }
+        if self.rate_sources.len() > 16 {
+            return Err(invalid("rate_sources", "at most 16 sources"));
+        }
+        malipo_gateway::conversions::check_conversion_settings(
+            self.conversion_spread_basis_points,
+            self.conversion_quote_lifetime_seconds,
+        )
+        .map_err(|(setting, problem)| invalid(setting, problem))?;
         if self.log_format != "text" && self.log_format != "json" {
             return Err(invalid("log_format", "must be `text` or `json`"));
         }

@@ -55,11 +55,17 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
         // Validated when the configuration was loaded.
         extra_providers: config.extra_providers().unwrap_or_default(),
         master_key: (!config.master_key.is_empty()).then(|| config.master_key.clone()),
+        rate_sources: config.rate_sources.clone(),
+        conversion_spread_basis_points: config.conversion_spread_basis_points,
+        conversion_quote_lifetime_seconds: config.conversion_quote_lifetime_seconds,
         ..GatewayConfig::default()
     }
 }
 
 pub async fn open_gateway(config: &Config) -> anyhow::Result<Gateway> {
+    // Process-wide and additive (see malipo_core::asset); validated with
+    // the configuration.
+    malipo_core::asset::configure(&config.assets)?;
     let store = open_store(config).await?;
     Ok(Gateway::new(store, gateway_config(config)).await?)
 }

@@ -361,7 +361,7 @@ async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
 async fn simulate(provider: &str, port: u16, callback_delay_ms: u64) -> anyhow::Result<()> {
     let provider: malipo_simulators::Provider = provider.parse().map_err(|_| {
         anyhow::anyhow!(
-            "unknown provider `{provider}`: use mpesa, mtn-momo, airtel, relworx, paystack, flutterwave, stripe or nowpayments"
+            "unknown provider `{provider}`: use mpesa, mtn-momo, airtel, relworx, paystack, flutterwave, stripe, nowpayments or rates"
         )
     })?;
     let config = malipo_simulators::SimulatorConfig {

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod balance;
 pub mod bank;
+pub mod conversions;
 pub mod customers;
 pub mod hooks;
 pub mod payments;

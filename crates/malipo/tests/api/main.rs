@@ -13,6 +13,7 @@ mod bank_transfer;
 mod bench_load;
 mod capture;
 mod cards;
+mod conversions;
 mod crash;
 mod crypto;
 mod flutterwave;

@@ -1,5 +1,6 @@
 //! Vouchers end to end: batches (codes shown once), validation, paying with
-//! a voucher (partial use), concurrency, expiry, and guessing limits.
+//! a voucher (partial use), concurrency, expiry, refunds back onto the
+//! voucher, and guessing limits.
 
 use crate::both_backends;
 use crate::helpers::{Receiver, TestApp};
@@ -310,20 +311,7 @@ async fn pay_with_a_voucher(app: &TestApp) {
         "the liability went down"
     );
 
-    // A voucher payment has no provider to refund through: refused up
-    // front, naming the payment, and nothing moves.
-    let balance_before = crate::mtn_momo::balance(app, &key, "kes").await;
-    let refund = app
-        .post("/v1/refunds", &key, &json!({"payment": first["id"]}))
-        .await;
-    assert_eq!(refund.status, 400, "{:?}", refund.body);
-    assert_eq!(refund.error_param(), Some("payment"));
-    let refunds = app.get("/v1/refunds", &key).await.expect(200);
-    assert_eq!(refunds["data"].as_array().expect("data").len(), 0);
-    assert_eq!(
-        crate::mtn_momo::balance(app, &key, "kes").await,
-        balance_before
-    );
+    // (Refunds go back onto the voucher: see voucher_refunds_go_back_onto_the_voucher.)
 
     // Refusals name the field and change nothing.
     let too_much = pay(app, &key, 7_000, "kes", &code).await;
@@ -555,3 +543,114 @@ async fn guessing_codes_is_limited_per_key(app: &TestApp) {
     assert_eq!(validate(app, &other, &code).await["status"], "valid");
 }
 both_backends!(guessing_codes_is_limited_per_key);
+
+async fn voucher_refunds_go_back_onto_the_voucher(app: &TestApp) {
+    let key = app.test_key().await;
+    let batch = issue(
+        app,
+        json!({"mode": "test", "currency": "kes", "face_value": 10_000, "count": 1,
+        "expires_at": now() + 3_600}),
+    )
+    .await;
+    let code = codes(&batch)[0].clone();
+    let payment = pay(app, &key, 10_000, "kes", &code).await.expect(200);
+    assert_eq!(validate(app, &key, &code).await["status"], "used");
+    assert_eq!(outstanding(app, "kes").await, 0);
+    let (available, _) = crate::mtn_momo::balance(app, &key, "kes").await;
+    assert_eq!(available, 9_710, "10,000 less the 2.9% fee");
+
+    // Partial: the voucher holds the refunded value again, the liability
+    // is back, the merchant gives back the amount less its fee share.
+    let partial = app
+        .post(
+            "/v1/refunds",
+            &key,
+            &json!({"payment": payment["id"], "amount": 4_000}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(partial["status"], "succeeded");
+    let fee_back = partial["fee_refunded"].as_i64().expect("fee share");
+    assert_eq!(fee_back, 116, "4,000 / 10,000 of the 290 fee");
+    let left = validate(app, &key, &code).await;
+    assert_eq!(
+        (left["status"].clone(), left["remaining"].clone()),
+        (json!("valid"), json!(4_000))
+    );
+    assert_eq!(outstanding(app, "kes").await, 4_000);
+    assert_eq!(
+        crate::mtn_momo::balance(app, &key, "kes").await.0,
+        9_710 - (4_000 - fee_back)
+    );
+
+    // The rest: the voucher is whole again, the merchant's balance is 0.
+    let rest = app
+        .post("/v1/refunds", &key, &json!({"payment": payment["id"]}))
+        .await
+        .expect(200);
+    assert_eq!(
+        (rest["status"].clone(), rest["amount"].clone()),
+        (json!("succeeded"), json!(6_000))
+    );
+    assert_eq!(validate(app, &key, &code).await["remaining"], 10_000);
+    assert_eq!(outstanding(app, "kes").await, 10_000);
+    assert_eq!(crate::mtn_momo::balance(app, &key, "kes").await, (0, 0));
+    let refunded = app
+        .get(
+            &format!("/v1/payments/{}", payment["id"].as_str().expect("id")),
+            &key,
+        )
+        .await
+        .expect(200);
+    assert_eq!(refunded["amount_refunded"], 10_000);
+    let more = app
+        .post("/v1/refunds", &key, &json!({"payment": payment["id"]}))
+        .await;
+    assert_eq!(more.status, 409);
+
+    // The value spends again.
+    pay(app, &key, 2_500, "kes", &code).await.expect(200);
+    assert_eq!(validate(app, &key, &code).await["remaining"], 7_500);
+    assert_eq!(app.verify_ledger().await["ok"], true);
+}
+both_backends!(voucher_refunds_go_back_onto_the_voucher);
+
+async fn an_expired_vouchers_payment_is_not_refunded(app: &TestApp) {
+    let key = app.test_key().await;
+    let batch = issue(
+        app,
+        json!({"mode": "test", "currency": "ugx", "face_value": 500, "count": 1,
+        "expires_at": now() + 2}),
+    )
+    .await;
+    let payment = pay(app, &key, 200, "ugx", &codes(&batch)[0])
+        .await
+        .expect(200);
+    let path = format!(
+        "/v1/admin/vouchers?batch={}&status=expired",
+        batch["id"].as_str().expect("id")
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while app.get(&path, &app.operator_token).await.expect(200)["data"]
+        .as_array()
+        .expect("list")
+        .is_empty()
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let balance = crate::mtn_momo::balance(app, &key, "ugx").await;
+    // Its unused value was released: a refund can't go back onto it.
+    let refund = app
+        .post("/v1/refunds", &key, &json!({"payment": payment["id"]}))
+        .await;
+    assert_eq!(refund.status, 409, "{}", refund.body);
+    assert_eq!(refund.body["error"]["code"], "voucher_expired");
+    assert_eq!(refund.error_param(), Some("payment"));
+    let refunds = app.get("/v1/refunds", &key).await.expect(200);
+    assert_eq!(refunds["data"].as_array().expect("data").len(), 0);
+    assert_eq!(crate::mtn_momo::balance(app, &key, "ugx").await, balance);
+    assert_eq!(outstanding(app, "ugx").await, 0);
+    assert_eq!(app.verify_ledger().await["ok"], true);
+}
+both_backends!(an_expired_vouchers_payment_is_not_refunded);
