@@ -540,9 +540,14 @@ mod tests {
         Asset::parse(code).unwrap()
     }
 
+    fn client() -> reqwest::Client {
+        crate::install_crypto_provider();
+        reqwest::Client::new()
+    }
+
     #[tokio::test]
     async fn pairs_are_direct_inverted_or_crossed() {
-        let client = reqwest::Client::new();
+        let client = client();
         let source = config(&[("kes", "129.5"), ("ugx", "3700")], 1_000, 0)
             .build(&client, 0)
             .unwrap();
@@ -562,7 +567,7 @@ mod tests {
 
     #[tokio::test]
     async fn old_rates_are_stale_and_a_fresh_source_wins() {
-        let client = reqwest::Client::new();
+        let client = client();
         let old = config(&[("kes", "120")], 1_000, 60)
             .build(&client, 0)
             .unwrap();
@@ -586,7 +591,7 @@ mod tests {
 
     #[test]
     fn bad_entries_are_refused_with_a_reason() {
-        let client = reqwest::Client::new();
+        let client = client();
         let problem = |entry: RateSourceConfig| entry.build(&client, 0).unwrap_err();
         assert!(problem(config(&[("kes", "-1")], 0, 0)).contains("kes"));
         assert!(problem(config(&[("kes", "abc")], 0, 0)).contains("kes"));

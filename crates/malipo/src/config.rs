@@ -559,6 +559,101 @@ mod tests {
     }
 
     #[test]
+    fn assets_and_rate_sources_load_from_the_file_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "malipo.toml",
+                r#"
+                conversion_spread_basis_points = 75
+                [[assets]]
+                code = "cfgtok"
+                kind = "crypto"
+                exponent = 6
+                payment_major_units_max = 1000
+                [[rate_sources]]
+                name = "static"
+                kind = "static"
+                rates = { kes = "129.5", ugx = "3700" }
+                [[rate_sources]]
+                name = "feed"
+                kind = "http"
+                url = "http://127.0.0.1:9000/rates"
+                max_age_seconds = 300
+                "#,
+            )?;
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.conversion_spread_basis_points, 75);
+            assert_eq!(config.assets[0].code, "cfgtok");
+            assert_eq!(config.rate_sources.len(), 2);
+            assert_eq!(config.rate_sources[1].refresh_ms, 30_000, "default");
+            Ok(())
+        });
+        let named = |config: Config, setting: &str, detail: &str| {
+            let error = config.validate().expect_err("invalid").to_string();
+            assert!(error.contains(setting) && error.contains(detail), "{error}");
+        };
+        let source = |name: &str, rates: &[(&str, &str)]| malipo_gateway::rates::RateSourceConfig {
+            name: name.into(),
+            kind: malipo_gateway::rates::RateSourceKind::Static,
+            base: "usd".into(),
+            rates: rates
+                .iter()
+                .map(|(code, rate)| ((*code).to_owned(), (*rate).to_owned()))
+                .collect(),
+            as_of: 0,
+            url: String::new(),
+            max_age_seconds: 0,
+            refresh_ms: 0,
+            timeout_ms: 2_000,
+        };
+        named(
+            Config {
+                rate_sources: vec![source("a", &[("kes", "1.5")]), source("a", &[("ugx", "2")])],
+                ..Config::default()
+            },
+            "rate_sources",
+            "two sources",
+        );
+        named(
+            Config {
+                rate_sources: vec![source("a", &[("kes", "1,5")])],
+                ..Config::default()
+            },
+            "rate_sources",
+            "kes",
+        );
+        named(
+            Config {
+                assets: vec![malipo_core::asset::AssetSpec {
+                    code: "usd".into(),
+                    kind: None,
+                    exponent: Some(3),
+                    payment_major_units_max: None,
+                }],
+                ..Config::default()
+            },
+            "assets",
+            "exponent",
+        );
+        named(
+            Config {
+                conversion_spread_basis_points: 6_000,
+                ..Config::default()
+            },
+            "conversion_spread_basis_points",
+            "5000",
+        );
+        named(
+            Config {
+                conversion_quote_lifetime_seconds: 0,
+                ..Config::default()
+            },
+            "conversion_quote_lifetime_seconds",
+            "3600",
+        );
+    }
+
+    #[test]
     fn names_the_bad_setting() {
         let config = Config {
             default_fee_basis_points: 20_000,

@@ -67,10 +67,11 @@ enum Command {
     /// Measure throughput (ledger transfers/s, payments/s) on this machine.
     Bench(bench::BenchArgs),
     /// Run a local simulator of a provider's API (mpesa, mtn-momo, airtel,
-    /// relworx) that speaks its wire format, until Ctrl-C.
+    /// relworx, …) that speaks its wire format, or of an exchange-rate feed
+    /// (rates), until Ctrl-C.
     Simulate {
         /// mpesa (Daraja), mtn-momo, airtel, relworx, paystack, flutterwave,
-        /// stripe or nowpayments.
+        /// stripe, nowpayments, or rates (`GET /rates?base=usd`).
         provider: String,
         /// 0 picks a free port.
         #[arg(long, default_value_t = 0)]

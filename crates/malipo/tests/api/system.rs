@@ -25,6 +25,12 @@ async fn health_readiness_metrics_and_docs(app: &TestApp) {
     assert!(schemas["CreatePayment"]["properties"]["capture_method"].is_object());
     assert!(schemas["CapturePayment"]["properties"]["amount_to_capture"].is_object());
     assert!(schemas["Payment"]["properties"]["amount_capturable"].is_object());
+    assert!(openapi["paths"]["/v1/conversions/quote"]["post"].is_object());
+    assert!(openapi["paths"]["/v1/rates"]["get"].is_object());
+    assert!(openapi["paths"]["/v1/currencies"]["get"].is_object());
+    assert!(schemas["CreatePayment"]["properties"]["conversion_quote"].is_object());
+    assert!(schemas["ConversionQuote"]["properties"]["rate"].is_object());
+    assert!(schemas["PaymentConversion"]["properties"]["to_amount"].is_object());
     let docs = app
         .client
         .get(format!("{}/docs/", app.base))
