@@ -642,3 +642,36 @@ mod http_rate_source {
         super::http_rate_source(super::Backend::Postgres).await;
     }
 }
+
+async fn a_quote_pays_once_under_concurrency(app: &TestApp) {
+    let key = app.test_key().await;
+    let locked = quote(
+        app,
+        &key,
+        json!({"from_currency": "kes", "to_currency": "usd", "amount": 150_000}),
+    )
+    .await
+    .expect(200);
+    let body = json!({"method": "sandbox", "customer": {"phone": "254700000000"},
+        "conversion_quote": locked["id"]});
+    let attempts = (0..10).map(|_| app.post("/v1/payments", &key, &body));
+    let answers = futures::future::join_all(attempts).await;
+    let paid: Vec<_> = answers
+        .iter()
+        .filter(|answer| answer.status == 200)
+        .collect();
+    assert_eq!(paid.len(), 1, "exactly one payment uses the quote");
+    for refused in answers.iter().filter(|answer| answer.status != 200) {
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert_eq!(refused.error_param(), Some("conversion_quote"));
+        assert_eq!(refused.body["error"]["code"], "conversion_quote_used");
+    }
+    assert_eq!(available(app, &key, "usd").await, 1_113);
+    let payments = app.get("/v1/payments", &key).await.expect(200);
+    assert_eq!(payments["data"].as_array().expect("data").len(), 1);
+    assert_eq!(app.verify_ledger().await["ok"], true);
+}
+both_backends!(
+    a_quote_pays_once_under_concurrency,
+    super::conversion_config()
+);
