@@ -249,6 +249,32 @@ fn redact_url(url: &str) -> String {
 }
 
 async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
+    // The demo's exchange rates: a local rate feed simulator as the HTTP
+    // rate source, unless the configuration names sources of its own.
+    let mut demo_rates = None;
+    let mut config = config.clone();
+    if demo && config.rate_sources.is_empty() {
+        let simulator = malipo_simulators::spawn(
+            malipo_simulators::Provider::Rates,
+            malipo_simulators::SimulatorConfig::default(),
+        )
+        .await?;
+        config
+            .rate_sources
+            .push(malipo_gateway::rates::RateSourceConfig {
+                name: "demo-feed".into(),
+                kind: malipo_gateway::rates::RateSourceKind::Http,
+                base: "usd".into(),
+                rates: Default::default(),
+                as_of: 0,
+                url: format!("{}/rates", simulator.base_url()),
+                max_age_seconds: 300,
+                refresh_ms: 30_000,
+                timeout_ms: 2_000,
+            });
+        demo_rates = Some(simulator);
+    }
+    let config = &config;
     let running = malipo::start(config).await?;
     let base = format!("http://{}", running.address);
     println!(
@@ -345,6 +371,12 @@ async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
             "\nBank transfer (the payer quotes next_action.reference; an operator confirms it at POST /v1/admin/bank_deposits/{{id}}/confirm):\n  curl -s {base}/v1/payments -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n    -d '{{\"amount\": 150000, \"currency\": \"kes\", \"method\": \"bank_transfer\"}}'"
         );
         demo_simulator = Some(simulator);
+        if let Some(rates) = &demo_rates {
+            println!(
+                "\nConversion (rates from the feed simulator at {}): lock a rate, then pay KES credited in USD\n  curl -s {base}/v1/conversions/quote -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n    -d '{{\"from_currency\": \"kes\", \"to_currency\": \"usd\", \"amount\": 150000}}'",
+                rates.base_url()
+            );
+        }
     }
     let shutdown = running.shutdown_sender();
     tokio::spawn(async move {
@@ -354,6 +386,9 @@ async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
     });
     let result = running.wait().await;
     if let Some(simulator) = demo_simulator {
+        simulator.shutdown().await;
+    }
+    if let Some(simulator) = demo_rates {
         simulator.shutdown().await;
     }
     result
