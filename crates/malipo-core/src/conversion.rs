@@ -244,6 +244,35 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// For any pair of exponents, rate and target: the amount rounded
+        /// up buys at least the target, and one minor unit less buys less
+        /// (so the customer never pays a unit more than needed, and the
+        /// credit is never more than what was paid for).
+        #[test]
+        fn rounding_always_favours_the_platform(
+            to_amount in 1u64..=1_000_000_000_000,
+            mantissa in 1i64..=999_999_999_999,
+            scale in 0u32..=16,
+            pair in 0usize..6,
+        ) {
+            let pairs = [("kes", "usd"), ("ugx", "usd"), ("usd", "btc"), ("usd", "eth"),
+                ("eth", "usd"), ("usd", "ugx")];
+            let (from, to) = (asset(pairs[pair].0), asset(pairs[pair].1));
+            let rate = Decimal::new(mantissa, scale);
+            if let Ok(from_amount) = from_amount_for(u128::from(to_amount), from, to, rate) {
+                if let Ok(bought) = to_amount_for(from_amount, from, to, rate) {
+                    proptest::prop_assert!(bought >= u128::from(to_amount));
+                }
+                if from_amount > 1
+                    && let Ok(less) = to_amount_for(from_amount - 1, from, to, rate)
+                {
+                    proptest::prop_assert!(less < u128::from(to_amount));
+                }
+            }
+        }
+    }
+
     #[test]
     fn overflow_is_an_error_not_a_wrap() {
         let (ugx, eth) = (asset("ugx"), asset("eth"));
