@@ -357,6 +357,23 @@ impl Gateway {
             }
             (None, None) => return Err(ApiError::missing("amount").into()),
         };
+        // What one payment may credit: the `to` asset's payment maximum,
+        // and what a balance transaction (a signed 64-bit amount) holds.
+        let to_max = to.payment_amount_max().min(i64::MAX as u128);
+        if u128::from(to_amount) > to_max {
+            let param = if request.amount.is_some() {
+                "amount"
+            } else {
+                "to_amount"
+            };
+            return Err(ApiError::invalid(
+                param,
+                format!(
+                    "the conversion credits {to_amount} {to} minor units, more than one payment may credit ({to_max})"
+                ),
+            )
+            .into());
+        }
         let lifetime = i64::try_from(config.conversion_quote_lifetime_seconds).unwrap_or(60);
         let record = ConversionQuoteRecord {
             id: new_id(IdKind::ConversionQuote),
@@ -407,8 +424,9 @@ impl Gateway {
     /// For `POST /v1/payments` with `conversion_quote`: checks the quote
     /// (this merchant's and mode's, unused, unexpired), fills in the
     /// payment's amount and currency from it (or checks them against it),
-    /// and answers the quote's id (to claim when the payment is written)
-    /// and the settlement without its fee (see [`with_fee`]).
+    /// and answers the settlement without its fee (see
+    /// [`Gateway::with_fee`]); the quote is claimed when the payment is
+    /// written.
     pub(crate) async fn conversion_for(
         &self,
         context: &MerchantContext,

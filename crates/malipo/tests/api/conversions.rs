@@ -234,6 +234,11 @@ async fn quotes_are_validated(app: &TestApp) {
             json!({"from_currency": "kes", "to_currency": "usd", "amount": 10_000_000_001u64}),
             "amount",
         ),
+        // More ETH than one payment may credit (10 ETH).
+        (
+            json!({"from_currency": "usd", "to_currency": "eth", "amount": 9_000_000}),
+            "amount",
+        ),
         // More USD than one KES payment may carry.
         (
             json!({"from_currency": "kes", "to_currency": "usd", "to_amount": 10_000_000_000u64}),
