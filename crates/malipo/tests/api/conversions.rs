@@ -418,6 +418,11 @@ async fn a_kes_payment_credits_the_merchant_in_usd(app: &TestApp) {
             json!({"method": "sandbox", "conversion_quote": by_target["id"], "capture_method": "manual"}),
             "capture_method",
         ),
+        (
+            json!({"method": "sandbox", "conversion_quote": by_target["id"],
+                "customer_id": "cus_00000000000000000000000000", "credit_customer": true}),
+            "conversion_quote",
+        ),
     ] {
         let refused = app.post("/v1/payments", &key, &body).await;
         assert_eq!(refused.status, 400, "{body}: {}", refused.body);
