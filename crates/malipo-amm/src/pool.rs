@@ -47,7 +47,8 @@ impl Deadline {
         }
     }
 
-    pub(crate) fn check(&self) -> Result<(), AmmError> {
+    /// Refuses once `now_ms` is past `deadline_ms`.
+    pub fn check(&self) -> Result<(), AmmError> {
         if self.now_ms > self.deadline_ms {
             return Err(AmmError::Expired {
                 deadline_ms: self.deadline_ms,
@@ -207,6 +208,51 @@ impl Pool {
             movements,
         };
         Ok((pool, receipt))
+    }
+
+    /// A pool as a caller stored it (reserves and shares outstanding, e.g.
+    /// a database row), checked the way [`Pool::create`] would have made
+    /// it: a valid id, two different assets in canonical order, a fee at
+    /// most [`FEE_BPS_MAX`], reserves within [`RESERVE_MAX`] and both
+    /// positive, and more than [`MINIMUM_LIQUIDITY`] shares.
+    pub fn from_state(
+        id: VenueId,
+        assets: [Asset; 2],
+        reserves: [u128; 2],
+        fee_bps: u16,
+        shares_total: u128,
+    ) -> Result<Pool, AmmError> {
+        if id.0.is_empty() || id.0.len() > VENUE_ID_MAX_BYTES {
+            return Err(AmmError::InvalidVenueId);
+        }
+        if fee_bps > FEE_BPS_MAX {
+            return Err(AmmError::FeeTooHigh {
+                fee_bps,
+                max: FEE_BPS_MAX,
+            });
+        }
+        if assets[0].code() >= assets[1].code() {
+            return Err(AmmError::SameAsset);
+        }
+        if reserves.contains(&0) {
+            return Err(AmmError::ZeroAmount);
+        }
+        if reserves.iter().any(|reserve| *reserve > RESERVE_MAX) {
+            return Err(AmmError::Overflow);
+        }
+        if shares_total <= MINIMUM_LIQUIDITY {
+            return Err(AmmError::InsufficientInitialLiquidity {
+                shares: shares_total,
+                minimum: MINIMUM_LIQUIDITY,
+            });
+        }
+        Ok(Pool {
+            id,
+            assets,
+            reserves,
+            fee_bps,
+            shares_total,
+        })
     }
 
     pub fn id(&self) -> &VenueId {

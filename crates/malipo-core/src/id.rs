@@ -28,6 +28,8 @@ pub enum IdKind {
     Order,
     Fill,
     ConversionQuote,
+    Swap,
+    Liquidity,
 }
 
 impl IdKind {
@@ -51,6 +53,8 @@ impl IdKind {
             IdKind::Order => "ord_",
             IdKind::Fill => "fill_",
             IdKind::ConversionQuote => "cq_",
+            IdKind::Swap => "swp_",
+            IdKind::Liquidity => "liq_",
         }
     }
 }

@@ -665,3 +665,41 @@ pub fn payment_credits_customer(
     };
     ([merchant, customer], transfer)
 }
+
+/// A pool's reserve of one asset: it equals the pool row's reserve (checked
+/// by `malipo trading check`) and can never go below zero.
+pub fn pool_reserve_account(livemode: bool, pool_id: &str, asset: &str) -> Account {
+    Account::new(
+        format!("{}/pool/{pool_id}/{asset}/reserve", mode_of(livemode)),
+        asset.to_owned(),
+        AccountFlags {
+            debits_must_not_exceed_credits: true,
+            credits_must_not_exceed_debits: false,
+        },
+    )
+}
+
+/// Where a pool's LP shares (ledger asset: the pool's id) are minted from
+/// and burned back to: its debit balance is the shares outstanding.
+pub fn pool_shares_issued_account(livemode: bool, pool_id: &str) -> Account {
+    Account::new(
+        format!("{}/pool/{pool_id}/shares/issued", mode_of(livemode)),
+        pool_id.to_owned(),
+        AccountFlags {
+            debits_must_not_exceed_credits: false,
+            credits_must_not_exceed_debits: true,
+        },
+    )
+}
+
+/// The pool's minimum liquidity, owned by nobody and never moved out.
+pub fn pool_shares_locked_account(livemode: bool, pool_id: &str) -> Account {
+    Account::new(
+        format!("{}/pool/{pool_id}/shares/locked", mode_of(livemode)),
+        pool_id.to_owned(),
+        AccountFlags {
+            debits_must_not_exceed_credits: true,
+            credits_must_not_exceed_debits: false,
+        },
+    )
+}

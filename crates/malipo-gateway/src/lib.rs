@@ -52,6 +52,7 @@ pub mod merchants;
 pub mod payments;
 pub mod payouts;
 pub mod rates;
+pub mod pools;
 pub mod refunds;
 pub mod secrets;
 pub mod trading;

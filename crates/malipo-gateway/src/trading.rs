@@ -174,6 +174,9 @@ pub struct TradingCheckReport {
     pub books: usize,
     pub open_orders: usize,
     pub customer_accounts: usize,
+    /// Liquidity pool rows (one per pool and mode) proved equal to their
+    /// ledger accounts.
+    pub pools: usize,
     /// Each disagreement, in words; empty when `ok`.
     pub problems: Vec<String>,
 }
@@ -1506,6 +1509,9 @@ impl Gateway {
                 ));
             }
         }
+        let pools = crate::pools::check_pools(&mut conn).await?;
+        report.pools = pools.pools;
+        report.problems.extend(pools.problems);
         report.ok = report.problems.is_empty();
         Ok(report)
     }

@@ -32,7 +32,7 @@ use std::time::Instant;
 use utoipa::{IntoParams, ToSchema};
 
 /// Every event type Malipo emits.
-pub const EVENT_TYPES: [&str; 17] = [
+pub const EVENT_TYPES: [&str; 20] = [
     "payment.created",
     "payment.processing",
     "payment.requires_action",
@@ -50,6 +50,9 @@ pub const EVENT_TYPES: [&str; 17] = [
     "order.filled",
     "order.canceled",
     "order.rejected",
+    "swap.succeeded",
+    "pool_liquidity.added",
+    "pool_liquidity.removed",
 ];
 
 pub const SIGNATURE_HEADER: &str = "Malipo-Signature";

@@ -255,6 +255,7 @@ pub fn router(gateway: Gateway, config: &HttpConfig) -> Router {
         .merge(routes::customers::router())
         .merge(routes::trading::router())
         .merge(routes::conversions::router())
+        .merge(routes::pools::router())
         .merge(routes::system::router())
         .merge(openapi::router())
         .fallback(not_found)

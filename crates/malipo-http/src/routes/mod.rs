@@ -9,6 +9,7 @@ pub mod customers;
 pub mod hooks;
 pub mod payments;
 pub mod payouts;
+pub mod pools;
 pub mod refunds;
 pub mod system;
 pub mod trading;

@@ -27,6 +27,7 @@ mod mtn_momo;
 mod nodes;
 mod payments;
 mod payouts;
+mod pools;
 mod rate_limits;
 mod refunds;
 mod relworx;
