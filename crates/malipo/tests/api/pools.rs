@@ -430,6 +430,20 @@ async fn two_hop_routes_execute_all_or_nothing(app: &TestApp) {
         (2_000_000 - btc, 2_000_000 + usd)
     );
     assert_consistent(app).await;
+
+    let spec = app.get("/openapi.json", "").await.expect(200);
+    for path in [
+        "/v1/admin/trading/pools",
+        "/v1/trading/pools",
+        "/v1/trading/pools/{id}",
+        "/v1/trading/pools/{id}/add_liquidity",
+        "/v1/trading/pools/{id}/remove_liquidity",
+        "/v1/trading/swaps",
+        "/v1/trading/route",
+        "/v1/trading/route/execute",
+    ] {
+        assert!(spec["paths"][path].is_object(), "{path} is documented");
+    }
 }
 both_backends!(two_hop_routes_execute_all_or_nothing);
 
