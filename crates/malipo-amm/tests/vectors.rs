@@ -320,3 +320,46 @@ fn venue_ids_are_bounded() {
         assert_eq!(created.map(|_| ()), Err(AmmError::InvalidVenueId));
     }
 }
+
+/// A pool rebuilt from its stored state (a database row) is the same pool;
+/// a state `create` could never have made is refused.
+#[test]
+fn a_stored_pool_rebuilds_exactly() {
+    let (kes, usd) = (asset("kes"), asset("usd"));
+    let (mut made, _) = pool("p", (usd, 1_000_000), (kes, 4_000_000), 30);
+    made.swap_exact_in(SwapExactIn {
+        trader: "t".into(),
+        asset_in: kes,
+        amount_in: 10_000,
+        min_amount_out: 0,
+        deadline: no_deadline(),
+    })
+    .expect("swap");
+    let rebuilt = Pool::from_state(
+        VenueId("p".into()),
+        made.assets(),
+        made.reserves(),
+        made.fee_bps(),
+        made.shares_total(),
+    )
+    .expect("a valid state");
+    assert_eq!(rebuilt, made);
+    let id = || VenueId("p".into());
+    assert_eq!(
+        Pool::from_state(id(), [usd, kes], [1, 1], 30, 2_000),
+        Err(AmmError::SameAsset),
+        "assets out of canonical order"
+    );
+    assert_eq!(
+        Pool::from_state(id(), [kes, usd], [0, 1], 30, 2_000),
+        Err(AmmError::ZeroAmount)
+    );
+    assert!(matches!(
+        Pool::from_state(id(), [kes, usd], [1, 1], 30, MINIMUM_LIQUIDITY),
+        Err(AmmError::InsufficientInitialLiquidity { .. })
+    ));
+    assert!(matches!(
+        Pool::from_state(id(), [kes, usd], [1, 1], 1_001, 2_000),
+        Err(AmmError::FeeTooHigh { .. })
+    ));
+}
