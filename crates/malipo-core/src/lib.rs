@@ -4,6 +4,7 @@
 //!   each asset's exponent and per-payment maximum.
 //! - [`conversion`]: quoted rates and converted amounts, exact and rounded
 //!   in the platform's favour.
+//! - [`desk`]: the buy/sell desk's fee table and quote amounts.
 //! - [`money`]: [`money::MinorUnits`], an exact integer amount in an asset's
 //!   minor unit, with checked arithmetic only.
 //! - [`id`]: prefixed, time-sortable object ids (`pay_…`, `re_…`).
@@ -22,6 +23,7 @@
 
 pub mod asset;
 pub mod conversion;
+pub mod desk;
 pub mod fee;
 pub mod id;
 pub mod metadata;
