@@ -30,6 +30,8 @@ pub enum IdKind {
     ConversionQuote,
     Swap,
     Liquidity,
+    DeskQuote,
+    Trade,
 }
 
 impl IdKind {
@@ -55,6 +57,8 @@ impl IdKind {
             IdKind::ConversionQuote => "cq_",
             IdKind::Swap => "swp_",
             IdKind::Liquidity => "liq_",
+            IdKind::DeskQuote => "dq_",
+            IdKind::Trade => "trd_",
         }
     }
 }

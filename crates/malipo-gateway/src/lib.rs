@@ -43,6 +43,7 @@ pub mod c2b;
 mod cards;
 pub mod conversions;
 pub mod customers;
+pub mod desk;
 mod error;
 mod group_commit;
 pub mod idempotency;
@@ -117,6 +118,8 @@ pub struct GatewayConfig {
     pub conversion_spread_basis_points: u32,
     /// How long a conversion quote can be paid.
     pub conversion_quote_lifetime_seconds: u64,
+    /// The buy/sell desk's fees, spread and quote lifetime.
+    pub desk: desk::DeskConfig,
 }
 
 /// How merchant webhooks are delivered.
@@ -178,6 +181,7 @@ impl Default for GatewayConfig {
             rate_sources: Vec::new(),
             conversion_spread_basis_points: 100,
             conversion_quote_lifetime_seconds: 60,
+            desk: desk::DeskConfig::default(),
         }
     }
 }

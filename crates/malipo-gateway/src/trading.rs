@@ -1057,6 +1057,11 @@ impl Gateway {
         Ok(List::new(reader.conn().trading_pairs().await?, false))
     }
 
+    /// The lot size of a pair (the desk turns book prices into rates).
+    pub(crate) async fn trading_lot_size(&self, id: &str) -> GatewayResult<u64> {
+        Ok(self.pair(id).await?.lot_size)
+    }
+
     async fn pair(&self, id: &str) -> GatewayResult<TradingPair> {
         let mut reader = self.store().reader().await?;
         Ok(reader.conn().trading_pair(id).await?.ok_or_else(|| {

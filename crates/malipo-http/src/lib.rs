@@ -254,6 +254,7 @@ pub fn router(gateway: Gateway, config: &HttpConfig) -> Router {
         .merge(routes::bank::router())
         .merge(routes::customers::router())
         .merge(routes::trading::router())
+        .merge(routes::desk::router())
         .merge(routes::conversions::router())
         .merge(routes::pools::router())
         .merge(routes::system::router())

@@ -24,6 +24,7 @@ mod accounts;
 mod audit;
 pub mod bank;
 mod conversions;
+mod desk;
 pub mod events;
 mod idempotency;
 pub mod inbound;
@@ -44,6 +45,7 @@ pub use bank::{
     BankAccountRecord, BankDepositConfirmation, BankDepositRecord, BankStatementRecord,
 };
 pub use conversions::ConversionQuoteRecord;
+pub use desk::{DeskQuoteRecord, DeskTradeRecord};
 pub use events::EventRecord;
 pub use idempotency::{IdempotencyClaim, IdempotencyRecord, StoredResponse};
 pub use inbound::{ConnectorAccountRecord, InboundCount};

@@ -92,6 +92,9 @@ pub struct Config {
     pub conversion_spread_basis_points: u32,
     /// How long a conversion quote can be paid (1 to 3600).
     pub conversion_quote_lifetime_seconds: u64,
+    /// The buy/sell desk (`[desk]`: `fee_basis_points` by payment method,
+    /// `spread_basis_points`, `quote_lifetime_seconds`; docs/trading.md).
+    pub desk: malipo_gateway::desk::DeskConfig,
 }
 
 /// A list of strings, or one string of comma- or space-separated entries
@@ -152,6 +155,7 @@ impl Default for Config {
             rate_sources: Vec::new(),
             conversion_spread_basis_points: 100,
             conversion_quote_lifetime_seconds: 60,
+            desk: malipo_gateway::desk::DeskConfig::default(),
         }
     }
 }
@@ -439,6 +443,9 @@ impl Config {
             self.conversion_quote_lifetime_seconds,
         )
         .map_err(|(setting, problem)| invalid(setting, problem))?;
+        self.desk
+            .check()
+            .map_err(|(setting, problem)| invalid(setting, problem))?;
         if self.log_format != "text" && self.log_format != "json" {
             return Err(invalid("log_format", "must be `text` or `json`"));
         }

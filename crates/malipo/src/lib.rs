@@ -58,6 +58,7 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
         rate_sources: config.rate_sources.clone(),
         conversion_spread_basis_points: config.conversion_spread_basis_points,
         conversion_quote_lifetime_seconds: config.conversion_quote_lifetime_seconds,
+        desk: config.desk.clone(),
         ..GatewayConfig::default()
     }
 }

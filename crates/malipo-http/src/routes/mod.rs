@@ -6,6 +6,7 @@ pub mod balance;
 pub mod bank;
 pub mod conversions;
 pub mod customers;
+pub mod desk;
 pub mod hooks;
 pub mod payments;
 pub mod payouts;

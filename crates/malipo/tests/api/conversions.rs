@@ -12,7 +12,12 @@ use malipo_simulators::{Provider, SimulatorConfig};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn static_source(name: &str, rates: &[(&str, &str)], as_of: i64, max_age: u64) -> RateSourceConfig {
+pub(crate) fn static_source(
+    name: &str,
+    rates: &[(&str, &str)],
+    as_of: i64,
+    max_age: u64,
+) -> RateSourceConfig {
     RateSourceConfig {
         name: name.into(),
         kind: RateSourceKind::Static,

@@ -16,6 +16,7 @@ mod cards;
 mod conversions;
 mod crash;
 mod crypto;
+mod desk;
 mod flutterwave;
 mod hostile;
 mod idempotency;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 /// BTC/USD: quantities in satoshis (lots of 1,000), prices in US cents per
 /// lot, so a price of 50 is $50,000 per BTC; maker 10 bps, taker 20 bps.
-async fn btc_usd(app: &TestApp) -> Value {
+pub(crate) async fn btc_usd(app: &TestApp) -> Value {
     app.post(
         "/v1/admin/trading/pairs",
         &app.operator_token,
@@ -22,7 +22,7 @@ async fn btc_usd(app: &TestApp) -> Value {
     .expect(200)
 }
 
-async fn customer(app: &TestApp, key: &str, name: &str) -> String {
+pub(crate) async fn customer(app: &TestApp, key: &str, name: &str) -> String {
     app.post("/v1/customers", key, &json!({"name": name}))
         .await
         .expect(200)["id"]
@@ -31,7 +31,7 @@ async fn customer(app: &TestApp, key: &str, name: &str) -> String {
         .to_owned()
 }
 
-async fn credit(app: &TestApp, key: &str, customer: &str, asset: &str, amount: u64) {
+pub(crate) async fn credit(app: &TestApp, key: &str, customer: &str, asset: &str, amount: u64) {
     app.post(
         &format!("/v1/customers/{customer}/test_credits"),
         key,
@@ -63,7 +63,7 @@ async fn balances(app: &TestApp, key: &str, customer: &str) -> BTreeMap<String, 
         .collect()
 }
 
-async fn balance(app: &TestApp, key: &str, customer: &str, asset: &str) -> (u64, u64) {
+pub(crate) async fn balance(app: &TestApp, key: &str, customer: &str, asset: &str) -> (u64, u64) {
     balances(app, key, customer)
         .await
         .get(asset)
@@ -71,11 +71,11 @@ async fn balance(app: &TestApp, key: &str, customer: &str, asset: &str) -> (u64,
         .unwrap_or((0, 0))
 }
 
-async fn order(app: &TestApp, key: &str, body: Value) -> crate::helpers::Response {
+pub(crate) async fn order(app: &TestApp, key: &str, body: Value) -> crate::helpers::Response {
     app.post("/v1/trading/orders", key, &body).await
 }
 
-fn limit(customer: &str, side: &str, price: u64, quantity: u64) -> Value {
+pub(crate) fn limit(customer: &str, side: &str, price: u64, quantity: u64) -> Value {
     json!({"customer": customer, "pair": "btc_usd", "side": side, "type": "limit",
            "price": price, "quantity": quantity})
 }
@@ -84,7 +84,7 @@ async fn book(app: &TestApp, key: &str) -> Value {
     app.get("/v1/trading/books/btc_usd", key).await.expect(200)
 }
 
-async fn assert_consistent(app: &TestApp) {
+pub(crate) async fn assert_consistent(app: &TestApp) {
     let verify = app.verify_ledger().await;
     assert_eq!(verify["ok"], true, "{verify}");
     let check = app.gateway().trading_check().await.expect("check runs");
