@@ -28,6 +28,21 @@ async fn health_readiness_metrics_and_docs(app: &TestApp) {
     assert!(openapi["paths"]["/v1/conversions/quote"]["post"].is_object());
     assert!(openapi["paths"]["/v1/rates"]["get"].is_object());
     assert!(openapi["paths"]["/v1/currencies"]["get"].is_object());
+    for (path, method) in [
+        ("/v1/trading/prices", "get"),
+        ("/v1/trading/quotes", "post"),
+        ("/v1/trading/buy", "post"),
+        ("/v1/trading/sell", "post"),
+        ("/v1/trading/trades", "get"),
+        ("/v1/trading/trades/{id}", "get"),
+        ("/v1/admin/trading/reserves", "post"),
+        ("/v1/admin/trading/reserves", "get"),
+    ] {
+        assert!(
+            openapi["paths"][path][method].is_object(),
+            "{method} {path}"
+        );
+    }
     assert!(schemas["CreatePayment"]["properties"]["conversion_quote"].is_object());
     assert!(schemas["ConversionQuote"]["properties"]["rate"].is_object());
     assert!(schemas["PaymentConversion"]["properties"]["to_amount"].is_object());
