@@ -661,6 +661,39 @@ mod tests {
     }
 
     #[test]
+    fn the_desk_section_loads_and_is_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "malipo.toml",
+                r#"
+                [desk]
+                spread_basis_points = 80
+                quote_lifetime_seconds = 30
+                fee_basis_points = { card = 275, mpesa = 200 }
+                "#,
+            )?;
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.desk.spread_basis_points, 80);
+            assert_eq!(config.desk.quote_lifetime_seconds, 30);
+            let table = config.desk.check().expect("valid");
+            assert_eq!(table.basis_points("card"), Some(275));
+            assert_eq!(table.basis_points("voucher"), Some(100), "default kept");
+            Ok(())
+        });
+        let mut config = Config::default();
+        config.desk.fee_basis_points.insert("card".into(), 6_000);
+        let error = config.validate().expect_err("too high").to_string();
+        assert!(
+            error.contains("desk.fee_basis_points") && error.contains("card"),
+            "{error}"
+        );
+        let mut config = Config::default();
+        config.desk.quote_lifetime_seconds = 0;
+        let error = config.validate().expect_err("zero").to_string();
+        assert!(error.contains("desk.quote_lifetime_seconds"), "{error}");
+    }
+
+    #[test]
     fn names_the_bad_setting() {
         let config = Config {
             default_fee_basis_points: 20_000,
