@@ -38,7 +38,7 @@ use malipo_ledger::{Account, AccountFlags, TransferKind, TransferRequest};
 use malipo_store::{Conn, DeskQuoteRecord, DeskTradeRecord, Page};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use utoipa::{IntoParams, ToSchema};
 
 /// The longest a desk quote may be configured to last: an hour.
@@ -699,8 +699,19 @@ impl Gateway {
             .with_param("quote")
             .into());
         }
-        check_reserve(&mut conn, &quote).await?;
         let (accounts, transfers) = settlement(&quote, &trade.id);
+        // Lock the two accounts the checks read (in id order, so two
+        // trades never wait on each other crosswise): a concurrent trade
+        // waits here and then sees what this one left.
+        let drawn = if side == "buy" {
+            &quote.asset
+        } else {
+            &quote.currency
+        };
+        let reserve = reserve_account(quote.livemode, drawn);
+        let locked: BTreeSet<&str> = [accounts[0].id.as_str(), reserve.id.as_str()].into();
+        conn.ledger_accounts_for_update(&locked).await?;
+        check_reserve(&mut conn, &quote).await?;
         let (debited, debited_asset, needed, param) = if side == "buy" {
             (
                 &accounts[0],
