@@ -45,6 +45,7 @@ pub mod conversions;
 pub mod customers;
 pub mod desk;
 mod error;
+pub mod feeds;
 mod group_commit;
 pub mod idempotency;
 pub mod inbound;
@@ -120,6 +121,8 @@ pub struct GatewayConfig {
     pub conversion_quote_lifetime_seconds: u64,
     /// The buy/sell desk's fees, spread and quote lifetime.
     pub desk: desk::DeskConfig,
+    /// Limits of the live feeds (`GET /v1/trading/stream`).
+    pub feeds: feeds::FeedConfig,
 }
 
 /// How merchant webhooks are delivered.
@@ -182,6 +185,7 @@ impl Default for GatewayConfig {
             conversion_spread_basis_points: 100,
             conversion_quote_lifetime_seconds: 60,
             desk: desk::DeskConfig::default(),
+            feeds: feeds::FeedConfig::default(),
         }
     }
 }
@@ -252,6 +256,8 @@ struct Inner {
     venue: trading::Venue,
     /// The configured exchange rate sources.
     rate_book: rates::RateBook,
+    /// This node's live feeds of the books somebody subscribed to.
+    feeds: feeds::Feeds,
 }
 
 impl Gateway {
@@ -364,6 +370,7 @@ impl Gateway {
                 voucher_attempts: vouchers::AttemptWindows::default(),
                 venue: trading::Venue::default(),
                 rate_book: rates::RateBook::new(rate_sources),
+                feeds: feeds::Feeds::default(),
             }),
         })
     }

@@ -188,11 +188,11 @@ pub(crate) struct Venue {
 }
 
 #[derive(Debug, Default)]
-struct BookState {
+pub(crate) struct BookState {
     /// `None` until first used on this node.
-    engine: Option<Engine>,
+    pub(crate) engine: Option<Engine>,
     /// The last command applied to `engine`.
-    sequence: u64,
+    pub(crate) sequence: u64,
 }
 
 impl Venue {
@@ -206,7 +206,7 @@ impl Venue {
     }
 }
 
-fn book_id(pair_id: &str, livemode: bool) -> String {
+pub(crate) fn book_id(pair_id: &str, livemode: bool) -> String {
     format!(
         "{pair_id}/{}",
         malipo_core::Mode::from_livemode(livemode).as_str()
@@ -485,7 +485,7 @@ impl NewOrderRequest {
 
 /// Brings `state` to `target`: from the newest snapshot at or before it
 /// (when the node has nothing, or is ahead), then the logged commands.
-async fn catch_up(
+pub(crate) async fn catch_up(
     conn: &mut Conn<'_>,
     state: &mut BookState,
     book_id: &str,
@@ -1142,6 +1142,8 @@ impl Gateway {
         state.engine = Some(engine);
         state.sequence = sequence;
         metrics::counter!("malipo_trading_commands_total").increment(1);
+        // This node's live feeds of the book need not wait for their poll.
+        self.feeds().wake(&book_id);
         Ok(())
     }
 

@@ -257,6 +257,7 @@ pub fn router(gateway: Gateway, config: &HttpConfig) -> Router {
         .merge(routes::desk::router())
         .merge(routes::conversions::router())
         .merge(routes::pools::router())
+        .merge(routes::stream::router())
         .merge(routes::system::router())
         .merge(openapi::router())
         .fallback(not_found)

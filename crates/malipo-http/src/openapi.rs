@@ -78,6 +78,7 @@ impl Modify for SecuritySchemes {
         routes::pools::create_pool, routes::pools::list_pools, routes::pools::retrieve_pool,
         routes::pools::add_liquidity, routes::pools::remove_liquidity, routes::pools::create_swap,
         routes::pools::quote_route, routes::pools::execute_route,
+        routes::stream::stream,
     ),
     components(schemas(ErrorBody, ErrorDetail, NoParameters)),
     modifiers(&SecuritySchemes),

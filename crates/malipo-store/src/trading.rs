@@ -545,6 +545,46 @@ impl Conn<'_> {
             .collect()
     }
 
+    /// At most `limit` commands after `after` up to `up_to` (inclusive), in
+    /// order, with the Unix second each was logged: what the live feeds read.
+    pub async fn trading_log(
+        &mut self,
+        book_id: &str,
+        after: u64,
+        up_to: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, String, i64)>, StoreError> {
+        let after = signed(after)?;
+        let up_to = signed(up_to)?;
+        let limit = i64::from(limit);
+        let rows = run!(self, |c| {
+            sqlx::query(
+                "SELECT sequence, command, created FROM trading_commands
+                 WHERE book_id = $1 AND sequence > $2 AND sequence <= $3 ORDER BY sequence LIMIT $4",
+            )
+            .bind(book_id)
+            .bind(after)
+            .bind(up_to)
+            .bind(limit)
+            .fetch_all(&mut **c)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok::<_, sqlx::Error>((
+                    row.try_get::<i64, _>("sequence")?,
+                    row.try_get::<String, _>("command")?,
+                    row.try_get::<i64, _>("created")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, _>>()
+        })?;
+        rows.into_iter()
+            .map(|(sequence, command, created)| {
+                Ok((unsigned(book_id, "sequence", sequence)?, command, created))
+            })
+            .collect()
+    }
+
     pub async fn insert_trading_snapshot(
         &mut self,
         book_id: &str,

@@ -40,6 +40,24 @@ pub struct Config {
     /// A trading book's engine is snapshotted every this many commands
     /// (1 to 1,000,000), bounding the log replay after a restart.
     pub trading_snapshot_every_commands: u64,
+    /// Live feeds (`GET /v1/trading/stream`): how often a subscribed
+    /// book's command log is read for other nodes' commands (10 to 10000).
+    pub feed_poll_interval_ms: u64,
+    /// Levels per side of a book snapshot, tracked by its updates (1 to 100).
+    pub feed_book_depth: usize,
+    /// Channels one socket may subscribe to at once (1 to 1000).
+    pub feed_subscriptions_per_socket_max: usize,
+    /// Open sockets per API key on one node (1 to 10000).
+    pub feed_sockets_per_key_max: usize,
+    /// Messages queued for one socket before it is closed as a slow
+    /// consumer (1 to 100000).
+    pub feed_send_buffer_messages: usize,
+    /// A WebSocket ping this often; no pong for two intervals closes the
+    /// socket (1000 to 600000).
+    pub feed_ping_interval_ms: u64,
+    /// One message not taken by the client within this closes the socket
+    /// (100 to 600000).
+    pub feed_write_timeout_ms: u64,
     /// How long finished Idempotency-Key records are kept (>= 24).
     pub idempotency_retention_hours: u32,
     pub worker_idle_interval_ms: u64,
@@ -135,6 +153,13 @@ impl Default for Config {
             bank_transfer_expiry_seconds: 72 * 3600,
             bank_four_eyes: true,
             trading_snapshot_every_commands: 1_000,
+            feed_poll_interval_ms: 100,
+            feed_book_depth: 50,
+            feed_subscriptions_per_socket_max: 50,
+            feed_sockets_per_key_max: 10,
+            feed_send_buffer_messages: 256,
+            feed_ping_interval_ms: 20_000,
+            feed_write_timeout_ms: 10_000,
             idempotency_retention_hours: 24,
             worker_idle_interval_ms: 100,
             worker_batch_size_max: 100,
@@ -341,6 +366,50 @@ impl Config {
                 "trading_snapshot_every_commands",
                 "must be 1 to 1000000",
             ));
+        }
+        let feed_limits: [(&str, u64, u64, u64); 7] = [
+            (
+                "feed_poll_interval_ms",
+                self.feed_poll_interval_ms,
+                10,
+                10_000,
+            ),
+            ("feed_book_depth", self.feed_book_depth as u64, 1, 100),
+            (
+                "feed_subscriptions_per_socket_max",
+                self.feed_subscriptions_per_socket_max as u64,
+                1,
+                1_000,
+            ),
+            (
+                "feed_sockets_per_key_max",
+                self.feed_sockets_per_key_max as u64,
+                1,
+                10_000,
+            ),
+            (
+                "feed_send_buffer_messages",
+                self.feed_send_buffer_messages as u64,
+                1,
+                100_000,
+            ),
+            (
+                "feed_ping_interval_ms",
+                self.feed_ping_interval_ms,
+                1_000,
+                600_000,
+            ),
+            (
+                "feed_write_timeout_ms",
+                self.feed_write_timeout_ms,
+                100,
+                600_000,
+            ),
+        ];
+        for (name, value, low, high) in feed_limits {
+            if !(low..=high).contains(&value) {
+                return Err(invalid(name, format!("must be {low} to {high}")));
+            }
         }
         if !(24..=24 * 365).contains(&self.idempotency_retention_hours) {
             return Err(invalid("idempotency_retention_hours", "must be 24 to 8760"));

@@ -51,6 +51,15 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
         bank_transfer_expiry_seconds: config.bank_transfer_expiry_seconds,
         bank_four_eyes: config.bank_four_eyes,
         trading_snapshot_every_commands: config.trading_snapshot_every_commands,
+        feeds: malipo_gateway::feeds::FeedConfig {
+            poll_interval_ms: config.feed_poll_interval_ms,
+            book_depth: config.feed_book_depth,
+            subscriptions_per_socket_max: config.feed_subscriptions_per_socket_max,
+            sockets_per_key_max: config.feed_sockets_per_key_max,
+            send_buffer_messages: config.feed_send_buffer_messages,
+            ping_interval_ms: config.feed_ping_interval_ms,
+            write_timeout_ms: config.feed_write_timeout_ms,
+        },
         idempotency_retention_hours: config.idempotency_retention_hours,
         // Validated when the configuration was loaded.
         extra_providers: config.extra_providers().unwrap_or_default(),

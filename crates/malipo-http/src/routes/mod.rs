@@ -12,6 +12,7 @@ pub mod payments;
 pub mod payouts;
 pub mod pools;
 pub mod refunds;
+pub mod stream;
 pub mod system;
 pub mod trading;
 pub mod vouchers;

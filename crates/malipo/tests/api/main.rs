@@ -17,6 +17,7 @@ mod conversions;
 mod crash;
 mod crypto;
 mod desk;
+mod feeds;
 mod flutterwave;
 mod hostile;
 mod idempotency;
