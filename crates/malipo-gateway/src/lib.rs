@@ -30,6 +30,8 @@
 //!   exchange's order books can implement) with freshness limits.
 //! - [`conversions`]: currencies, rates, locked conversion quotes and the
 //!   settlement of conversion payments.
+//! - [`feeds`]: the venue's live feeds (book, trades, ticker, orders) read
+//!   from the command log and queued per socket without waiting.
 //! - [`vouchers`]: voucher batches (codes shown once, stored hashed),
 //!   validation, redemption as `method: "voucher"`, expiry.
 //!
