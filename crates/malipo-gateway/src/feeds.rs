@@ -3,7 +3,7 @@
 //! # Where the messages come from
 //!
 //! The per-book command log (`trading_commands`), the same on every node:
-//! each book somebody on this node subscribed to has one [`BookFeed`] with
+//! each book somebody on this node subscribed to has one `BookFeed` with
 //! its own engine, rebuilt like the venue's (newest snapshot, then the log)
 //! and then advanced by polling the log from the last sequence it applied,
 //! every `poll_interval_ms`, or at once when this node committed a command

@@ -550,6 +550,35 @@ mod tests {
     }
 
     #[test]
+    fn feed_limits_load_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MALIPO_FEED_SEND_BUFFER_MESSAGES", "32");
+            jail.set_env("MALIPO_FEED_SOCKETS_PER_KEY_MAX", "3");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.feed_send_buffer_messages, 32);
+            assert_eq!(config.feed_sockets_per_key_max, 3);
+            Ok(())
+        });
+        for broken in [
+            Config {
+                feed_send_buffer_messages: 0,
+                ..Config::default()
+            },
+            Config {
+                feed_book_depth: 101,
+                ..Config::default()
+            },
+            Config {
+                feed_poll_interval_ms: 0,
+                ..Config::default()
+            },
+        ] {
+            let error = broken.validate().expect_err("invalid");
+            assert!(error.to_string().contains("feed_"), "{error}");
+        }
+    }
+
+    #[test]
     fn unknown_settings_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("MALIPO_LISTN", "127.0.0.1:9999");
