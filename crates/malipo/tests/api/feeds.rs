@@ -220,8 +220,8 @@ async fn book_and_trades_stream_from_rest_orders(app: &TestApp) {
 both_backends!(book_and_trades_stream_from_rest_orders);
 
 /// `orders` carries the key's merchant's orders only, in the key's mode: a
-/// second merchant's orders on the same book, and anything of the test
-/// book on a live key's stream, never show.
+/// second merchant's orders on the same book never show, a test key never
+/// sees the live order and a live key nothing of the test book.
 async fn orders_channel_is_private_to_merchant_and_mode(app: &TestApp) {
     let (_, key, live_key) = app.merchant().await;
     let other = app.test_key().await;
@@ -240,8 +240,36 @@ async fn orders_channel_is_private_to_merchant_and_mode(app: &TestApp) {
     assert_eq!(live_snapshot["livemode"], true);
     assert_eq!(live_snapshot["sequence"], 0);
 
-    // The other merchant's ask comes first in the log: had it leaked, it
-    // would be the first message.
+    // A live order, funded by a live deposit: the live stream sees it, the
+    // test stream must not (had it leaked, it would come first there).
+    let live_buyer = customer(app, &live_key, "Live buyer").await;
+    let deposit = app
+        .post(
+            "/v1/payments",
+            &live_key,
+            &json!({"amount": 10_000, "currency": "usd", "method": "sandbox",
+                    "customer": {"phone": "254700000000"}, "customer_id": live_buyer,
+                    "credit_customer": true}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(deposit["status"], "succeeded", "{deposit}");
+    let live_order = order(app, &live_key, limit(&live_buyer, "buy", 45, 10_000))
+        .await
+        .expect(200);
+    let update = next(&mut live).await;
+    assert_eq!(update["type"], "update", "{update}");
+    assert_eq!(
+        (update["livemode"].clone(), update["sequence"].clone()),
+        (json!(true), json!(1))
+    );
+    let created = next(&mut live).await;
+    assert_eq!(created["type"], "order.created", "{created}");
+    assert_eq!(created["livemode"], true);
+    assert_eq!(created["order"]["id"], live_order["id"]);
+
+    // The other merchant's ask comes first in the test log: had it leaked,
+    // it would be the first message.
     order(app, &other, limit(&theirs, "sell", 50, 10_000))
         .await
         .expect(200);
