@@ -135,7 +135,11 @@ fn card_like_numbers(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut index = 0;
     while index < bytes.len() {
+        // The fraction of a decimal (`elapsed_secs=0.6199409999999999` in
+        // the database driver's timings) is not a card number.
+        let fraction = index >= 2 && bytes[index - 1] == b'.' && bytes[index - 2].is_ascii_digit();
         let starts = bytes[index].is_ascii_digit()
+            && !fraction
             && (index == 0 || !bytes[index - 1].is_ascii_alphanumeric());
         if !starts {
             index += 1;
@@ -170,6 +174,11 @@ fn card_like_numbers(text: &str) -> Vec<String> {
 
 #[test]
 fn card_like_numbers_are_found() {
+    assert!(card_like_numbers("elapsed_secs=0.6199409999999999 x=0.649951000000001").is_empty());
+    assert_eq!(
+        card_like_numbers("at .4242424242424242"),
+        ["4242424242424242"]
+    );
     assert_eq!(
         card_like_numbers("pan=4242424242424242;"),
         ["4242424242424242"]
