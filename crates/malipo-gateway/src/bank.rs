@@ -538,11 +538,7 @@ impl Gateway {
                 ),
             )
         })?;
-        let fee = self
-            .fee_schedule(&context.merchant_id, PaymentMethod::BankTransfer)
-            .await?
-            .fee_for(MinorUnits::from(new.amount));
-        let fee = u64::try_from(fee.get()).map_err(GatewayError::internal)?;
+        let fee = self.payment_fee(&context.merchant_id, &new).await?;
         let expiry_seconds =
             i64::try_from(self.config().bank_transfer_expiry_seconds).unwrap_or(i64::MAX);
         for attempt in 1..=REFERENCE_ATTEMPTS_MAX {
@@ -679,6 +675,9 @@ impl Gateway {
             .map_err(GatewayError::from)?;
         money.write(&mut conn, &record.merchant_id).await?;
         conn.insert_events(&events).await?;
+        if let Some(trade) = &new.desk_trade {
+            crate::desk::open_trade(&mut conn, trade, &record).await?;
+        }
         complete(&mut conn, guard, &record.payment).await?;
         tx.commit().await?;
         metrics::counter!("malipo_bank_deposits_created_total").increment(1);

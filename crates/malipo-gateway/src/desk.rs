@@ -16,13 +16,26 @@
 //!   the platform's per-asset reserve and desk fee accounts
 //!   ([`reserve_account`], [`desk_fees_account`]). A short reserve is a 409
 //!   `reserve_insufficient`, a short customer balance a 400; nothing moves.
+//! - `POST /v1/trading/buy` with a `payment`: the payment is created by
+//!   the payments code ([`Gateway::create_payment_for`]) crediting the
+//!   customer, and [`open_trade`] claims the quote, checks the reserve and
+//!   writes the `pending` trade in the transaction that writes the payment.
+//!   Wherever a payment crediting a customer reaches a final status, its
+//!   money's writer calls [`payment_finished`] in the same transaction: a
+//!   success settles the trade exactly as a balance buy (or fails it, the
+//!   fiat staying in the customer's balance, when it is late or the
+//!   reserve is short), any other end fails it.
+//! - `POST /v1/trading/trades/{id}/cancel`: a pending trade, and its
+//!   payment when the provider holds nothing of it yet.
 //! - `POST /v1/admin/trading/reserves` funds a test-mode reserve from the
 //!   platform's test funding account; `GET` shows every reserve.
 
 use crate::auth::{Actor, AuditChange, MerchantContext, audit_state};
 use crate::customers::customer_of;
 use crate::idempotency::{IdempotencyGuard, complete};
-use crate::payments::{created_filters, emit, owner_filters, post};
+use crate::payments::{
+    CreatePayment, cancel_unsent, cancelable_unsent, created_filters, emit, owner_filters, post,
+};
 use crate::rates::PairRateError;
 use crate::trading::BookParams;
 use crate::{
@@ -32,10 +45,11 @@ use malipo_core::asset::AssetKind;
 use malipo_core::conversion::{self, ConversionError};
 use malipo_core::desk::{self, BALANCE_METHOD, FeeTable, Named, Side};
 use malipo_core::id::{IdKind, looks_like, new_id};
-use malipo_core::objects::{List, Scope};
+use malipo_core::objects::{List, NextAction, Scope};
+use malipo_core::payment::PaymentStatus;
 use malipo_core::{Asset, Mode};
 use malipo_ledger::{Account, AccountFlags, TransferKind, TransferRequest};
-use malipo_store::{Conn, DeskQuoteRecord, DeskTradeRecord, Page};
+use malipo_store::{Conn, DeskQuoteRecord, DeskTradeRecord, IdempotencyClaim, Page, PaymentRecord};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,6 +57,10 @@ use utoipa::{IntoParams, ToSchema};
 
 /// The longest a desk quote may be configured to last: an hour.
 pub const DESK_QUOTE_LIFETIME_SECONDS_MAX: u64 = 3_600;
+
+/// The longest a buy paid with a payment method may wait for its payment:
+/// three days (a bank transfer's default expiry).
+pub const DESK_PAYMENT_WINDOW_SECONDS_MAX: u64 = 259_200;
 
 /// `[desk]` settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +75,10 @@ pub struct DeskConfig {
     pub spread_basis_points: u32,
     /// How long a desk quote can be used (1 to 3600).
     pub quote_lifetime_seconds: u64,
+    /// How long after a buy paid with a payment method its payment may
+    /// succeed and still complete it (1 to 259 200); later, the trade
+    /// fails and the fiat stays in the customer's balance.
+    pub payment_window_seconds: u64,
 }
 
 impl Default for DeskConfig {
@@ -65,6 +87,7 @@ impl Default for DeskConfig {
             fee_basis_points: BTreeMap::new(),
             spread_basis_points: 100,
             quote_lifetime_seconds: 60,
+            payment_window_seconds: 900,
         }
     }
 }
@@ -82,6 +105,12 @@ impl DeskConfig {
             return Err((
                 "desk.quote_lifetime_seconds",
                 format!("1 to {DESK_QUOTE_LIFETIME_SECONDS_MAX}"),
+            ));
+        }
+        if !(1..=DESK_PAYMENT_WINDOW_SECONDS_MAX).contains(&self.payment_window_seconds) {
+            return Err((
+                "desk.payment_window_seconds",
+                format!("1 to {DESK_PAYMENT_WINDOW_SECONDS_MAX}"),
             ));
         }
         FeeTable::with_overrides(&self.fee_basis_points)
@@ -204,6 +233,15 @@ pub struct CreateTrade {
     /// Buy only: settle from the customer's fiat balance at once (the
     /// quote's `payment_method` must be `balance`).
     pub pay_from_balance: Option<bool>,
+    /// Buy only, for a quote of a payment method: the payment's details as
+    /// `POST /v1/payments` takes them (`customer`, `reference`,
+    /// `description`, `metadata`, `return_url`, `payment_method`,
+    /// `confirm`). `amount`, `currency` and `method` come from the quote
+    /// (given, they must equal it); the desk credits the quote's customer,
+    /// so `credit_customer`, `customer_id`, `conversion_quote` and a
+    /// manual `capture_method` are refused. Errors name the field as
+    /// `payment[customer][phone]`.
+    pub payment: Option<CreatePayment>,
 }
 
 /// A buy or sell at the desk.
@@ -225,6 +263,26 @@ pub struct Trade {
     pub payment_method: String,
     /// `pending`, `completed`, `failed` or `canceled`.
     pub status: String,
+    /// The payment (`pay_…`) paying for a buy made with a payment method.
+    #[serde(default)]
+    pub payment: Option<String>,
+    /// While pending: what the customer does to pay, as the payment showed
+    /// it when the buy was answered (`GET /v1/payments/{payment}` has it
+    /// as it is now).
+    #[serde(default)]
+    pub next_action: Option<NextAction>,
+    /// A buy paid with a payment method completes only if the payment
+    /// succeeds by then (Unix seconds; `[desk] payment_window_seconds`
+    /// after `created`).
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// Why a trade failed: `payment_failed`, `payment_canceled`,
+    /// `payment_expired`, `payment_late`, `reserve_insufficient` or
+    /// `balance_insufficient`.
+    #[serde(default)]
+    pub failure_code: Option<String>,
+    #[serde(default)]
+    pub failure_message: Option<String>,
     pub created: i64,
 }
 
@@ -356,6 +414,52 @@ fn ask_of(buy: Decimal) -> GatewayResult<Decimal> {
         .ok_or_else(|| too_large("asset").into())
 }
 
+/// The rates of a market's bid and ask (major units of currency per
+/// major unit of asset): a sell converts at the bid truncated
+/// ([`conversion::quoted_rate`]), a buy at the inverse of the ask rounded
+/// down ([`per_unit_down`]), both in the platform's favour.
+fn market_rates(bid: Decimal, ask: Decimal, source: &str, now: i64) -> GatewayResult<DeskRates> {
+    Ok(DeskRates {
+        buy: per_unit_down(ask)?,
+        sell: conversion::quoted_rate(bid, 0).map_err(rate_error)?,
+        bid: bid.normalize(),
+        ask: ask.normalize(),
+        source: source.into(),
+        as_of: now,
+    })
+}
+
+/// `1 / price` truncated to [`conversion::RATE_SIGNIFICANT_DIGITS`]
+/// digits and never above the true inverse: `Decimal`'s division rounds
+/// its 28th digit either way, so the result is checked against `price`
+/// (an exact product) and stepped down one unit of its last digit if it
+/// would give more than `price` buys.
+fn per_unit_down(price: Decimal) -> GatewayResult<Decimal> {
+    let inverse = Decimal::ONE
+        .checked_div(price)
+        .ok_or_else(|| too_large("asset"))?;
+    let mut rate = conversion::quoted_rate(inverse, 0).map_err(rate_error)?;
+    if rate
+        .checked_mul(price)
+        .is_none_or(|product| product > Decimal::ONE)
+    {
+        // One unit of the last of the rate's significant digits.
+        let digits = u32::try_from(rate.mantissa().unsigned_abs().to_string().len())
+            .unwrap_or(conversion::RATE_SIGNIFICANT_DIGITS);
+        let step = Decimal::try_new(
+            1,
+            rate.scale() + conversion::RATE_SIGNIFICANT_DIGITS.saturating_sub(digits),
+        )
+        .map_err(|_| too_large("asset"))?;
+        rate = rate
+            .checked_sub(step)
+            .filter(|rate| *rate > Decimal::ZERO)
+            .ok_or_else(|| too_large("asset"))?
+            .normalize();
+    }
+    Ok(rate)
+}
+
 /// A book price (quote minor units per `lot_size` base minor units) as
 /// major units of quote per major unit of base.
 fn book_price(price: u64, lot_size: u64, base: Asset, quote: Asset) -> Option<Decimal> {
@@ -365,6 +469,43 @@ fn book_price(price: u64, lot_size: u64, base: Asset, quote: Asset) -> Option<De
         .checked_mul(Decimal::from(scale))?
         .checked_div(Decimal::from(lot_size))?
         .checked_div(Decimal::from(quote_scale))
+}
+
+fn quote_unusable(quote_id: &str, expired: bool) -> GatewayError {
+    let why = if expired {
+        "has expired"
+    } else {
+        "was used already"
+    };
+    ApiError::new(
+        ErrorKind::InvalidRequest,
+        "quote_unusable",
+        format!("quote {quote_id} {why}: ask for a new one"),
+    )
+    .with_param("quote")
+    .into()
+}
+
+/// An error of the payment a buy creates, its field named inside
+/// `payment` (`customer[phone]` -> `payment[customer][phone]`); the
+/// trade's own (`quote`) stays as it is.
+fn in_payment(error: GatewayError) -> GatewayError {
+    match error {
+        GatewayError::Api(mut error) => {
+            if let Some(param) = error.param.take() {
+                error.param = Some(if param == "quote" || param.starts_with("payment[") {
+                    param
+                } else {
+                    match param.split_once('[') {
+                        Some((head, rest)) => format!("payment[{head}][{rest}"),
+                        None => format!("payment[{param}]"),
+                    }
+                });
+            }
+            GatewayError::Api(error)
+        }
+        other => other,
+    }
 }
 
 fn rate_error(error: ConversionError) -> GatewayError {
@@ -411,17 +552,10 @@ impl Gateway {
                 .ok_or_else(|| too_large("asset"))?;
             let ask = book_price(ask.price, lot_size, asset, currency)
                 .ok_or_else(|| too_large("asset"))?;
-            let per_currency = Decimal::ONE
-                .checked_div(ask)
-                .ok_or_else(|| too_large("asset"))?;
-            return Ok(DeskRates {
-                buy: conversion::quoted_rate(per_currency, 0).map_err(rate_error)?,
-                sell: conversion::quoted_rate(bid, 0).map_err(rate_error)?,
-                bid: bid.normalize(),
-                ask: ask.normalize(),
-                source: "order_book".into(),
-                as_of: now,
-            });
+            return market_rates(bid, ask, "order_book", now);
+        }
+        if let Some((bid, ask)) = self.pool_prices(context, asset, currency).await? {
+            return market_rates(bid, ask, "pool", now);
         }
         let sourced = self
             .rate_book()
@@ -442,6 +576,59 @@ impl Gateway {
             source: sourced.source,
             as_of: sourced.as_of,
         })
+    }
+
+    /// The best bid and ask the active pools of the key's mode that trade
+    /// `asset` against `currency` give for one major unit of `asset`
+    /// (through [`malipo_amm::Pool::quote_exact_in`] and
+    /// [`malipo_amm::Pool::quote_exact_out`], so with the pool's fee and
+    /// rounded for the pool); `None` when no pool can both buy and sell
+    /// a whole unit.
+    async fn pool_prices(
+        &self,
+        context: &MerchantContext,
+        asset: Asset,
+        currency: Asset,
+    ) -> GatewayResult<Option<(Decimal, Decimal)>> {
+        let records = {
+            let mut reader = self.store().reader().await?;
+            reader
+                .conn()
+                .trading_pools(context.livemode(), false)
+                .await?
+        };
+        let unit = 10u128.pow(u32::from(asset.exponent()));
+        let currency_scale = Decimal::from(10u64.pow(u32::from(currency.exponent())));
+        let mut best: Option<(Decimal, Decimal)> = None;
+        for pool in crate::pools::active_pools_of(&records, asset, currency)? {
+            let (Ok(sold), Ok(bought)) = (
+                pool.quote_exact_in(asset, unit),
+                pool.quote_exact_out(asset, unit),
+            ) else {
+                continue;
+            };
+            let (Ok(sold), Ok(bought)) = (i128::try_from(sold), i128::try_from(bought)) else {
+                continue;
+            };
+            let (Some(bid), Some(ask)) = (
+                Decimal::try_from_i128_with_scale(sold, 0)
+                    .ok()
+                    .and_then(|sold| sold.checked_div(currency_scale)),
+                Decimal::try_from_i128_with_scale(bought, 0)
+                    .ok()
+                    .and_then(|bought| bought.checked_div(currency_scale)),
+            ) else {
+                continue;
+            };
+            if bid <= Decimal::ZERO {
+                continue;
+            }
+            best = Some(match best {
+                None => (bid, ask),
+                Some((best_bid, best_ask)) => (best_bid.max(bid), best_ask.min(ask)),
+            });
+        }
+        Ok(best)
     }
 
     /// `GET /v1/trading/prices`
@@ -639,13 +826,30 @@ impl Gateway {
             return Ok(trade);
         }
         let quote_id = request.quote.ok_or_else(|| ApiError::missing("quote"))?;
-        if side == "buy" && request.pay_from_balance != Some(true) {
-            return Err(ApiError::new(
-                ErrorKind::InvalidRequest,
-                "parameter_unsupported",
-                "a buy settles from the customer's balance (pay_from_balance: true); paying a buy with a payment method is not available yet",
+        if side == "sell" && request.payment.is_some() {
+            return Err(ApiError::invalid(
+                "payment",
+                "a sell pays into the customer's balance: it takes no payment",
             )
-            .with_param("pay_from_balance")
+            .into());
+        }
+        if side == "buy" && request.pay_from_balance != Some(true) {
+            if request.pay_from_balance.is_some() {
+                return Err(ApiError::invalid(
+                    "pay_from_balance",
+                    "pay_from_balance is true (settle from the balance) or omitted (pay with `payment`)",
+                )
+                .into());
+            }
+            return self
+                .buy_with_payment(context, &quote_id, request.payment, guard)
+                .await;
+        }
+        if request.payment.is_some() {
+            return Err(ApiError::invalid(
+                "payment",
+                "a buy from the balance (pay_from_balance: true) takes no payment",
+            )
             .into());
         }
         let mut tx = self.store().begin().await?;
@@ -683,21 +887,15 @@ impl Gateway {
             fee: quote.fee,
             payment_method: quote.payment_method.clone(),
             status: "completed".into(),
+            payment: None,
+            next_action: None,
+            expires_at: None,
+            failure_code: None,
+            failure_message: None,
             created: now,
         };
         if !conn.claim_desk_quote(&quote.id, &trade.id, now).await? {
-            let why = if quote.expires_at <= now {
-                "has expired"
-            } else {
-                "was used already"
-            };
-            return Err(ApiError::new(
-                ErrorKind::InvalidRequest,
-                "quote_unusable",
-                format!("quote {} {why}: ask for a new one", quote.id),
-            )
-            .with_param("quote")
-            .into());
+            return Err(quote_unusable(&quote.id, quote.expires_at <= now));
         }
         let (accounts, transfers) = settlement(&quote, &trade.id);
         // Lock the two accounts the checks read (in id order, so two
@@ -773,6 +971,234 @@ impl Gateway {
         complete(&mut conn, guard.as_ref(), &trade).await?;
         tx.commit().await?;
         metrics::counter!("malipo_desk_trades_total").increment(1);
+        Ok(trade)
+    }
+
+    /// `POST /v1/trading/buy` with a payment method: the payment (through
+    /// [`Gateway::create_payment_for`], crediting the quote's customer)
+    /// and the pending trade it pays for, written in one transaction; the
+    /// answer carries the payment's `next_action`.
+    async fn buy_with_payment(
+        &self,
+        context: &MerchantContext,
+        quote_id: &str,
+        payment: Option<CreatePayment>,
+        guard: Option<IdempotencyGuard>,
+    ) -> GatewayResult<Trade> {
+        let (quote, claimed) = {
+            let mut reader = self.store().reader().await?;
+            let mut conn = reader.conn();
+            let quote = quote_of(&mut conn, context, quote_id, "quote").await?;
+            let claimed = conn
+                .desk_quote(&context.merchant_id, context.livemode(), quote_id)
+                .await?
+                .and_then(|record| record.trade_id)
+                .is_some();
+            (quote, claimed)
+        };
+        if quote.side != "buy" {
+            return Err(ApiError::invalid(
+                "quote",
+                format!(
+                    "quote {} is a {} quote: use POST /v1/trading/{}",
+                    quote.id, quote.side, quote.side
+                ),
+            )
+            .into());
+        }
+        if quote.payment_method == BALANCE_METHOD {
+            return Err(ApiError::invalid(
+                "quote",
+                "this quote is priced for paying from the balance: send pay_from_balance: true, or quote a payment method",
+            )
+            .into());
+        }
+        if quote.payment_method == "voucher" {
+            return Err(ApiError::invalid(
+                "quote",
+                "a voucher payment can't credit a customer, so it can't pay for a desk buy: quote another payment method",
+            )
+            .into());
+        }
+        let now = now_seconds();
+        if claimed || quote.expires_at <= now {
+            return Err(quote_unusable(&quote.id, !claimed));
+        }
+        // Early answers, before a provider is asked: the payment's own
+        // transaction checks both again ([`open_trade`]).
+        check_reserve(&mut self.store().reader().await?.conn(), &quote).await?;
+        let mut request = payment.unwrap_or_default();
+        let mismatch = |param: &str, wanted: String| -> GatewayError {
+            ApiError::invalid(
+                format!("payment[{param}]"),
+                format!("the quote sets payment[{param}] ({wanted}): leave it out or give that"),
+            )
+            .into()
+        };
+        if request.amount.is_some_and(|amount| amount != quote.amount) {
+            return Err(mismatch("amount", quote.amount.to_string()));
+        }
+        if request
+            .currency
+            .as_deref()
+            .is_some_and(|currency| !currency.eq_ignore_ascii_case(&quote.currency))
+        {
+            return Err(mismatch("currency", quote.currency.clone()));
+        }
+        if request
+            .method
+            .as_deref()
+            .is_some_and(|method| method != quote.payment_method)
+        {
+            return Err(mismatch("method", quote.payment_method.clone()));
+        }
+        let manual = request
+            .capture_method
+            .as_deref()
+            .is_some_and(|method| method != "automatic");
+        for (param, given) in [
+            ("credit_customer", request.credit_customer.is_some()),
+            ("customer_id", request.customer_id.is_some()),
+            ("conversion_quote", request.conversion_quote.is_some()),
+            ("capture_method", manual),
+        ] {
+            if given {
+                return Err(ApiError::invalid(
+                    format!("payment[{param}]"),
+                    format!("a desk buy's payment credits the quote's customer at once: payment[{param}] is not taken"),
+                )
+                .into());
+            }
+        }
+        let window = i64::try_from(self.config().desk.payment_window_seconds).unwrap_or(900);
+        let trade = Trade {
+            id: new_id(IdKind::Trade),
+            object: "trade".into(),
+            livemode: quote.livemode,
+            customer: quote.customer.clone(),
+            quote: quote.id.clone(),
+            side: quote.side.clone(),
+            asset: quote.asset.clone(),
+            currency: quote.currency.clone(),
+            amount: quote.amount,
+            asset_amount: quote.asset_amount,
+            fee: quote.fee,
+            payment_method: quote.payment_method.clone(),
+            status: "pending".into(),
+            payment: None,
+            next_action: None,
+            expires_at: Some(now.saturating_add(window)),
+            failure_code: None,
+            failure_message: None,
+            created: now,
+        };
+        request.amount = Some(quote.amount);
+        request.currency = Some(quote.currency.clone());
+        request.method = Some(quote.payment_method.clone());
+        request.credit_customer = Some(true);
+        request.customer_id = Some(quote.customer.clone());
+        request
+            .metadata
+            .insert("desk_trade".into(), trade.id.clone());
+        let trade_id = trade.id.clone();
+        let attachment = TradeAttachment {
+            trade,
+            merchant_id: context.merchant_id.clone(),
+            idempotency: guard.as_ref().map(|guard| guard.claim.clone()),
+        };
+        let payment = self
+            .create_payment_for(context, request, None, Some(attachment))
+            .await
+            .map_err(in_payment)?;
+        let mut tx = self.store().begin().await?;
+        let mut conn = tx.conn();
+        let record = conn
+            .desk_trade(&context.merchant_id, context.livemode(), &trade_id)
+            .await?
+            .ok_or_else(|| GatewayError::internal(ApiError::not_found("trade", &trade_id)))?;
+        let mut trade: Trade = from_json(&record.id, &record.body)?;
+        if trade.status == "pending" && payment.next_action.is_some() {
+            trade.next_action = payment.next_action.clone();
+            conn.update_desk_trade(&trade.id, "pending", "pending", &to_json(&trade)?)
+                .await?;
+        }
+        complete(&mut conn, guard.as_ref(), &trade).await?;
+        tx.commit().await?;
+        metrics::counter!("malipo_desk_trades_total").increment(1);
+        Ok(trade)
+    }
+
+    /// `POST /v1/trading/trades/{id}/cancel`: a pending trade becomes
+    /// `canceled`, with its payment when the provider holds nothing of it
+    /// yet ([`cancelable_unsent`]); a payment that goes on and succeeds
+    /// later only credits the customer's balance.
+    pub async fn cancel_trade(
+        &self,
+        context: &MerchantContext,
+        id: &str,
+        guard: Option<IdempotencyGuard>,
+    ) -> GatewayResult<Trade> {
+        context.require(Scope::Full)?;
+        if !looks_like(IdKind::Trade, id) {
+            return Err(ApiError::not_found("trade", id).into());
+        }
+        let mut tx = self.store().begin().await?;
+        let mut conn = tx.conn();
+        let found = conn
+            .desk_trade(&context.merchant_id, context.livemode(), id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("trade", id))?;
+        // The payment's lock first: its end (which settles the trade)
+        // holds it too, so the two never interleave.
+        let mut payment = match &found.payment_id {
+            Some(payment_id) => {
+                conn.payment_for_update(&context.merchant_id, context.livemode(), payment_id)
+                    .await?
+            }
+            None => None,
+        };
+        let found = conn
+            .desk_trade(&context.merchant_id, context.livemode(), id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("trade", id))?;
+        let mut trade: Trade = from_json(&found.id, &found.body)?;
+        if trade.status != "pending" {
+            return Err(ApiError::new(
+                ErrorKind::InvalidRequest,
+                "trade_not_pending",
+                format!(
+                    "trade {id} is {}: only a pending trade can be canceled",
+                    trade.status
+                ),
+            )
+            .into());
+        }
+        trade.status = "canceled".into();
+        trade.next_action = None;
+        if !conn
+            .update_desk_trade(id, "pending", "canceled", &to_json(&trade)?)
+            .await?
+        {
+            return Err(GatewayError::internal(std::io::Error::other(format!(
+                "trade {id} left pending while its payment was locked"
+            ))));
+        }
+        emit(
+            &mut conn,
+            &context.merchant_id,
+            trade.livemode,
+            "trade.canceled",
+            &trade,
+        )
+        .await?;
+        if let Some(payment) = &mut payment
+            && cancelable_unsent(payment)
+        {
+            cancel_unsent(&mut conn, payment).await?;
+        }
+        complete(&mut conn, guard.as_ref(), &trade).await?;
+        tx.commit().await?;
+        metrics::counter!("malipo_desk_trades_canceled_total").increment(1);
         Ok(trade)
     }
 
@@ -925,6 +1351,194 @@ impl Gateway {
         }
         Ok(List::new(data, false))
     }
+}
+
+/// A desk buy waiting for the payment that creates it: written by
+/// [`open_trade`] in the payment's own first transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct TradeAttachment {
+    /// The trade, `pending`, its `payment` not set yet.
+    pub trade: Trade,
+    pub merchant_id: String,
+    /// The buy's Idempotency-Key: its recovery point is the trade.
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+/// In the transaction that writes a desk buy's payment: claims the quote
+/// (once), checks the asset reserve under its lock, writes the pending
+/// trade with `trade.created` and the Idempotency-Key's recovery point;
+/// a payment that already ended (the sandbox answers at once) settles or
+/// fails it here. A refusal fails the whole transaction: no payment, no
+/// trade.
+pub(crate) async fn open_trade(
+    conn: &mut Conn<'_>,
+    attachment: &TradeAttachment,
+    payment: &PaymentRecord,
+) -> GatewayResult<()> {
+    let mut trade = attachment.trade.clone();
+    let now = now_seconds();
+    let quote_record = conn
+        .desk_quote(&attachment.merchant_id, trade.livemode, &trade.quote)
+        .await?
+        .ok_or_else(|| ApiError::not_found("desk_quote", &trade.quote).with_param("quote"))?;
+    if !conn.claim_desk_quote(&trade.quote, &trade.id, now).await? {
+        return Err(quote_unusable(&trade.quote, quote_record.expires_at <= now));
+    }
+    let quote: DeskQuote = from_json(&quote_record.id, &quote_record.body)?;
+    let reserve = reserve_account(trade.livemode, &trade.asset);
+    conn.ledger_accounts_for_update(&[reserve.id.as_str()].into())
+        .await?;
+    check_reserve(conn, &quote).await?;
+    trade.payment = Some(payment.payment.id.clone());
+    conn.insert_desk_trade(&DeskTradeRecord {
+        id: trade.id.clone(),
+        merchant_id: attachment.merchant_id.clone(),
+        livemode: trade.livemode,
+        customer_id: trade.customer.clone(),
+        status: trade.status.clone(),
+        payment_id: trade.payment.clone(),
+        body: to_json(&trade)?,
+        created: trade.created,
+    })
+    .await?;
+    emit(
+        conn,
+        &attachment.merchant_id,
+        trade.livemode,
+        "trade.created",
+        &trade,
+    )
+    .await?;
+    if let Some(claim) = &attachment.idempotency {
+        conn.set_idempotency_recovery_point(claim, &trade.id)
+            .await?;
+    }
+    if payment.payment.status.is_terminal() {
+        payment_finished(conn, &payment.payment.id, payment.payment.status).await?;
+    }
+    Ok(())
+}
+
+/// A payment crediting a customer reached `status`, in the transaction
+/// that records it (the caller holds the payment's row lock, as
+/// [`Gateway::cancel_trade`] does before it reads the trade). The pending
+/// desk trade it pays for, if any, completes on success — settled exactly
+/// as a balance buy from the fiat the payment just credited — or fails:
+/// a late success, a short reserve or balance (the fiat stays in the
+/// customer's balance), or a payment that failed, was canceled or expired.
+/// A trade already canceled stays so.
+pub(crate) async fn payment_finished(
+    conn: &mut Conn<'_>,
+    payment_id: &str,
+    status: PaymentStatus,
+) -> GatewayResult<()> {
+    let Some(record) = conn.desk_trade_for_payment(payment_id).await? else {
+        return Ok(());
+    };
+    if record.status != "pending" {
+        return Ok(());
+    }
+    let mut trade: Trade = from_json(&record.id, &record.body)?;
+    let failure = match status {
+        PaymentStatus::Succeeded => settle_paid_buy(conn, &record, &trade).await?,
+        PaymentStatus::Failed => Some((
+            "payment_failed",
+            format!("payment {payment_id} failed; nothing was traded"),
+        )),
+        PaymentStatus::Canceled => Some((
+            "payment_canceled",
+            format!("payment {payment_id} was canceled; nothing was traded"),
+        )),
+        _ => Some((
+            "payment_expired",
+            format!("payment {payment_id} expired before it was paid; nothing was traded"),
+        )),
+    };
+    trade.next_action = None;
+    let event_type = match failure {
+        None => {
+            trade.status = "completed".into();
+            "trade.completed"
+        }
+        Some((code, message)) => {
+            trade.status = "failed".into();
+            trade.failure_code = Some(code.into());
+            trade.failure_message = Some(message);
+            "trade.failed"
+        }
+    };
+    if !conn
+        .update_desk_trade(&trade.id, "pending", &trade.status, &to_json(&trade)?)
+        .await?
+    {
+        return Err(GatewayError::internal(std::io::Error::other(format!(
+            "trade {} left pending while its payment was locked",
+            trade.id
+        ))));
+    }
+    emit(
+        conn,
+        &record.merchant_id,
+        trade.livemode,
+        event_type,
+        &trade,
+    )
+    .await?;
+    metrics::counter!("malipo_desk_paid_trades_total", "status" => trade.status.clone())
+        .increment(1);
+    Ok(())
+}
+
+/// Settles a paid buy like a balance buy; answers why it can't instead
+/// (nothing moved then: the payment's fiat stays with the customer).
+async fn settle_paid_buy(
+    conn: &mut Conn<'_>,
+    record: &DeskTradeRecord,
+    trade: &Trade,
+) -> GatewayResult<Option<(&'static str, String)>> {
+    let keeps = format!(
+        "the payment's {} {} minor units stay in the customer's balance",
+        trade.amount, trade.currency
+    );
+    if let Some(deadline) = trade.expires_at
+        && now_seconds() > deadline
+    {
+        return Ok(Some((
+            "payment_late",
+            format!("the payment succeeded after the trade's deadline ({deadline}); {keeps}"),
+        )));
+    }
+    let quote_record = conn
+        .desk_quote(&record.merchant_id, record.livemode, &trade.quote)
+        .await?
+        .ok_or_else(|| GatewayError::internal(ApiError::not_found("desk_quote", &trade.quote)))?;
+    let quote: DeskQuote = from_json(&quote_record.id, &quote_record.body)?;
+    let (accounts, transfers) = settlement(&quote, &trade.id);
+    let reserve = reserve_account(quote.livemode, &quote.asset);
+    let locked: BTreeSet<&str> = [accounts[0].id.as_str(), reserve.id.as_str()].into();
+    conn.ledger_accounts_for_update(&locked).await?;
+    match check_reserve(conn, &quote).await {
+        Ok(()) => {}
+        Err(GatewayError::Api(error)) if error.code == "reserve_insufficient" => {
+            return Ok(Some((
+                "reserve_insufficient",
+                format!("{}; {keeps}", error.message),
+            )));
+        }
+        Err(error) => return Err(error),
+    }
+    let have = balance_of(conn, &accounts[0]).await?;
+    if have < u128::from(quote.amount) {
+        return Ok(Some((
+            "balance_insufficient",
+            format!(
+                "customer {} has {have} {} minor units available, the trade needs {}",
+                quote.customer, quote.currency, quote.amount
+            ),
+        )));
+    }
+    post(conn, &accounts, &transfers).await?;
+    Ok(None)
 }
 
 fn empty_reserve(livemode: bool, asset: &str) -> DeskReserve {
@@ -1085,4 +1699,45 @@ fn from_json<T: serde::de::DeserializeOwned>(id: &str, body: &str) -> GatewayRes
             "{id}: stored body unreadable: {error}"
         )))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inverse_of_a_price_never_buys_more_than_the_price_gives() {
+        for text in [
+            "50000",
+            "55722.73",
+            "3",
+            "7",
+            "0.3",
+            "1",
+            "45330.54",
+            "123456.789",
+            "0.00000007",
+            "99999999999.99",
+        ] {
+            let price = Decimal::from_str_exact(text).expect("decimal");
+            let rate = per_unit_down(price).expect("a rate");
+            assert!(rate * price <= Decimal::ONE, "{text}: {rate}");
+            assert!(
+                rate.mantissa().unsigned_abs().to_string().len()
+                    <= conversion::RATE_SIGNIFICANT_DIGITS as usize,
+                "{text}: {rate}"
+            );
+            // And it is the 12-digit truncation, not less.
+            let step = Decimal::try_new(
+                1,
+                rate.scale()
+                    + conversion::RATE_SIGNIFICANT_DIGITS.saturating_sub(
+                        u32::try_from(rate.mantissa().unsigned_abs().to_string().len())
+                            .expect("digits"),
+                    ),
+            )
+            .expect("step");
+            assert!((rate + step) * price > Decimal::ONE, "{text}: {rate}");
+        }
+    }
 }

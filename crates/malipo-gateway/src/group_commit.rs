@@ -42,6 +42,10 @@ pub(crate) struct NewPaymentWrite {
     /// The conversion quote the payment uses (`cq_…`), claimed in the same
     /// transaction: a quote already used or expired fails this write alone.
     pub quote_claim: Option<String>,
+    /// The desk buy the payment pays for, opened in the same transaction
+    /// (its quote claimed, the reserve checked): a refusal fails the
+    /// group, then this write alone when each is written on its own.
+    pub desk_trade: Option<crate::desk::TradeAttachment>,
 }
 
 /// What the write records for the request's Idempotency-Key.
@@ -212,6 +216,11 @@ async fn write(
     conn.insert_events(&events).await?;
     let records: Vec<&PaymentRecord> = accepted.iter().map(|write| &write.record).collect();
     conn.insert_payments(&records).await?;
+    for write in &accepted {
+        if let Some(trade) = &write.desk_trade {
+            crate::desk::open_trade(&mut conn, trade, &write.record).await?;
+        }
+    }
     for write in &accepted {
         match &write.idempotency {
             Some((claim, IdempotencyWrite::Complete(response))) => {

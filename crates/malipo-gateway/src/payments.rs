@@ -125,6 +125,10 @@ pub(crate) struct NewPayment {
     pub(crate) capture_method: CaptureMethod,
     /// The customer credited on success.
     pub(crate) credit_customer: Option<String>,
+    /// The desk buy this payment pays for (see [`crate::desk`]): opened in
+    /// the transaction that writes the payment, which then carries no
+    /// processing fee (the desk's fee by payment method prices it).
+    pub(crate) desk_trade: Option<crate::desk::TradeAttachment>,
 }
 
 fn check_length(param: &str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
@@ -337,6 +341,7 @@ impl NewPayment {
             ));
         }
         Ok(NewPayment {
+            desk_trade: None,
             credit_customer,
             capture_method,
             amount,
@@ -515,6 +520,10 @@ pub(crate) struct PaymentMoney {
     pub ledger_accounts: Vec<malipo_ledger::Account>,
     pub transfers: Vec<malipo_ledger::TransferRequest>,
     pub balance_transaction: Option<BalanceTransaction>,
+    /// A payment crediting a customer that reached a final status: the
+    /// desk trade it pays for, if any, settles or fails with it
+    /// ([`crate::desk::payment_finished`]) wherever this money is written.
+    pub finished: Option<(String, PaymentStatus)>,
 }
 
 impl PaymentMoney {
@@ -523,6 +532,7 @@ impl PaymentMoney {
             ledger_accounts: ledger_entries::payment_accounts(record).to_vec(),
             transfers,
             balance_transaction: None,
+            finished: None,
         }
     }
 
@@ -533,6 +543,9 @@ impl PaymentMoney {
         if let Some(balance_transaction) = &self.balance_transaction {
             conn.insert_balance_transaction(merchant_id, balance_transaction)
                 .await?;
+        }
+        if let Some((payment_id, status)) = &self.finished {
+            crate::desk::payment_finished(conn, payment_id, *status).await?;
         }
         Ok(())
     }
@@ -657,6 +670,9 @@ fn plan_transition(
     }
     record.payment.status = next;
     record.payment.updated = now_seconds();
+    if next.is_terminal() && record.payment.credit_customer.is_some() {
+        money.finished = Some((record.payment.id.clone(), next));
+    }
     if next.is_terminal() {
         record.next_poll_ms = None;
         record.payment.next_action = None;
@@ -676,6 +692,29 @@ fn plan_transition(
         &record.payment,
     )?;
     Ok((money, event))
+}
+
+/// Whether a payment can be canceled without asking its provider: not
+/// yet sent to it, or waiting for the customer (`requires_action`).
+pub(crate) fn cancelable_unsent(record: &PaymentRecord) -> bool {
+    match record.payment.status {
+        PaymentStatus::RequiresConfirmation => record.started_ms.is_none(),
+        PaymentStatus::RequiresAction => true,
+        _ => false,
+    }
+}
+
+/// Cancels a locked payment the provider holds nothing of (see
+/// [`cancelable_unsent`]; any other status is refused by the transition
+/// table) and writes it, with its event.
+pub(crate) async fn cancel_unsent(
+    conn: &mut Conn<'_>,
+    record: &mut PaymentRecord,
+) -> GatewayResult<()> {
+    let canceled = transition(conn, record, PaymentTransition::Cancel).await?;
+    conn.insert_event(&canceled).await?;
+    conn.update_payment(record).await?;
+    Ok(())
 }
 
 /// Applies what the provider said about a payment and writes the payment
@@ -918,6 +957,25 @@ impl Gateway {
             })
     }
 
+    /// Malipo's fee on a new payment: the merchant's schedule for its
+    /// method, or nothing for a desk buy's payment (the desk's own fee by
+    /// payment method is the price of paying that way; both would charge
+    /// twice).
+    pub(crate) async fn payment_fee(
+        &self,
+        merchant_id: &str,
+        new: &NewPayment,
+    ) -> GatewayResult<u64> {
+        if new.desk_trade.is_some() {
+            return Ok(0);
+        }
+        let fee = self
+            .fee_schedule(merchant_id, new.method)
+            .await?
+            .fee_for(MinorUnits::from(new.amount));
+        u64::try_from(fee.get()).map_err(GatewayError::internal)
+    }
+
     pub(crate) async fn fee_schedule(
         &self,
         merchant_id: &str,
@@ -948,9 +1006,23 @@ impl Gateway {
         if let Some(resumed) = self.resume(context, guard.as_ref()).await? {
             return Ok(resumed);
         }
+        self.create_payment_for(context, request, guard, None).await
+    }
+
+    /// `POST /v1/payments`, and the payment of a desk buy (`desk_trade`,
+    /// whose request carries no Idempotency-Key of its own: the trade's
+    /// records the trade).
+    pub(crate) async fn create_payment_for(
+        &self,
+        context: &MerchantContext,
+        request: CreatePayment,
+        guard: Option<IdempotencyGuard>,
+        desk_trade: Option<crate::desk::TradeAttachment>,
+    ) -> GatewayResult<Payment> {
         let mut request = request;
         let conversion = self.conversion_for(context, &mut request).await?;
-        let new = NewPayment::parse(request)?;
+        let mut new = NewPayment::parse(request)?;
+        new.desk_trade = desk_trade;
         if conversion.is_some() {
             if matches!(
                 new.method,
@@ -1001,7 +1073,6 @@ impl Gateway {
             // Paid from Malipo's own vouchers: no connector to ask.
             return self.create_voucher_payment(context, new, guard).await;
         }
-        let mut new = new;
         let connector = match new.method {
             PaymentMethod::Card => {
                 self.card_connector(
@@ -1031,11 +1102,7 @@ impl Gateway {
             )
             .await?;
         }
-        let fee = self
-            .fee_schedule(&context.merchant_id, new.method)
-            .await?
-            .fee_for(MinorUnits::from(new.amount));
-        let fee = u64::try_from(fee.get()).map_err(GatewayError::internal)?;
+        let fee = self.payment_fee(&context.merchant_id, &new).await?;
         let now_ms = now_ms();
         let now = now_ms / 1000;
         let expiry_seconds = i64::try_from(connector.payment_expiry_seconds()).unwrap_or(i64::MAX);
@@ -1139,6 +1206,7 @@ impl Gateway {
                 money,
                 idempotency,
                 quote_claim,
+                desk_trade: new.desk_trade,
             })
             .await?;
         if !goes_to_provider {
@@ -1378,9 +1446,7 @@ impl Gateway {
             )
             .into());
         }
-        let canceled = transition(&mut conn, &mut record, PaymentTransition::Cancel).await?;
-        conn.insert_event(&canceled).await?;
-        conn.update_payment(&record).await?;
+        cancel_unsent(&mut conn, &mut record).await?;
         complete(&mut conn, guard.as_ref(), &record.payment).await?;
         tx.commit().await?;
         Ok(record.payment)

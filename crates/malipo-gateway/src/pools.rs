@@ -564,6 +564,24 @@ impl RouteInput {
     }
 }
 
+/// The active pools with liquidity among `records` that trade `a`
+/// against `b` (either order): the desk's pool prices.
+pub(crate) fn active_pools_of(
+    records: &[PoolRecord],
+    a: Asset,
+    b: Asset,
+) -> GatewayResult<Vec<Pool>> {
+    let mut pools = Vec::new();
+    for record in records.iter().filter(|record| {
+        record.status == "active"
+            && ((record.assets[0] == a.code() && record.assets[1] == b.code())
+                || (record.assets[0] == b.code() && record.assets[1] == a.code()))
+    }) {
+        pools.extend(pool_of(record)?);
+    }
+    Ok(pools)
+}
+
 /// The active pools with liquidity among `records`, as router venues.
 fn venues_of(records: &[PoolRecord]) -> GatewayResult<Venues> {
     let mut venues = Vec::new();

@@ -32,7 +32,7 @@ use std::time::Instant;
 use utoipa::{IntoParams, ToSchema};
 
 /// Every event type Malipo emits.
-pub const EVENT_TYPES: [&str; 20] = [
+pub const EVENT_TYPES: [&str; 24] = [
     "payment.created",
     "payment.processing",
     "payment.requires_action",
@@ -53,6 +53,10 @@ pub const EVENT_TYPES: [&str; 20] = [
     "swap.succeeded",
     "pool_liquidity.added",
     "pool_liquidity.removed",
+    "trade.created",
+    "trade.completed",
+    "trade.failed",
+    "trade.canceled",
 ];
 
 pub const SIGNATURE_HEADER: &str = "Malipo-Signature";

@@ -71,7 +71,7 @@ impl Modify for SecuritySchemes {
         routes::trading::create_order, routes::trading::list_orders, routes::trading::retrieve_order,
         routes::trading::cancel_order, routes::trading::book, routes::trading::list_fills,
         routes::desk::price, routes::desk::create_quote, routes::desk::buy, routes::desk::sell,
-        routes::desk::list_trades, routes::desk::retrieve_trade, routes::desk::fund_reserve,
+        routes::desk::list_trades, routes::desk::retrieve_trade, routes::desk::cancel_trade, routes::desk::fund_reserve,
         routes::desk::list_reserves,
         routes::conversions::currencies, routes::conversions::rates,
         routes::conversions::create_quote, routes::conversions::retrieve_quote,

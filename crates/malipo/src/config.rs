@@ -111,7 +111,8 @@ pub struct Config {
     /// How long a conversion quote can be paid (1 to 3600).
     pub conversion_quote_lifetime_seconds: u64,
     /// The buy/sell desk (`[desk]`: `fee_basis_points` by payment method,
-    /// `spread_basis_points`, `quote_lifetime_seconds`; docs/trading.md).
+    /// `spread_basis_points`, `quote_lifetime_seconds`,
+    /// `payment_window_seconds`; docs/trading.md).
     pub desk: malipo_gateway::desk::DeskConfig,
 }
 
@@ -767,12 +768,14 @@ mod tests {
                 [desk]
                 spread_basis_points = 80
                 quote_lifetime_seconds = 30
+                payment_window_seconds = 600
                 fee_basis_points = { card = 275, mpesa = 200 }
                 "#,
             )?;
             let config = Config::load(None).expect("loads");
             assert_eq!(config.desk.spread_basis_points, 80);
             assert_eq!(config.desk.quote_lifetime_seconds, 30);
+            assert_eq!(config.desk.payment_window_seconds, 600);
             let table = config.desk.check().expect("valid");
             assert_eq!(table.basis_points("card"), Some(275));
             assert_eq!(table.basis_points("voucher"), Some(100), "default kept");
@@ -789,6 +792,10 @@ mod tests {
         config.desk.quote_lifetime_seconds = 0;
         let error = config.validate().expect_err("zero").to_string();
         assert!(error.contains("desk.quote_lifetime_seconds"), "{error}");
+        let mut config = Config::default();
+        config.desk.payment_window_seconds = 259_201;
+        let error = config.validate().expect_err("too long").to_string();
+        assert!(error.contains("desk.payment_window_seconds"), "{error}");
     }
 
     #[test]

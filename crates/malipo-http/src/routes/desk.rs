@@ -2,6 +2,7 @@
 //! `/trades`) and the operator's `/v1/admin/trading/reserves`; see
 //! docs/trading.md ("Desk") and [`malipo_gateway::desk`].
 
+use super::NoParameters;
 use crate::AppState;
 use crate::error::{ErrorBody, HttpResult};
 use crate::extract::{JsonBody, Merchant, Operator, PageParams, QueryParams};
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/trading/sell", post(sell))
         .route("/v1/trading/trades", get(list_trades))
         .route("/v1/trading/trades/{id}", get(retrieve_trade))
+        .route("/v1/trading/trades/{id}/cancel", post(cancel_trade))
         .route(
             "/v1/admin/trading/reserves",
             post(fund_reserve).get(list_reserves),
@@ -70,8 +72,10 @@ pub async fn create_quote(
     .await
 }
 
-/// Buy at a quote, paid from the customer's fiat balance
-/// (`pay_from_balance: true`): settles at once.
+/// Buy at a quote: from the customer's fiat balance
+/// (`pay_from_balance: true`, settles at once), or with a payment of the
+/// quote's method (`payment`): the trade is `pending` until the payment
+/// ends, and carries the payment's id and `next_action`.
 #[utoipa::path(post, path = "/v1/trading/buy", tag = "desk", request_body = CreateTrade,
     params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = Trade), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -120,6 +124,31 @@ pub async fn sell(
         state
             .gateway
             .create_trade(&context, "sell", body.value, guard)
+    })
+    .await
+}
+
+/// Cancel a pending trade (and its payment, when the provider holds
+/// nothing of it yet).
+#[utoipa::path(post, path = "/v1/trading/trades/{id}/cancel", tag = "desk", params(("id" = String, Path),
+    ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = Trade), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("secret_key" = [])))]
+pub async fn cancel_trade(
+    State(state): State<AppState>,
+    Merchant(context): Merchant,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<NoParameters>,
+) -> Response {
+    let identity = RequestIdentity {
+        method: "POST",
+        path: uri.path(),
+        body: &body.raw,
+    };
+    idempotent(&state, &context, &headers, identity, |guard| {
+        state.gateway.cancel_trade(&context, &id, guard)
     })
     .await
 }

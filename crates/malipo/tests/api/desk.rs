@@ -3,7 +3,9 @@
 //! platform-favoured rounding, buys from the customer's balance and sells
 //! that settle through the reserve and fee accounts in the ledger,
 //! refusals (short reserve, short balance, expired or used quote) that move
-//! nothing.
+//! nothing; buys paid with a payment method (sandbox, bank transfer) that
+//! complete when the payment succeeds, fail with it, fail late or short
+//! with the fiat left in the customer's balance, and cancel while pending.
 
 use crate::both_backends;
 use crate::conversions::static_source;
@@ -22,6 +24,20 @@ fn desk_config() -> Config {
         ],
         ..test_config()
     }
+}
+
+/// The desk's config with a KES rate (125 per USD).
+fn kes_config() -> Config {
+    let mut config = desk_config();
+    config.rate_sources[0] = static_source("static", &[("btc", "0.00002"), ("kes", "125")], 0, 0);
+    config
+}
+
+/// [`kes_config`] with a one-second payment window, for late payments.
+fn paid_config() -> Config {
+    let mut config = kes_config();
+    config.desk.payment_window_seconds = 1;
+    config
 }
 
 fn short_quotes_config() -> Config {
@@ -60,6 +76,54 @@ async fn reserve(app: &TestApp, asset: &str) -> (u64, u64) {
 
 async fn quote(app: &TestApp, key: &str, body: Value) -> crate::helpers::Response {
     app.post("/v1/trading/quotes", key, &body).await
+}
+
+fn buy_quote(customer: &str, currency: &str, amount: u64, method: &str) -> Value {
+    json!({"customer": customer, "side": "buy", "asset": "btc", "currency": currency,
+           "amount": amount, "payment_method": method})
+}
+
+/// A buy paid by a sandbox payment from `phone` (its last four digits
+/// decide the payment), with extra payment fields.
+fn paid_buy(quote: &Value, phone: &str, extra: Value) -> Value {
+    let mut payment = json!({"customer": {"phone": phone}});
+    if let (Some(payment), Some(extra)) = (payment.as_object_mut(), extra.as_object()) {
+        payment.extend(extra.clone());
+    }
+    json!({"quote": quote["id"], "payment": payment})
+}
+
+/// Polls a trade until it is no longer pending, or 15 s pass.
+async fn settled_trade(app: &TestApp, key: &str, trade: &Value) -> Value {
+    let path = format!("/v1/trading/trades/{}", trade["id"].as_str().expect("id"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let trade = app.get(&path, key).await.expect(200);
+        if trade["status"] != "pending" || tokio::time::Instant::now() > deadline {
+            return trade;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The types of the events about `object_id`, oldest first.
+async fn events_of(app: &TestApp, key: &str, object_id: &Value) -> Vec<String> {
+    let events = app.get("/v1/events?limit=100", key).await.expect(200);
+    let mut types: Vec<String> = events["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter(|event| event["data"]["object"]["id"] == *object_id)
+        .map(|event| event["type"].as_str().expect("type").to_owned())
+        .collect();
+    types.reverse();
+    types
+}
+
+async fn payments_count(app: &TestApp, key: &str) -> usize {
+    app.get("/v1/payments?limit=100", key).await.expect(200)["data"]
+        .as_array()
+        .map_or(0, Vec::len)
 }
 
 async fn prices_come_from_the_book_or_the_rates(app: &TestApp) {
@@ -354,12 +418,12 @@ async fn short_balances_and_reserves_move_nothing(app: &TestApp) {
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert_eq!(refused.body["error"]["code"], "balance_insufficient");
     assert_eq!(refused.body["error"]["param"], "quote");
-    // A buy paid otherwise is not available yet: it names the field.
+    // A balance quote is not paid by a payment: it names the quote.
     let unpaid = app
         .post("/v1/trading/buy", &key, &json!({"quote": buy["id"]}))
         .await;
     assert_eq!(unpaid.status, 400);
-    assert_eq!(unpaid.body["error"]["param"], "pay_from_balance");
+    assert_eq!(unpaid.body["error"]["param"], "quote");
     // 0.0007 BTC would take 3 465 cents from a 3 000 reserve: refused at
     // quote time.
     let too_big = quote(app, &key, sell(&carol, 70_000)).await;
@@ -442,3 +506,636 @@ async fn an_expired_quote_is_refused(app: &TestApp) {
     assert_consistent(app).await;
 }
 both_backends!(an_expired_quote_is_refused, super::short_quotes_config());
+
+async fn a_buy_paid_by_sandbox_completes_when_its_payment_succeeds(app: &TestApp) {
+    let key = app.test_key().await;
+    fund(app, "btc", 100_000_000).await;
+    let bob = customer(app, &key, "bob").await;
+
+    // 100 USD by sandbox at 2.5%: fee 250; 9 750 × 19.8 = 193 050 sats.
+    let quoted = quote(app, &key, buy_quote(&bob, "usd", 10_000, "sandbox"))
+        .await
+        .expect(200);
+    assert_eq!(quoted["fee"], 250);
+    assert_eq!(quoted["asset_amount"], 193_050);
+    let body = paid_buy(
+        &quoted,
+        "254700000000",
+        json!({"reference": "buy-1", "metadata": {"order": "7"}}),
+    );
+    let trade = app
+        .post_idempotent("/v1/trading/buy", &key, &body, "buy-once")
+        .await
+        .expect(200);
+    assert_eq!(trade["status"], "completed", "{trade}");
+    assert_eq!(trade["payment_method"], "sandbox");
+    assert!(trade["expires_at"].as_i64().is_some(), "{trade}");
+    let payment_id = trade["payment"].as_str().expect("the payment's id");
+    // The same key answers the same trade and creates nothing more.
+    let replay = app
+        .post_idempotent("/v1/trading/buy", &key, &body, "buy-once")
+        .await
+        .expect(200);
+    assert_eq!(replay, trade);
+    assert_eq!(payments_count(app, &key).await, 1);
+    let payment = app
+        .get(&format!("/v1/payments/{payment_id}"), &key)
+        .await
+        .expect(200);
+    assert_eq!(payment["status"], "succeeded");
+    assert_eq!(payment["amount"], 10_000);
+    assert_eq!(payment["currency"], "usd");
+    assert_eq!(payment["fee"], 0, "the desk's fee prices the method");
+    assert_eq!(payment["credit_customer"], bob.as_str());
+    assert_eq!(payment["reference"], "buy-1");
+    assert_eq!(payment["metadata"]["order"], "7");
+    assert_eq!(payment["metadata"]["desk_trade"], trade["id"]);
+    // The payment's fiat went through the customer to the reserve.
+    assert_eq!(balance(app, &key, &bob, "usd").await, (0, 0));
+    assert_eq!(balance(app, &key, &bob, "btc").await, (193_050, 0));
+    assert_eq!(reserve(app, "btc").await, (100_000_000 - 193_050, 0));
+    assert_eq!(reserve(app, "usd").await, (9_750, 250));
+    assert_eq!(
+        events_of(app, &key, &trade["id"]).await,
+        ["trade.created", "trade.completed"]
+    );
+
+    // Processing first (`0003`), then the sandbox's callback succeeds it.
+    let later = quote(app, &key, buy_quote(&bob, "usd", 1_000, "sandbox"))
+        .await
+        .expect(200);
+    let pending = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &paid_buy(&later, "254700000003", json!({})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(pending["status"], "pending", "{pending}");
+    let completed = settled_trade(app, &key, &pending).await;
+    assert_eq!(completed["status"], "completed", "{completed}");
+    let later_sats = later["asset_amount"].as_u64().expect("sats");
+    assert_eq!(
+        balance(app, &key, &bob, "btc").await,
+        (193_050 + later_sats, 0)
+    );
+    assert_eq!(balance(app, &key, &bob, "usd").await, (0, 0));
+    assert_eq!(reserve(app, "usd").await, (9_750 + 975, 250 + 25));
+
+    // A failed payment (`0002`) fails the trade: nothing moves.
+    let failing = quote(app, &key, buy_quote(&bob, "usd", 1_000, "sandbox"))
+        .await
+        .expect(200);
+    let failed = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &paid_buy(&failing, "254700000002", json!({})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["failure_code"], "payment_failed");
+    assert_eq!(
+        balance(app, &key, &bob, "btc").await,
+        (193_050 + later_sats, 0)
+    );
+    assert_eq!(balance(app, &key, &bob, "usd").await, (0, 0));
+    assert_eq!(reserve(app, "usd").await, (9_750 + 975, 250 + 25));
+    assert_eq!(
+        events_of(app, &key, &failed["id"]).await,
+        ["trade.created", "trade.failed"]
+    );
+    let listed = app
+        .get("/v1/trading/trades?status=failed", &key)
+        .await
+        .expect(200);
+    assert_eq!(listed["data"][0]["id"], failed["id"]);
+    assert_consistent(app).await;
+}
+both_backends!(
+    a_buy_paid_by_sandbox_completes_when_its_payment_succeeds,
+    super::desk_config()
+);
+
+async fn paid_buy_refusals_move_nothing(app: &TestApp) {
+    let key = app.test_key().await;
+    fund(app, "btc", 200_000).await;
+    let carol = customer(app, &key, "carol").await;
+    let quoted = quote(app, &key, buy_quote(&carol, "usd", 5_000, "sandbox"))
+        .await
+        .expect(200);
+    let refusals = [
+        (
+            paid_buy(&quoted, "254700000000", json!({"amount": 4_999})),
+            "payment[amount]",
+        ),
+        (
+            paid_buy(&quoted, "254700000000", json!({"method": "mpesa"})),
+            "payment[method]",
+        ),
+        (
+            paid_buy(&quoted, "254700000000", json!({"credit_customer": true})),
+            "payment[credit_customer]",
+        ),
+        (
+            paid_buy(&quoted, "254700000000", json!({"capture_method": "manual"})),
+            "payment[capture_method]",
+        ),
+        (
+            paid_buy(&quoted, "254700000000", json!({"metadata": {"": "x"}})),
+            "payment[metadata]",
+        ),
+        (
+            paid_buy(&quoted, "not a phone", json!({})),
+            "payment[customer][phone]",
+        ),
+        (
+            json!({"quote": quoted["id"], "pay_from_balance": true}),
+            "quote",
+        ),
+        (
+            json!({"quote": quoted["id"], "pay_from_balance": false}),
+            "pay_from_balance",
+        ),
+    ];
+    for (body, param) in refusals {
+        let refused = app.post("/v1/trading/buy", &key, &body).await;
+        assert_eq!(refused.status, 400, "{body}: {}", refused.body);
+        assert!(
+            refused.body["error"]["param"]
+                .as_str()
+                .is_some_and(|named| named.starts_with(param)),
+            "{body}: {}",
+            refused.body
+        );
+    }
+    let sell = app
+        .post(
+            "/v1/trading/sell",
+            &key,
+            &json!({"quote": quoted["id"], "payment": {}}),
+        )
+        .await;
+    assert_eq!(sell.status, 400);
+    assert_eq!(sell.body["error"]["param"], "payment");
+    assert_eq!(payments_count(app, &key).await, 0);
+
+    // Another customer's balance buy drains the reserve after the quote:
+    // the paid buy is refused before any payment exists.
+    let dave = customer(app, &key, "dave").await;
+    credit(app, &key, &dave, "usd", 100_000).await;
+    let drain = quote(app, &key, buy_quote(&dave, "usd", 10_000, "balance"))
+        .await
+        .expect(200);
+    app.post(
+        "/v1/trading/buy",
+        &key,
+        &json!({"quote": drain["id"], "pay_from_balance": true}),
+    )
+    .await
+    .expect(200);
+    let short = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &paid_buy(&quoted, "254700000000", json!({})),
+        )
+        .await;
+    assert_eq!(short.status, 409, "{}", short.body);
+    assert_eq!(short.body["error"]["code"], "reserve_insufficient");
+    assert_eq!(payments_count(app, &key).await, 0);
+    let trades = app
+        .get(&format!("/v1/trading/trades?customer={carol}"), &key)
+        .await
+        .expect(200);
+    assert_eq!(trades["data"].as_array().map(Vec::len), Some(0));
+
+    // The reserve runs short between the buy and its payment's success:
+    // the trade fails and the fiat stays in the customer's balance.
+    fund(app, "btc", 200_000).await;
+    let small = quote(app, &key, buy_quote(&carol, "usd", 2_000, "sandbox"))
+        .await
+        .expect(200);
+    let pending = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &paid_buy(&small, "254700000000", json!({"confirm": false})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(pending["status"], "pending", "{pending}");
+    let (left, _) = reserve(app, "btc").await;
+    let drain = quote(
+        app,
+        &key,
+        json!({"customer": dave, "side": "buy", "asset": "btc", "currency": "usd",
+               "asset_amount": left, "payment_method": "balance"}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        "/v1/trading/buy",
+        &key,
+        &json!({"quote": drain["id"], "pay_from_balance": true}),
+    )
+    .await
+    .expect(200);
+    let reserves_before = (reserve(app, "btc").await, reserve(app, "usd").await);
+    let payment_id = pending["payment"].as_str().expect("payment");
+    let paid = app
+        .post(
+            &format!("/v1/payments/{payment_id}/confirm"),
+            &key,
+            &json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(paid["status"], "succeeded");
+    let failed = settled_trade(app, &key, &pending).await;
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["failure_code"], "reserve_insufficient", "{failed}");
+    assert_eq!(balance(app, &key, &carol, "usd").await, (2_000, 0));
+    assert_eq!(balance(app, &key, &carol, "btc").await, (0, 0));
+    assert_eq!(
+        (reserve(app, "btc").await, reserve(app, "usd").await),
+        reserves_before
+    );
+    assert_eq!(
+        events_of(app, &key, &pending["id"]).await,
+        ["trade.created", "trade.failed"]
+    );
+    assert_consistent(app).await;
+}
+both_backends!(paid_buy_refusals_move_nothing, super::desk_config());
+
+async fn pending_buys_cancel_and_late_payments_keep_the_fiat(app: &TestApp) {
+    let key = app.test_key().await;
+    fund(app, "btc", 100_000_000).await;
+    let erin = customer(app, &key, "erin").await;
+
+    // Not sent to the sandbox yet: canceling the trade cancels the payment.
+    let quoted = quote(app, &key, buy_quote(&erin, "usd", 3_000, "sandbox"))
+        .await
+        .expect(200);
+    let pending = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &paid_buy(&quoted, "254700000000", json!({"confirm": false})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(pending["status"], "pending");
+    let cancel_path = format!(
+        "/v1/trading/trades/{}/cancel",
+        pending["id"].as_str().expect("id")
+    );
+    let canceled = app
+        .post_idempotent(&cancel_path, &key, &json!({}), "cancel-1")
+        .await
+        .expect(200);
+    assert_eq!(canceled["status"], "canceled");
+    let replay = app
+        .post_idempotent(&cancel_path, &key, &json!({}), "cancel-1")
+        .await
+        .expect(200);
+    assert_eq!(replay, canceled);
+    let payment = app
+        .get(
+            &format!(
+                "/v1/payments/{}",
+                pending["payment"].as_str().expect("payment")
+            ),
+            &key,
+        )
+        .await
+        .expect(200);
+    assert_eq!(payment["status"], "canceled");
+    let again = app.post(&cancel_path, &key, &json!({})).await;
+    assert_eq!(again.status, 400, "{}", again.body);
+    assert_eq!(again.body["error"]["code"], "trade_not_pending");
+    assert!(
+        again.body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("canceled")),
+        "{}",
+        again.body
+    );
+    assert_eq!(
+        events_of(app, &key, &pending["id"]).await,
+        ["trade.created", "trade.canceled"]
+    );
+    // A completed trade can't be canceled either.
+    let done = quote(app, &key, buy_quote(&erin, "usd", 1_000, "sandbox"))
+        .await
+        .expect(200);
+    let completed = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &paid_buy(&done, "254700000000", json!({})),
+        )
+        .await
+        .expect(200);
+    let refused = app
+        .post(
+            &format!(
+                "/v1/trading/trades/{}/cancel",
+                completed["id"].as_str().expect("id")
+            ),
+            &key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("completed"))
+    );
+    let btc_after_completed = balance(app, &key, &erin, "btc").await;
+    assert_eq!(
+        btc_after_completed.0,
+        done["asset_amount"].as_u64().expect("sats")
+    );
+
+    // A bank transfer waits for the bank: the trade is canceled, the
+    // payment goes on, and its success only credits her KES balance.
+    app.post(
+        "/v1/bank_accounts",
+        &key,
+        &json!({"currency": "kes", "bank_name": "Equity Bank", "account_name": "Duka Ltd",
+                "account_number": "0150 2939 4455"}),
+    )
+    .await
+    .expect(200);
+    let by_bank = quote(app, &key, buy_quote(&erin, "kes", 150_000, "bank_transfer"))
+        .await
+        .expect(200);
+    assert_eq!(by_bank["fee"], 2_250);
+    let waiting = app
+        .post("/v1/trading/buy", &key, &json!({"quote": by_bank["id"]}))
+        .await
+        .expect(200);
+    assert_eq!(waiting["status"], "pending");
+    assert_eq!(waiting["next_action"]["type"], "bank_transfer", "{waiting}");
+    assert_eq!(waiting["next_action"]["amount"], 150_000);
+    let fetched = app
+        .get(
+            &format!("/v1/trading/trades/{}", waiting["id"].as_str().expect("id")),
+            &key,
+        )
+        .await
+        .expect(200);
+    assert_eq!(fetched, waiting);
+    app.post(
+        &format!(
+            "/v1/trading/trades/{}/cancel",
+            waiting["id"].as_str().expect("id")
+        ),
+        &key,
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    let deposits = app
+        .get("/v1/admin/bank_deposits?limit=100", &app.operator_token)
+        .await
+        .expect(200);
+    let deposit = deposits["data"]
+        .as_array()
+        .expect("deposits")
+        .iter()
+        .find(|deposit| deposit["payment"] == waiting["payment"])
+        .cloned()
+        .expect("the buy's deposit");
+    app.post(
+        &format!(
+            "/v1/admin/bank_deposits/{}/confirm",
+            deposit["id"].as_str().expect("id")
+        ),
+        &app.operator_token,
+        &json!({"amount_received": 150_000, "bank_reference": "FT26BUY1"}),
+    )
+    .await
+    .expect(200);
+    let paid = app
+        .get(
+            &format!(
+                "/v1/payments/{}",
+                waiting["payment"].as_str().expect("payment")
+            ),
+            &key,
+        )
+        .await
+        .expect(200);
+    assert_eq!(paid["status"], "succeeded");
+    let still = app
+        .get(
+            &format!("/v1/trading/trades/{}", waiting["id"].as_str().expect("id")),
+            &key,
+        )
+        .await
+        .expect(200);
+    assert_eq!(still["status"], "canceled");
+    assert_eq!(balance(app, &key, &erin, "kes").await, (150_000, 0));
+    assert_eq!(balance(app, &key, &erin, "btc").await, btc_after_completed);
+
+    // Paid after the trade's one-second window: failed, the fiat stays.
+    let late = quote(app, &key, buy_quote(&erin, "usd", 2_000, "sandbox"))
+        .await
+        .expect(200);
+    let slow = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &paid_buy(&late, "254700000000", json!({"confirm": false})),
+        )
+        .await
+        .expect(200);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    app.post(
+        &format!(
+            "/v1/payments/{}/confirm",
+            slow["payment"].as_str().expect("payment")
+        ),
+        &key,
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    let failed = settled_trade(app, &key, &slow).await;
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["failure_code"], "payment_late", "{failed}");
+    assert_eq!(balance(app, &key, &erin, "usd").await, (2_000, 0));
+    assert_eq!(balance(app, &key, &erin, "btc").await, btc_after_completed);
+    assert_consistent(app).await;
+}
+both_backends!(
+    pending_buys_cancel_and_late_payments_keep_the_fiat,
+    super::paid_config()
+);
+
+async fn prices_come_from_a_pool_when_the_book_has_none(app: &TestApp) {
+    let key = app.test_key().await;
+    fund(app, "btc", 100_000_000).await;
+    fund(app, "usd", 1_000_000).await;
+    app.post(
+        "/v1/admin/trading/pools",
+        &app.operator_token,
+        &json!({"asset_a": "btc", "asset_b": "usd", "fee_bps": 30}),
+    )
+    .await
+    .expect(200);
+    // A pool without reserves gives no price: the rate source does.
+    let price = app
+        .get("/v1/trading/prices?asset=btc&currency=usd", &key)
+        .await
+        .expect(200);
+    assert_eq!(price["source"], "static");
+    // 10 BTC against 500 000 USD.
+    let lp = customer(app, &key, "lp").await;
+    credit(app, &key, &lp, "btc", 1_000_000_000).await;
+    credit(app, &key, &lp, "usd", 50_000_000).await;
+    app.post(
+        "/v1/trading/pools/pool_btc_usd_30/add_liquidity",
+        &key,
+        &json!({"customer": lp, "amount_a": 1_000_000_000u64, "amount_b": 50_000_000u64}),
+    )
+    .await
+    .expect(200);
+    // Uniswap v2's formulas for one BTC, computed here: selling pays out
+    // floor(1e8 × 9 970 × 5e7 / (1e9 × 10 000 + 1e8 × 9 970)) cents,
+    // buying takes ceil(5e7 × 10 000 × 1e8 / ((1e9 − 1e8) × 9 970)).
+    let (btc, usd, unit) = (1_000_000_000u128, 50_000_000u128, 100_000_000u128);
+    let bid_cents = unit * 9_970 * usd / (btc * 10_000 + unit * 9_970);
+    let ask_cents = (usd * 10_000 * unit).div_ceil((btc - unit) * 9_970);
+    assert_eq!((bid_cents, ask_cents), (4_533_054, 5_572_273));
+    let price = app
+        .get("/v1/trading/prices?asset=btc&currency=usd", &key)
+        .await
+        .expect(200);
+    assert_eq!(price["source"], "pool", "{price}");
+    assert_eq!(price["bid"], "45330.54");
+    assert_eq!(price["ask"], "55722.73");
+
+    // Quotes at the pool's prices round for the platform: a buy of 100 USD
+    // (fee 0.5%) gets at most 9 950 cents' worth at the ask, rounded down.
+    let bob = customer(app, &key, "bob").await;
+    let buy = quote(app, &key, buy_quote(&bob, "usd", 10_000, "balance"))
+        .await
+        .expect(200);
+    assert_eq!(buy["source"], "pool");
+    assert_eq!(buy["price"], "55722.73");
+    let exact = 9_950 * unit / ask_cents;
+    let sats = u128::from(buy["asset_amount"].as_u64().expect("sats"));
+    assert!(sats <= exact && sats + 1 >= exact, "{sats} vs {exact}");
+    assert!(
+        sats * ask_cents <= 9_950 * unit,
+        "never more than the ask gives"
+    );
+    // A sell of 0.001 BTC: floor(4 533.054) = 4 533 cents, fee ceil(22.665).
+    let sell = quote(
+        app,
+        &key,
+        json!({"customer": bob, "side": "sell", "asset": "btc", "currency": "usd",
+               "asset_amount": 100_000}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(sell["price"], "45330.54");
+    assert_eq!(sell["fee"], 23);
+    assert_eq!(sell["amount"], 4_510);
+
+    // A two-sided book still comes first.
+    btc_usd(app).await;
+    let maker = customer(app, &key, "maker").await;
+    credit(app, &key, &maker, "usd", 1_000_000).await;
+    credit(app, &key, &maker, "btc", 10_000_000).await;
+    order(app, &key, limit(&maker, "buy", 49, 1_000))
+        .await
+        .expect(200);
+    order(app, &key, limit(&maker, "sell", 51, 1_000))
+        .await
+        .expect(200);
+    let price = app
+        .get("/v1/trading/prices?asset=btc&currency=usd", &key)
+        .await
+        .expect(200);
+    assert_eq!(price["source"], "order_book");
+    assert_consistent(app).await;
+}
+both_backends!(
+    prices_come_from_a_pool_when_the_book_has_none,
+    super::desk_config()
+);
+
+async fn a_buy_paid_by_mpesa_completes_on_the_stk_callback(app: &TestApp) {
+    let simulator = malipo_simulators::spawn(
+        malipo_simulators::Provider::Mpesa,
+        malipo_simulators::SimulatorConfig::for_tests(200),
+    )
+    .await
+    .expect("simulator");
+    let key = crate::mpesa::mpesa_key(app, &simulator).await;
+    fund(app, "btc", 100_000_000).await;
+    let wanjiru = customer(app, &key, "wanjiru").await;
+    // 100 KES by M-Pesa at 2.5%: the STK push asks for the quote's amount.
+    let quoted = quote(app, &key, buy_quote(&wanjiru, "kes", 10_000, "mpesa"))
+        .await
+        .expect(200);
+    assert_eq!(quoted["fee"], 250);
+    let pending = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &json!({"quote": quoted["id"], "payment": {"customer": {"phone": "0708374149"}}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(pending["status"], "pending", "{pending}");
+    assert_eq!(pending["next_action"]["type"], "phone_prompt", "{pending}");
+    let completed = settled_trade(app, &key, &pending).await;
+    assert_eq!(completed["status"], "completed", "{completed}");
+    assert_eq!(completed["next_action"], Value::Null);
+    let payment = app
+        .get(
+            &format!(
+                "/v1/payments/{}",
+                pending["payment"].as_str().expect("payment")
+            ),
+            &key,
+        )
+        .await
+        .expect(200);
+    assert_eq!(payment["connector"], "mpesa");
+    assert_eq!(payment["status"], "succeeded");
+    assert_eq!(payment["amount"], 10_000);
+    let sats = quoted["asset_amount"].as_u64().expect("sats");
+    assert_eq!(balance(app, &key, &wanjiru, "btc").await, (sats, 0));
+    assert_eq!(balance(app, &key, &wanjiru, "kes").await, (0, 0));
+    assert_eq!(reserve(app, "kes").await, (9_750, 250));
+    assert_eq!(reserve(app, "btc").await, (100_000_000 - sats, 0));
+    // M-Pesa takes whole shillings: the payment's refusal names its field.
+    let cents = quote(app, &key, buy_quote(&wanjiru, "kes", 10_050, "mpesa"))
+        .await
+        .expect(200);
+    let refused = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &json!({"quote": cents["id"], "payment": {"customer": {"phone": "0708374149"}}}),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.error_param(), Some("payment[amount]"));
+    assert_consistent(app).await;
+    simulator.shutdown().await;
+}
+both_backends!(
+    a_buy_paid_by_mpesa_completes_on_the_stk_callback,
+    super::kes_config()
+);

@@ -6,7 +6,10 @@ use crate::helpers::TestApp;
 use malipo_simulators::{Provider, SimulatorConfig};
 use serde_json::{Value, json};
 
-async fn mpesa_key(app: &TestApp, simulator: &malipo_simulators::RunningSimulator) -> String {
+pub(crate) async fn mpesa_key(
+    app: &TestApp,
+    simulator: &malipo_simulators::RunningSimulator,
+) -> String {
     let key = app.test_key().await;
     let mpesa = &simulator.config().mpesa;
     app.post(
