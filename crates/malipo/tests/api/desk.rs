@@ -33,11 +33,20 @@ fn kes_config() -> Config {
     config
 }
 
-/// [`kes_config`] with a one-second payment window, for late payments.
+/// [`kes_config`] with a two-second payment window, for late payments.
 fn paid_config() -> Config {
     let mut config = kes_config();
-    config.desk.payment_window_seconds = 1;
+    config.desk.payment_window_seconds = 2;
     config
+}
+
+/// Sandbox payments that expire after three seconds (time enough to
+/// cancel a trade first, even on a loaded machine).
+fn expiring_config() -> Config {
+    Config {
+        sandbox_payment_expiry_seconds: 3,
+        ..desk_config()
+    }
 }
 
 fn short_quotes_config() -> Config {
@@ -944,7 +953,7 @@ async fn pending_buys_cancel_and_late_payments_keep_the_fiat(app: &TestApp) {
     assert_eq!(balance(app, &key, &erin, "kes").await, (150_000, 0));
     assert_eq!(balance(app, &key, &erin, "btc").await, btc_after_completed);
 
-    // Paid after the trade's one-second window: failed, the fiat stays.
+    // Paid after the trade's two-second window: failed, the fiat stays.
     let late = quote(app, &key, buy_quote(&erin, "usd", 2_000, "sandbox"))
         .await
         .expect(200);
@@ -956,7 +965,7 @@ async fn pending_buys_cancel_and_late_payments_keep_the_fiat(app: &TestApp) {
         )
         .await
         .expect(200);
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
     app.post(
         &format!(
             "/v1/payments/{}/confirm",
@@ -1138,4 +1147,81 @@ async fn a_buy_paid_by_mpesa_completes_on_the_stk_callback(app: &TestApp) {
 both_backends!(
     a_buy_paid_by_mpesa_completes_on_the_stk_callback,
     super::kes_config()
+);
+
+async fn an_unpaid_buy_fails_when_its_payment_expires(app: &TestApp) {
+    let key = app.test_key().await;
+    fund(app, "btc", 100_000_000).await;
+    let faith = customer(app, &key, "faith").await;
+    // `0005` stays processing until the payment expires (after three
+    // seconds here): the worker's expiry fails the trade; nothing moves.
+    let quoted = quote(app, &key, buy_quote(&faith, "usd", 1_000, "sandbox"))
+        .await
+        .expect(200);
+    let pending = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &paid_buy(&quoted, "254700000005", json!({})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(pending["status"], "pending", "{pending}");
+    let expired = settled_trade(app, &key, &pending).await;
+    assert_eq!(expired["status"], "failed", "{expired}");
+    assert_eq!(expired["failure_code"], "payment_expired");
+    assert_eq!(
+        events_of(app, &key, &pending["id"]).await,
+        ["trade.created", "trade.failed"]
+    );
+
+    // Canceled while the provider holds the payment: the payment goes on
+    // (here, to its expiry) and the trade stays canceled.
+    let again = quote(app, &key, buy_quote(&faith, "usd", 1_000, "sandbox"))
+        .await
+        .expect(200);
+    let waiting = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &paid_buy(&again, "254700000005", json!({})),
+        )
+        .await
+        .expect(200);
+    let canceled = app
+        .post(
+            &format!(
+                "/v1/trading/trades/{}/cancel",
+                waiting["id"].as_str().expect("id")
+            ),
+            &key,
+            &json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(canceled["status"], "canceled");
+    let payment_id = waiting["payment"].as_str().expect("payment");
+    let payment = app
+        .get(&format!("/v1/payments/{payment_id}"), &key)
+        .await
+        .expect(200);
+    assert_ne!(payment["status"], "canceled", "{payment}");
+    let ended = app
+        .wait_for_payment(&key, payment_id, |payment| payment["status"] == "expired")
+        .await;
+    assert_eq!(ended["status"], "expired");
+    let still = settled_trade(app, &key, &waiting).await;
+    assert_eq!(still["status"], "canceled");
+    assert_eq!(
+        events_of(app, &key, &waiting["id"]).await,
+        ["trade.created", "trade.canceled"]
+    );
+    assert_eq!(balance(app, &key, &faith, "usd").await, (0, 0));
+    assert_eq!(balance(app, &key, &faith, "btc").await, (0, 0));
+    assert_eq!(reserve(app, "btc").await, (100_000_000, 0));
+    assert_consistent(app).await;
+}
+both_backends!(
+    an_unpaid_buy_fails_when_its_payment_expires,
+    super::expiring_config()
 );
