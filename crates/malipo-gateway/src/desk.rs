@@ -3,9 +3,12 @@
 //! locked by a quote.
 //!
 //! - `GET /v1/trading/prices`: bid/ask from the venue's book for
-//!   `{asset}_{currency}` when both sides have orders, else from the rate
-//!   sources (mid ± `[desk] spread_basis_points`); a stale rate is refused
-//!   (`rate_stale`, 503).
+//!   `{asset}_{currency}` when both sides have orders, else from the
+//!   mode's liquidity pools of the pair (what one major unit sells or
+//!   buys for, through `malipo-amm`'s quotes), else from the rate sources
+//!   (mid ± `[desk] spread_basis_points`); a stale rate is refused
+//!   (`rate_stale`, 503). Book and pool prices become rates rounded for
+//!   the platform (`market_rates`).
 //! - `POST /v1/trading/quotes`: locks the rate for
 //!   `[desk] quote_lifetime_seconds`, with the fee of the payment method
 //!   (`[desk] fee_basis_points`, [`malipo_core::desk::FeeTable`]) and both
@@ -17,11 +20,11 @@
 //!   ([`reserve_account`], [`desk_fees_account`]). A short reserve is a 409
 //!   `reserve_insufficient`, a short customer balance a 400; nothing moves.
 //! - `POST /v1/trading/buy` with a `payment`: the payment is created by
-//!   the payments code ([`Gateway::create_payment_for`]) crediting the
-//!   customer, and [`open_trade`] claims the quote, checks the reserve and
+//!   the payments code (`Gateway::create_payment_for`) crediting the
+//!   customer, and `open_trade` claims the quote, checks the reserve and
 //!   writes the `pending` trade in the transaction that writes the payment.
 //!   Wherever a payment crediting a customer reaches a final status, its
-//!   money's writer calls [`payment_finished`] in the same transaction: a
+//!   money's writer calls `payment_finished` in the same transaction: a
 //!   success settles the trade exactly as a balance buy (or fails it, the
 //!   fiat staying in the customer's balance, when it is late or the
 //!   reserve is short), any other end fails it.
@@ -164,8 +167,8 @@ pub struct DeskPrice {
     pub bid: String,
     /// What one major unit of `asset` costs from the desk (decimal string).
     pub ask: String,
-    /// `order_book` (the venue's `{asset}_{currency}` book) or the name of
-    /// the rate source.
+    /// `order_book` (the venue's `{asset}_{currency}` book), `pool` (the
+    /// mode's liquidity pools of the pair) or the name of the rate source.
     pub source: String,
     /// When the price was true (Unix seconds).
     pub as_of: i64,
@@ -219,7 +222,7 @@ pub struct DeskQuote {
     /// The locked price: major units of `currency` per major unit of
     /// `asset` (decimal string).
     pub price: String,
-    /// `order_book` or the rate source's name.
+    /// `order_book`, `pool` or the rate source's name.
     pub source: String,
     pub expires_at: i64,
     pub created: i64,
@@ -527,7 +530,8 @@ impl Gateway {
     }
 
     /// The desk's rates for a pair: the book's best bid/ask when both
-    /// sides have orders, else the rate sources' mid ± the desk spread.
+    /// sides have orders, else the pools' prices for one unit, else the
+    /// rate sources' mid ± the desk spread.
     async fn desk_rates(
         &self,
         context: &MerchantContext,
@@ -1130,7 +1134,7 @@ impl Gateway {
 
     /// `POST /v1/trading/trades/{id}/cancel`: a pending trade becomes
     /// `canceled`, with its payment when the provider holds nothing of it
-    /// yet ([`cancelable_unsent`]); a payment that goes on and succeeds
+    /// yet (`payments::cancelable_unsent`); a payment that goes on and succeeds
     /// later only credits the customer's balance.
     pub async fn cancel_trade(
         &self,

@@ -1,5 +1,5 @@
 //! The buy/sell desk (`/v1/trading/prices`, `/quotes`, `/buy`, `/sell`,
-//! `/trades`) and the operator's `/v1/admin/trading/reserves`; see
+//! `/trades`, `/trades/{id}/cancel`) and the operator's `/v1/admin/trading/reserves`; see
 //! docs/trading.md ("Desk") and [`malipo_gateway::desk`].
 
 use super::NoParameters;
@@ -34,8 +34,9 @@ pub fn router() -> Router<AppState> {
 }
 
 /// What the desk buys (`bid`) and sells (`ask`) an asset for: the venue's
-/// best prices when its book has both sides, else the rate sources' mid ±
-/// the desk spread.
+/// best prices when its book has both sides, else what the mode's
+/// liquidity pools of the pair give for one unit (`source: "pool"`), else
+/// the rate sources' mid ± the desk spread.
 #[utoipa::path(get, path = "/v1/trading/prices", tag = "desk", params(PriceParams),
     responses((status = 200, body = DeskPrice), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("secret_key" = [])))]
