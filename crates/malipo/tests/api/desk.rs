@@ -780,6 +780,41 @@ async fn paid_buy_refusals_move_nothing(app: &TestApp) {
 }
 both_backends!(paid_buy_refusals_move_nothing, super::desk_config());
 
+async fn one_quote_pays_for_one_buy(app: &TestApp) {
+    let key = app.test_key().await;
+    fund(app, "btc", 100_000_000).await;
+    let gita = customer(app, &key, "gita").await;
+    let quoted = quote(app, &key, buy_quote(&gita, "usd", 2_000, "sandbox"))
+        .await
+        .expect(200);
+    // Eight buys of one quote at once (often in one group commit): one
+    // payment and one trade; the others are refused and write nothing.
+    let body = paid_buy(&quoted, "254700000000", json!({}));
+    let answers =
+        futures::future::join_all((0..8).map(|_| app.post("/v1/trading/buy", &key, &body))).await;
+    let won: Vec<_> = answers
+        .iter()
+        .filter(|answer| answer.status == 200)
+        .collect();
+    assert_eq!(
+        won.len(),
+        1,
+        "{:?}",
+        answers.iter().map(|a| &a.body).collect::<Vec<_>>()
+    );
+    for answer in answers.iter().filter(|answer| answer.status != 200) {
+        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert_eq!(answer.body["error"]["code"], "quote_unusable");
+    }
+    assert_eq!(won[0].body["status"], "completed");
+    assert_eq!(payments_count(app, &key).await, 1);
+    let sats = quoted["asset_amount"].as_u64().expect("sats");
+    assert_eq!(balance(app, &key, &gita, "btc").await, (sats, 0));
+    assert_eq!(balance(app, &key, &gita, "usd").await, (0, 0));
+    assert_consistent(app).await;
+}
+both_backends!(one_quote_pays_for_one_buy, super::desk_config());
+
 async fn pending_buys_cancel_and_late_payments_keep_the_fiat(app: &TestApp) {
     let key = app.test_key().await;
     fund(app, "btc", 100_000_000).await;

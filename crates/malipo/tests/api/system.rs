@@ -35,6 +35,7 @@ async fn health_readiness_metrics_and_docs(app: &TestApp) {
         ("/v1/trading/sell", "post"),
         ("/v1/trading/trades", "get"),
         ("/v1/trading/trades/{id}", "get"),
+        ("/v1/trading/trades/{id}/cancel", "post"),
         ("/v1/admin/trading/reserves", "post"),
         ("/v1/admin/trading/reserves", "get"),
     ] {
@@ -46,6 +47,10 @@ async fn health_readiness_metrics_and_docs(app: &TestApp) {
     assert!(schemas["CreatePayment"]["properties"]["conversion_quote"].is_object());
     assert!(schemas["ConversionQuote"]["properties"]["rate"].is_object());
     assert!(schemas["PaymentConversion"]["properties"]["to_amount"].is_object());
+    assert!(schemas["CreateTrade"]["properties"]["payment"].is_object());
+    for field in ["payment", "next_action", "expires_at", "failure_code"] {
+        assert!(schemas["Trade"]["properties"][field].is_object(), "{field}");
+    }
     let docs = app
         .client
         .get(format!("{}/docs/", app.base))
