@@ -11,6 +11,12 @@
 //! | `0005` | stays `processing` until the payment expires |
 //! | anything else (or no phone) | succeeds at once |
 //!
+//! Payouts (and customers' withdrawals) by `method: "sandbox"` are decided
+//! the same way, by the last four digits of `destination.phone`, and at
+//! once: `0002` fails (`recipient_invalid`, the money comes back), anything
+//! else is paid. There is no payout status query (the answer is always
+//! immediate).
+//!
 //! Like a real provider, the sandbox reports delayed outcomes with a signed
 //! callback to the account's callback URL (`/v1/hooks/sandbox/{account}`,
 //! HMAC-SHA256 of the body in `Malipo-Sandbox-Signature` with the account's
@@ -20,8 +26,8 @@
 //! the sandbox keeps no state and any node of a cluster answers the same.
 
 use crate::{
-    Connector, ConnectorError, PaymentOutcome, PaymentRequest, RefundOutcome, RefundRequest,
-    StatusRequest,
+    Connector, ConnectorAccount, ConnectorError, FieldError, PaymentOutcome, PaymentRequest,
+    PayoutOutcome, PayoutRequest, RefundOutcome, RefundRequest, StatusRequest,
 };
 use async_trait::async_trait;
 use malipo_core::objects::{Customer, Failure, NextAction};
@@ -137,6 +143,25 @@ impl Default for SandboxConnector {
     }
 }
 
+/// A sandbox payout's outcome: by the recipient's last four digits.
+fn payout_outcome(payout_id: &str, phone: &str) -> PayoutOutcome {
+    let provider_reference = reference(payout_id);
+    if phone.ends_with("0002") {
+        PayoutOutcome::Failed {
+            provider_reference,
+            failure: failure(
+                "recipient_invalid",
+                "The sandbox recipient (a number ending in 0002) can't receive money",
+            ),
+        }
+    } else {
+        PayoutOutcome::Paid {
+            receipt: Some(format!("SBX{}", payout_id.trim_start_matches("po_"))),
+            provider_reference,
+        }
+    }
+}
+
 fn reference(payment_id: &str) -> Option<String> {
     Some(format!("sbx_{payment_id}"))
 }
@@ -233,6 +258,23 @@ impl Connector for SandboxConnector {
             provider_reference: Some(format!("sbx_{}", request.refund_id)),
         })
     }
+
+    fn check_payout(
+        &self,
+        _account: &ConnectorAccount,
+        _phone: &mut String,
+        _currency: &str,
+        _amount: u64,
+    ) -> Result<(), FieldError> {
+        Ok(())
+    }
+
+    async fn start_payout(
+        &self,
+        request: &PayoutRequest<'_>,
+    ) -> Result<PayoutOutcome, ConnectorError> {
+        Ok(payout_outcome(request.payout_id, request.phone))
+    }
 }
 
 #[cfg(test)]
@@ -274,5 +316,22 @@ mod tests {
         );
         assert_eq!(test_number(&Customer::default()), TestNumber::SucceedAtOnce);
         assert_eq!(test_number(&customer("05")), TestNumber::SucceedAtOnce);
+    }
+
+    #[test]
+    fn payouts_fail_only_for_0002() {
+        assert!(matches!(
+            payout_outcome("po_1", "254700000002"),
+            PayoutOutcome::Failed { failure, .. } if failure.code == "recipient_invalid"
+        ));
+        for phone in ["254700000000", "254700000004", "2"] {
+            assert!(matches!(
+                payout_outcome("po_1", phone),
+                PayoutOutcome::Paid {
+                    receipt: Some(_),
+                    ..
+                }
+            ));
+        }
     }
 }

@@ -228,7 +228,8 @@ pub struct PayoutDestination {
 }
 
 /// Money sent from the merchant's available balance to a mobile money
-/// wallet (M-Pesa B2C, MTN MoMo Disbursement, Relworx send-payment).
+/// wallet (M-Pesa B2C, MTN MoMo Disbursement, Relworx send-payment), or,
+/// for a customer's withdrawal, from that customer's available balance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Payout {
     /// `po_…`
@@ -238,8 +239,12 @@ pub struct Payout {
     pub livemode: bool,
     /// In the currency's minor unit, taken from the available balance.
     pub amount: u64,
+    /// A withdrawal: the customer (`cus_…`) whose available balance pays
+    /// it (`POST /v1/customers/{id}/withdrawals`); `null` for the
+    /// merchant's own payouts.
+    pub customer: Option<String>,
     pub currency: String,
-    /// `mpesa`, `mtn_momo` or `airtel_money`.
+    /// `mpesa`, `mtn_momo`, `airtel_money` or `sandbox`.
     pub method: PaymentMethod,
     /// The connector that carries it, e.g. `mpesa`.
     pub connector: String,

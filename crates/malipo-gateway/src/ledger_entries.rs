@@ -541,12 +541,17 @@ pub fn payouts_in_transit_account(livemode: bool, merchant_id: &str, asset: &str
     )
 }
 
-/// The accounts a payout touches: the merchant's available balance, its
-/// payouts in transit, and the clearing account of the payout's connector.
+/// The accounts a payout touches: the available balance that pays it (the
+/// merchant's, or the customer's for a withdrawal), the merchant's payouts
+/// in transit, and the clearing account of the payout's connector.
 pub fn payout_accounts(record: &PayoutRecord) -> [Account; 3] {
     let payout = &record.payout;
+    let source = match &payout.customer {
+        Some(customer) => customer_account(payout.livemode, customer, &payout.currency, false),
+        None => merchant_account(payout.livemode, &record.merchant_id, &payout.currency),
+    };
     [
-        merchant_account(payout.livemode, &record.merchant_id, &payout.currency),
+        source,
         payouts_in_transit_account(payout.livemode, &record.merchant_id, &payout.currency),
         clearing_account(payout.livemode, &payout.connector, &payout.currency),
     ]
@@ -582,7 +587,8 @@ pub fn payout_paid(record: &PayoutRecord) -> TransferRequest {
     )
 }
 
-/// The payout failed: its amount returns to the available balance.
+/// The payout failed: its amount returns to the available balance it came
+/// from (the customer's, for a withdrawal).
 pub fn payout_returned(record: &PayoutRecord) -> TransferRequest {
     let [available, in_transit, _] = payout_accounts(record);
     let id = &record.payout.id;

@@ -16,12 +16,22 @@
 //! `failed` returns it to the available balance (a `payout_failure`
 //! balance transaction and `payout.failed`).
 //!
+//! A customer's withdrawal ([`Gateway::create_withdrawal`], `POST
+//! /v1/customers/{id}/withdrawals`) is the same payout with `customer` set:
+//! the money leaves that customer's available balance instead of the
+//! merchant's (a short balance is the same 400 naming `amount`, moving
+//! nothing), goes through the merchant's payouts-in-transit account and
+//! connector like any payout, and a failure returns it to the customer.
+//! The merchant's balance transactions are not touched: its balance never
+//! moved.
+//!
 //! A provider that does not answer may still have taken the payout, so it
 //! stays `pending` with its money in transit (never failed while the money
 //! may be on its way); the worker asks the provider's status API when it
 //! has one ([`Gateway::poll_due_payouts`], with the connector's back-off).
 
 use crate::auth::MerchantContext;
+use crate::customers::customer_of;
 use crate::idempotency::{IdempotencyGuard, complete, recovery_point};
 use crate::payments::{
     DESCRIPTION_LENGTH_MAX, PHONE_DIGITS_MAX, PHONE_DIGITS_MIN, POLL_LEASE_MS, created_filters,
@@ -46,11 +56,13 @@ use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
-/// The methods a payout can go by.
-pub const PAYOUT_METHODS: [PaymentMethod; 3] = [
+/// The methods a payout can go by (`sandbox`: decided by the recipient's
+/// last four digits, see `malipo_connectors::sandbox`).
+pub const PAYOUT_METHODS: [PaymentMethod; 4] = [
     PaymentMethod::Mpesa,
     PaymentMethod::MtnMomo,
     PaymentMethod::AirtelMoney,
+    PaymentMethod::Sandbox,
 ];
 
 /// `POST /v1/payouts`
@@ -65,7 +77,8 @@ pub struct CreatePayout {
     /// ISO 4217, any case.
     pub currency: Option<String>,
     /// `mpesa`, `mtn_momo` or `airtel_money` (through the merchant's
-    /// Relworx account when it has no direct one, like payments).
+    /// Relworx account when it has no direct one, like payments), or
+    /// `sandbox` (no provider: the recipient's last four digits decide).
     pub method: Option<String>,
     #[serde(default)]
     pub destination: PayoutDestination,
@@ -79,9 +92,26 @@ pub struct CreatePayout {
 /// `GET /v1/payouts` filters.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 pub struct PayoutFilters {
+    /// Only the withdrawals of this customer (`cus_…`).
+    pub customer: Option<String>,
     /// `pending`, `processing`, `paid` or `failed`.
     pub status: Option<String>,
     pub method: Option<String>,
+    /// Created at or after (Unix seconds).
+    #[serde(rename = "created[gte]")]
+    #[param(rename = "created[gte]")]
+    pub created_gte: Option<i64>,
+    /// Created at or before (Unix seconds).
+    #[serde(rename = "created[lte]")]
+    #[param(rename = "created[lte]")]
+    pub created_lte: Option<i64>,
+}
+
+/// `GET /v1/customers/{id}/withdrawals` filters.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+pub struct WithdrawalFilters {
+    /// `pending`, `processing`, `paid` or `failed`.
+    pub status: Option<String>,
     /// Created at or after (Unix seconds).
     #[serde(rename = "created[gte]")]
     #[param(rename = "created[gte]")]
@@ -201,6 +231,65 @@ impl Gateway {
         request: CreatePayout,
         guard: Option<IdempotencyGuard>,
     ) -> GatewayResult<Payout> {
+        self.send_payout(context, request, None, guard).await
+    }
+
+    /// `POST /v1/customers/{id}/withdrawals`: a payout funded from the
+    /// customer's available balance of the currency (an unknown or foreign
+    /// customer is a 404 naming `id`).
+    pub async fn create_withdrawal(
+        &self,
+        context: &MerchantContext,
+        customer_id: &str,
+        request: CreatePayout,
+        guard: Option<IdempotencyGuard>,
+    ) -> GatewayResult<Payout> {
+        context.require(Scope::PayoutsWrite)?;
+        let customer = {
+            let mut reader = self.store().reader().await?;
+            customer_of(&mut reader.conn(), context, customer_id, "id")
+                .await?
+                .customer
+                .id
+        };
+        self.send_payout(context, request, Some(customer), guard)
+            .await
+    }
+
+    /// `GET /v1/customers/{id}/withdrawals`: the customer's withdrawals,
+    /// newest first.
+    pub async fn withdrawals(
+        &self,
+        context: &MerchantContext,
+        customer_id: &str,
+        filters: &WithdrawalFilters,
+        page: &Page,
+    ) -> GatewayResult<List<Payout>> {
+        context.require(Scope::ReadOnly)?;
+        {
+            let mut reader = self.store().reader().await?;
+            customer_of(&mut reader.conn(), context, customer_id, "id").await?;
+        }
+        let filters = PayoutFilters {
+            customer: Some(customer_id.to_owned()),
+            status: filters.status.clone(),
+            method: None,
+            created_gte: filters.created_gte,
+            created_lte: filters.created_lte,
+        };
+        self.payouts(context, &filters, page).await
+    }
+
+    /// The one path of payouts and withdrawals: `customer` names the
+    /// customer whose available balance pays (a withdrawal), `None` the
+    /// merchant's.
+    async fn send_payout(
+        &self,
+        context: &MerchantContext,
+        request: CreatePayout,
+        customer: Option<String>,
+        guard: Option<IdempotencyGuard>,
+    ) -> GatewayResult<Payout> {
         context.require(Scope::PayoutsWrite)?;
         if let Some(id) = guard
             .as_ref()
@@ -228,9 +317,17 @@ impl Gateway {
                     ),
                 )
             })?;
-        let account = self
-            .merchant_connector_account(&context.merchant_id, context.livemode(), connector.name())
-            .await?;
+        let account = if connector.name() == "sandbox" {
+            self.sandbox_account(&context.merchant_id, context.livemode())
+                .await?
+        } else {
+            self.merchant_connector_account(
+                &context.merchant_id,
+                context.livemode(),
+                connector.name(),
+            )
+            .await?
+        };
         connector
             .check_payout(&account, &mut new.phone, new.asset.code(), new.amount)
             .map_err(|error| ApiError::invalid(error.param, error.message))?;
@@ -244,6 +341,7 @@ impl Gateway {
                 object: "payout",
                 livemode: context.livemode(),
                 amount: new.amount,
+                customer,
                 currency: new.asset.code().to_owned(),
                 method: new.method,
                 connector: connector.name().to_owned(),
@@ -275,11 +373,16 @@ impl Gateway {
         .await;
         if let Err(error) = sent {
             if is_insufficient_balance(&error) {
+                let whose = if record.payout.customer.is_some() {
+                    "customer's"
+                } else {
+                    "merchant's"
+                };
                 return Err(ApiError::new(
                     ErrorKind::InvalidRequest,
                     "balance_insufficient",
                     format!(
-                        "amount {} is more than the merchant's available {} balance",
+                        "amount {} is more than the {whose} available {} balance",
                         record.payout.amount, record.payout.currency
                     ),
                 )
@@ -289,11 +392,14 @@ impl Gateway {
             return Err(error);
         }
         conn.insert_payout(&record).await?;
-        conn.insert_balance_transaction(
-            &record.merchant_id,
-            &balance_transaction(&record, "payout", -signed(record.payout.amount)?),
-        )
-        .await?;
+        // A withdrawal leaves the merchant's balance as it was.
+        if record.payout.customer.is_none() {
+            conn.insert_balance_transaction(
+                &record.merchant_id,
+                &balance_transaction(&record, "payout", -signed(record.payout.amount)?),
+            )
+            .await?;
+        }
         emit(
             &mut conn,
             &record.merchant_id,
@@ -395,6 +501,9 @@ impl Gateway {
     ) -> GatewayResult<List<Payout>> {
         context.require(Scope::ReadOnly)?;
         let mut conditions = owner_filters(context);
+        if let Some(customer) = &filters.customer {
+            conditions.push(Filter::TextEquals("customer_id", customer.clone()));
+        }
         if let Some(status) = &filters.status {
             let status = PayoutStatus::parse(status)
                 .ok_or_else(|| ApiError::invalid("status", format!("unknown status `{status}`")))?;
@@ -608,11 +717,17 @@ pub(crate) async fn apply_payout_outcome(
             }
             PayoutStatus::Failed => {
                 post(conn, &accounts, &[ledger_entries::payout_returned(record)]).await?;
-                conn.insert_balance_transaction(
-                    &record.merchant_id,
-                    &balance_transaction(record, "payout_failure", signed(record.payout.amount)?),
-                )
-                .await?;
+                if record.payout.customer.is_none() {
+                    conn.insert_balance_transaction(
+                        &record.merchant_id,
+                        &balance_transaction(
+                            record,
+                            "payout_failure",
+                            signed(record.payout.amount)?,
+                        ),
+                    )
+                    .await?;
+                }
             }
             PayoutStatus::Pending | PayoutStatus::Processing => {}
         }

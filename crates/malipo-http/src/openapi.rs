@@ -67,6 +67,7 @@ impl Modify for SecuritySchemes {
         routes::bank::confirm_statement,
         routes::customers::create, routes::customers::list, routes::customers::retrieve,
         routes::customers::balances, routes::customers::test_credit,
+        routes::customers::create_withdrawal, routes::customers::list_withdrawals,
         routes::trading::create_pair, routes::trading::update_pair, routes::trading::list_pairs,
         routes::trading::create_order, routes::trading::list_orders, routes::trading::retrieve_order,
         routes::trading::cancel_order, routes::trading::book, routes::trading::list_fills,

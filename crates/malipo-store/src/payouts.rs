@@ -46,6 +46,7 @@ struct PayoutRow {
     next_poll_ms: Option<i64>,
     created: i64,
     updated: i64,
+    customer_id: Option<String>,
 }
 
 impl TryFrom<PayoutRow> for PayoutRecord {
@@ -56,6 +57,7 @@ impl TryFrom<PayoutRow> for PayoutRecord {
             object: "payout",
             livemode: row.livemode,
             amount: amount_from_db(id, "amount", &row.amount)?,
+            customer: row.customer_id,
             currency: row.currency,
             method: PaymentMethod::parse(&row.method)
                 .ok_or_else(|| corrupt(format!("{id}.method")))?,
@@ -95,8 +97,8 @@ impl Conn<'_> {
             sqlx::query(
                 "INSERT INTO payouts (id, merchant_id, livemode, amount, currency, method, connector, account_id,
                      status, destination, description, receipt, failure_code, failure_message, metadata,
-                     provider_reference, started_ms, next_poll_ms, created, updated)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+                     provider_reference, started_ms, next_poll_ms, created, updated, customer_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
             )
             .bind(&payout.id)
             .bind(&record.merchant_id)
@@ -118,6 +120,7 @@ impl Conn<'_> {
             .bind(record.next_poll_ms)
             .bind(payout.created)
             .bind(payout.updated)
+            .bind(&payout.customer)
             .execute(&mut **c)
             .await
             .map(|done| done.rows_affected())

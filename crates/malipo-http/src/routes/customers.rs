@@ -9,9 +9,10 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use malipo_core::objects::List;
+use malipo_core::objects::{List, Payout};
 use malipo_core::trading::{Customer, CustomerBalances};
 use malipo_gateway::customers::{CreateCustomer, CreateTestCredit, CustomerFilters};
+use malipo_gateway::payouts::{CreatePayout, WithdrawalFilters};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -19,6 +20,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/customers/{id}", get(retrieve))
         .route("/v1/customers/{id}/balances", get(balances))
         .route("/v1/customers/{id}/test_credits", post(test_credit))
+        .route(
+            "/v1/customers/{id}/withdrawals",
+            post(create_withdrawal).get(list_withdrawals),
+        )
 }
 
 /// Create a customer (one of the merchant's end users, in the key's mode).
@@ -110,4 +115,59 @@ pub async fn test_credit(
             .create_test_credit(&context, &id, body.value, guard)
     })
     .await
+}
+
+/// Withdraw from a customer's balance: a payout (same fields as `POST
+/// /v1/payouts`) funded from the customer's available balance of the
+/// currency.
+///
+/// The amount leaves the customer's `available` at once; `paid` sends it
+/// out through the provider, `failed` returns it to the customer. A
+/// customer without the amount gets a 400 `balance_insufficient` naming
+/// `amount`, and nothing moves. Listed with the merchant's payouts too
+/// (with `customer` set), and by `GET /v1/customers/{id}/withdrawals`.
+#[utoipa::path(post, path = "/v1/customers/{id}/withdrawals", tag = "customers", request_body = CreatePayout,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = Payout), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("secret_key" = [])))]
+pub async fn create_withdrawal(
+    State(state): State<AppState>,
+    Merchant(context): Merchant,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<CreatePayout>,
+) -> Response {
+    let identity = RequestIdentity {
+        method: "POST",
+        path: uri.path(),
+        body: &body.raw,
+    };
+    idempotent(&state, &context, &headers, identity, |guard| {
+        state
+            .gateway
+            .create_withdrawal(&context, &id, body.value, guard)
+    })
+    .await
+}
+
+/// A customer's withdrawals (payouts from its balance), newest first.
+#[utoipa::path(get, path = "/v1/customers/{id}/withdrawals", tag = "customers",
+    params(("id" = String, Path), PageParams, WithdrawalFilters),
+    responses((status = 200, body = List<Payout>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("secret_key" = [])))]
+pub async fn list_withdrawals(
+    State(state): State<AppState>,
+    Merchant(context): Merchant,
+    Path(id): Path<String>,
+    QueryParams(page): QueryParams<PageParams>,
+    QueryParams(filters): QueryParams<WithdrawalFilters>,
+) -> HttpResult<Json<List<Payout>>> {
+    Ok(Json(
+        state
+            .gateway
+            .withdrawals(&context, &id, &filters, &page.page()?)
+            .await?,
+    ))
 }

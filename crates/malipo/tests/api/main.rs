@@ -39,3 +39,4 @@ mod trading;
 mod validation;
 mod vouchers;
 mod webhooks;
+mod withdrawals;

@@ -350,9 +350,9 @@ async fn refused_payouts_change_nothing(app: &TestApp) {
     // Not whole shillings; a method payouts don't go by; a provider the
     // merchant has no account with.
     refused(mpesa_payout(1_050), "amount").await;
-    let mut sandbox = mpesa_payout(1_000);
-    sandbox["method"] = json!("sandbox");
-    refused(sandbox, "method").await;
+    let mut card = mpesa_payout(1_000);
+    card["method"] = json!("card");
+    refused(card, "method").await;
     refused(
         json!({"amount": 1_000, "currency": "ugx", "method": "airtel_money",
                "destination": {"phone": "0752000001"}}),
