@@ -30,6 +30,8 @@
 //!   exchange's order books can implement) with freshness limits.
 //! - [`conversions`]: currencies, rates, locked conversion quotes and the
 //!   settlement of conversion payments.
+//! - [`ownership`]: which node runs each book's commands (leases), and
+//!   where the others forward them.
 //! - [`feeds`]: the venue's live feeds (book, trades, ticker, orders) read
 //!   from the command log and queued per socket without waiting.
 //! - [`vouchers`]: voucher batches (codes shown once, stored hashed),
@@ -53,6 +55,7 @@ pub mod idempotency;
 pub mod inbound;
 pub mod ledger_entries;
 pub mod merchants;
+pub mod ownership;
 pub mod payments;
 pub mod payouts;
 pub mod pools;
@@ -125,6 +128,8 @@ pub struct GatewayConfig {
     pub desk: desk::DeskConfig,
     /// Limits of the live feeds (`GET /v1/trading/stream`).
     pub feeds: feeds::FeedConfig,
+    /// This node's id and its book leases (several nodes).
+    pub node: ownership::NodeConfig,
 }
 
 /// How merchant webhooks are delivered.
@@ -188,6 +193,7 @@ impl Default for GatewayConfig {
             conversion_quote_lifetime_seconds: 60,
             desk: desk::DeskConfig::default(),
             feeds: feeds::FeedConfig::default(),
+            node: ownership::NodeConfig::default(),
         }
     }
 }
@@ -260,6 +266,8 @@ struct Inner {
     rate_book: rates::RateBook,
     /// This node's live feeds of the books somebody subscribed to.
     feeds: feeds::Feeds,
+    /// This node's id, URL and book leases.
+    node: ownership::Node,
 }
 
 impl Gateway {
@@ -360,7 +368,6 @@ impl Gateway {
             inner: Arc::new(Inner {
                 store,
                 connectors,
-                config,
                 key_hasher,
                 secret_box,
                 webhook_client,
@@ -373,6 +380,8 @@ impl Gateway {
                 venue: trading::Venue::default(),
                 rate_book: rates::RateBook::new(rate_sources),
                 feeds: feeds::Feeds::default(),
+                node: ownership::Node::new(&config.node.id),
+                config,
             }),
         })
     }
@@ -387,6 +396,10 @@ impl Gateway {
 
     pub(crate) fn payment_writes(&self) -> &group_commit::GroupCommit {
         &self.inner.payment_writes
+    }
+
+    pub(crate) fn node(&self) -> &ownership::Node {
+        &self.inner.node
     }
 
     pub(crate) fn venue(&self) -> &trading::Venue {

@@ -1121,7 +1121,7 @@ impl Gateway {
         settlement.write(&mut conn).await?;
         let text = serde_json::to_string(command).map_err(GatewayError::internal)?;
         let created = now_ms() / 1000;
-        conn.insert_trading_command(&book_id, sequence, &text, created)
+        conn.insert_trading_command(&book_id, sequence, &text, created, self.node_id())
             .await?;
         let every = self.config().trading_snapshot_every_commands.max(1);
         if sequence.is_multiple_of(every) {

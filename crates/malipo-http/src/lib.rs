@@ -18,6 +18,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod forward;
 mod idempotent;
 pub mod openapi;
 mod routes;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub body_limit_bytes: usize,
     pub metrics: PrometheusHandle,
     pub security: Arc<Security>,
+    /// Forwards a book's commands to the node that owns it (`forward.rs`).
+    pub forward_client: reqwest::Client,
 }
 
 /// Limits of the HTTP layer.
@@ -227,8 +230,24 @@ async fn not_found() -> Response {
     ))
 }
 
+/// The client that forwards commands to a book's owner: no redirects, the
+/// node's forward timeout, and at most a second (or that timeout) to
+/// connect, so a dead owner is found out quickly.
+fn forward_client(gateway: &Gateway) -> reqwest::Client {
+    let timeout_ms = gateway.config().node.forward_timeout_ms;
+    malipo_gateway::install_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_millis(timeout_ms))
+        .connect_timeout(std::time::Duration::from_millis(timeout_ms.min(1_000)))
+        .user_agent(concat!("Malipo/", env!("CARGO_PKG_VERSION"), " (+forward)"))
+        .build()
+        .unwrap_or_default()
+}
+
 /// The whole API.
 pub fn router(gateway: Gateway, config: &HttpConfig) -> Router {
+    let forward_client = forward_client(&gateway);
     let state = AppState {
         gateway,
         body_limit_bytes: config.body_limit_bytes,
@@ -239,6 +258,7 @@ pub fn router(gateway: Gateway, config: &HttpConfig) -> Router {
             per_ip: config.rate_limit_per_ip,
             operator_allowed_ips: config.operator_allowed_ips.clone(),
         }),
+        forward_client,
     };
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()

@@ -489,22 +489,26 @@ impl Conn<'_> {
             .collect()
     }
 
+    /// Appends a command to the book's log; `node_id` names the node that
+    /// ran it.
     pub async fn insert_trading_command(
         &mut self,
         book_id: &str,
         sequence: u64,
         command: &str,
         created: i64,
+        node_id: &str,
     ) -> Result<(), StoreError> {
         let sequence = signed(sequence)?;
         run!(self, |c| {
             sqlx::query(
-                "INSERT INTO trading_commands (book_id, sequence, command, created) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO trading_commands (book_id, sequence, command, created, node_id) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(book_id)
             .bind(sequence)
             .bind(command)
             .bind(created)
+            .bind(node_id)
             .execute(&mut **c)
             .await
             .map(|done| done.rows_affected())

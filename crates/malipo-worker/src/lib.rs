@@ -7,7 +7,10 @@
 //! - expiry: unfinished payments past `expires_at` become `expired`;
 //!   vouchers past theirs become `expired` and release their liability;
 //! - webhooks: new events fanned out to deliveries, due deliveries attempted;
-//! - pruning: Idempotency-Key records past their retention.
+//! - pruning: Idempotency-Key records past their retention;
+//! - book leases ([`spawn_lease_keeper`], a task of its own so a slow
+//!   webhook never delays a renewal): this node's leases renewed every
+//!   third of a lease, released when the node stops.
 //!
 //! Every round handles at most `batch_size_max` items per job, and the loop
 //! stops when the shutdown signal fires. Several nodes on one PostgreSQL
@@ -69,6 +72,31 @@ pub fn spawn(
             }
         }
         tracing::info!("worker stopped");
+    })
+}
+
+/// Keeps this node's book leases (`malipo_gateway::ownership`): renews
+/// them every third of a lease until `shutdown`, then releases them so the
+/// other nodes take the books at once.
+pub fn spawn_lease_keeper(gateway: Gateway, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let pause = Duration::from_millis((gateway.config().node.lease_ms / 6).max(50));
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if let Err(error) = gateway.renew_book_leases().await {
+                tracing::error!(error = %error.chain(), "renewing book leases failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        match gateway.release_book_leases().await {
+            Ok(released) => tracing::info!(released, "book leases released"),
+            Err(error) => tracing::error!(error = %error.chain(), "releasing book leases failed"),
+        }
     })
 }
 

@@ -40,6 +40,19 @@ pub struct Config {
     /// A trading book's engine is snapshotted every this many commands
     /// (1 to 1,000,000), bounding the log replay after a restart.
     pub trading_snapshot_every_commands: u64,
+    /// This node's id in a cluster (book leases, the command log, the
+    /// `Malipo-Node` header); empty: `node_` and random hex, new at each
+    /// start. At most 64 characters of letters, digits, `_`, `-`, `.`.
+    pub node_id: String,
+    /// The URL other nodes forward a book's commands to (e.g.
+    /// `http://10.0.0.5:8080`); empty means `http://<listen address>`.
+    pub node_url: String,
+    /// How long a node's lease of a book lasts without renewal; it renews
+    /// every third (500 to 600000). A dead owner's books move after it.
+    pub trading_lease_ms: u64,
+    /// A command forwarded to a book's owner gets this long to answer
+    /// (100 to 600000); connecting gets at most 1000 ms of it.
+    pub trading_forward_timeout_ms: u64,
     /// Live feeds (`GET /v1/trading/stream`): how often a subscribed
     /// book's command log is read for other nodes' commands (10 to 10000).
     pub feed_poll_interval_ms: u64,
@@ -154,6 +167,10 @@ impl Default for Config {
             bank_transfer_expiry_seconds: 72 * 3600,
             bank_four_eyes: true,
             trading_snapshot_every_commands: 1_000,
+            node_id: String::new(),
+            node_url: String::new(),
+            trading_lease_ms: malipo_gateway::ownership::LEASE_MS_DEFAULT,
+            trading_forward_timeout_ms: malipo_gateway::ownership::FORWARD_TIMEOUT_MS_DEFAULT,
             feed_poll_interval_ms: 100,
             feed_book_depth: 50,
             feed_subscriptions_per_socket_max: 50,
@@ -368,6 +385,32 @@ impl Config {
                 "must be 1 to 1000000",
             ));
         }
+        if self.node_id.len() > 64
+            || !self
+                .node_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
+            return Err(invalid(
+                "node_id",
+                "must be at most 64 letters, digits, `_`, `-` or `.`",
+            ));
+        }
+        let node_url_ok = self.node_url.is_empty()
+            || self.node_url.starts_with("http://")
+            || self.node_url.starts_with("https://");
+        if !node_url_ok {
+            return Err(invalid("node_url", "must start with http:// or https://"));
+        }
+        if !(500..=600_000).contains(&self.trading_lease_ms) {
+            return Err(invalid("trading_lease_ms", "must be 500 to 600000"));
+        }
+        if !(100..=600_000).contains(&self.trading_forward_timeout_ms) {
+            return Err(invalid(
+                "trading_forward_timeout_ms",
+                "must be 100 to 600000",
+            ));
+        }
         let feed_limits: [(&str, u64, u64, u64); 7] = [
             (
                 "feed_poll_interval_ms",
@@ -576,6 +619,53 @@ mod tests {
         ] {
             let error = broken.validate().expect_err("invalid");
             assert!(error.to_string().contains("feed_"), "{error}");
+        }
+    }
+
+    #[test]
+    fn node_settings_load_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MALIPO_NODE_ID", "node-a");
+            jail.set_env("MALIPO_NODE_URL", "http://10.0.0.5:8080");
+            jail.set_env("MALIPO_TRADING_LEASE_MS", "1500");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.node_id, "node-a");
+            assert_eq!(config.node_url, "http://10.0.0.5:8080");
+            assert_eq!(config.trading_lease_ms, 1500);
+            Ok(())
+        });
+        for (broken, setting) in [
+            (
+                Config {
+                    node_id: "node a/1".into(),
+                    ..Config::default()
+                },
+                "node_id",
+            ),
+            (
+                Config {
+                    node_url: "10.0.0.5:8080".into(),
+                    ..Config::default()
+                },
+                "node_url",
+            ),
+            (
+                Config {
+                    trading_lease_ms: 100,
+                    ..Config::default()
+                },
+                "trading_lease_ms",
+            ),
+            (
+                Config {
+                    trading_forward_timeout_ms: 0,
+                    ..Config::default()
+                },
+                "trading_forward_timeout_ms",
+            ),
+        ] {
+            let error = broken.validate().expect_err("invalid");
+            assert!(error.to_string().contains(setting), "{error}");
         }
     }
 

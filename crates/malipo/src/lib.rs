@@ -68,6 +68,11 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
         conversion_spread_basis_points: config.conversion_spread_basis_points,
         conversion_quote_lifetime_seconds: config.conversion_quote_lifetime_seconds,
         desk: config.desk.clone(),
+        node: malipo_gateway::ownership::NodeConfig {
+            id: config.node_id.clone(),
+            lease_ms: config.trading_lease_ms,
+            forward_timeout_ms: config.trading_forward_timeout_ms,
+        },
         ..GatewayConfig::default()
     }
 }
@@ -119,6 +124,7 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     worker: JoinHandle<()>,
+    leases: JoinHandle<()>,
 }
 
 impl Running {
@@ -128,6 +134,7 @@ impl Running {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
         let _ = self.worker.await;
+        let _ = self.leases.await;
         self.gateway.store().close().await;
     }
 
@@ -136,6 +143,7 @@ impl Running {
         let result = self.server.await;
         let _ = self.shutdown.send(true);
         let _ = self.worker.await;
+        let _ = self.leases.await;
         self.gateway.store().close().await;
         result??;
         Ok(())
@@ -158,6 +166,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     } else {
         gateway.set_public_url(&config.public_url);
     }
+    if config.node_url.is_empty() {
+        gateway.set_node_url(&format!("http://{address}"));
+    } else {
+        gateway.set_node_url(&config.node_url);
+    }
     let http_config = http_config(config)?;
     let app = malipo_http::router(gateway.clone(), &http_config);
     let (shutdown, mut shutdown_signal) = watch::channel(false);
@@ -167,6 +180,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         ..WorkerConfig::default()
     };
     let worker = malipo_worker::spawn(gateway.clone(), worker_config, shutdown.subscribe());
+    let leases = malipo_worker::spawn_lease_keeper(gateway.clone(), shutdown.subscribe());
     let server = tokio::spawn(async move {
         axum::serve(
             listener,
@@ -184,5 +198,6 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         shutdown,
         server,
         worker,
+        leases,
     })
 }

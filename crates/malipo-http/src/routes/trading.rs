@@ -4,6 +4,7 @@
 use crate::AppState;
 use crate::error::{ErrorBody, HttpResult};
 use crate::extract::{JsonBody, Merchant, Operator, PageParams, QueryParams};
+use crate::forward;
 use crate::idempotent::{RequestIdentity, idempotent};
 use crate::routes::NoParameters;
 use axum::extract::{Path, State};
@@ -90,15 +91,23 @@ pub async fn create_order(
     headers: HeaderMap,
     body: JsonBody<CreateOrder>,
 ) -> Response {
+    let pair = body.value.pair.clone();
+    if let Some(answer) =
+        forward::to_owner(&state, &context, &headers, &uri, &body.raw, pair.as_deref()).await
+    {
+        return answer;
+    }
     let identity = RequestIdentity {
         method: "POST",
         path: uri.path(),
         body: &body.raw,
     };
-    idempotent(&state, &context, &headers, identity, |guard| {
+    let mut response = idempotent(&state, &context, &headers, identity, |guard| {
         state.gateway.create_order(&context, body.value, guard)
     })
-    .await
+    .await;
+    forward::mark_node(&state, &mut response);
+    response
 }
 
 /// Cancel an open order; what it held returns to the available balance.
@@ -115,15 +124,30 @@ pub async fn cancel_order(
     headers: HeaderMap,
     body: JsonBody<NoParameters>,
 ) -> Response {
+    // The order's pair names its book; an unknown order runs here (and
+    // answers its 404).
+    let pair = state
+        .gateway
+        .order(&context, &id)
+        .await
+        .ok()
+        .map(|order| order.pair);
+    if let Some(answer) =
+        forward::to_owner(&state, &context, &headers, &uri, &body.raw, pair.as_deref()).await
+    {
+        return answer;
+    }
     let identity = RequestIdentity {
         method: "POST",
         path: uri.path(),
         body: &body.raw,
     };
-    idempotent(&state, &context, &headers, identity, |guard| {
+    let mut response = idempotent(&state, &context, &headers, identity, |guard| {
         state.gateway.cancel_order(&context, &id, guard)
     })
-    .await
+    .await;
+    forward::mark_node(&state, &mut response);
+    response
 }
 
 /// Retrieve an order.

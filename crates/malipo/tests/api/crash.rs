@@ -16,9 +16,9 @@ use std::time::Duration;
 /// failed assertion never leaves a server running after the test binary
 /// exits (a leaked server would hold CI's output open and log forever
 /// against a database that no longer exists).
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Server {
@@ -30,8 +30,14 @@ impl Drop for Server {
 
 /// Starts the real binary and reads its address from what it prints.
 fn start_server(database_url: &str) -> Server {
+    start_server_with(database_url, &[])
+}
+
+/// The same, with more `MALIPO_*` settings in its environment.
+pub(crate) fn start_server_with(database_url: &str, settings: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_malipo"))
         .arg("serve")
+        .envs(settings.iter().copied())
         .env("DATABASE_URL", database_url)
         .env("MALIPO_LISTEN", "127.0.0.1:0")
         .env("MALIPO_WORKER_IDLE_INTERVAL_MS", "20")
@@ -71,7 +77,7 @@ fn start_server(database_url: &str) -> Server {
     }
 }
 
-async fn wait_ready(client: &reqwest::Client, base: &str) {
+pub(crate) async fn wait_ready(client: &reqwest::Client, base: &str) {
     // Generous: after a SIGKILL on a loaded 2-core CI machine, recovery and
     // migrations checks can take seconds.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -91,7 +97,7 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
 
 /// An operator token from the CLI (against the running server's database)
 /// and the test key of a new merchant.
-async fn operator_and_merchant(
+pub(crate) async fn operator_and_merchant(
     client: &reqwest::Client,
     base: &str,
     database_url: &str,

@@ -27,6 +27,7 @@ mod mpesa_c2b;
 mod mpesa_reversal;
 mod mtn_momo;
 mod nodes;
+mod owners;
 mod payments;
 mod payouts;
 mod pools;
