@@ -81,7 +81,9 @@ pub async fn list_pairs(
 /// the order after matching (`filled`, `open`, `canceled`).
 #[utoipa::path(post, path = "/v1/trading/orders", tag = "trading", request_body = CreateOrder,
     params(("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = Order), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 200, body = Order,
+            headers(("Malipo-Node" = String, description = "The node that ran the command (docs/trading.md, \"Several nodes\")"))),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("secret_key" = [])))]
 pub async fn create_order(
@@ -113,7 +115,9 @@ pub async fn create_order(
 /// Cancel an open order; what it held returns to the available balance.
 #[utoipa::path(post, path = "/v1/trading/orders/{id}/cancel", tag = "trading",
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = Order), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, body = Order,
+            headers(("Malipo-Node" = String, description = "The node that ran the command"))),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)),
     security(("secret_key" = [])))]
 pub async fn cancel_order(

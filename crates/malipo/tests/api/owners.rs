@@ -183,6 +183,32 @@ async fn one_node_owns_a_book_and_the_other_takes_over_when_it_dies() {
         assert_eq!(ran_on.as_deref(), Some("node-a"), "{order}");
         acknowledged.insert(order["id"].as_str().expect("id").to_owned());
     }
+    // One Idempotency-Key sent to both nodes makes one order: the owner
+    // answers the second request with the first one's result.
+    let (status, once, _) = post(
+        &client,
+        &second.base,
+        "/v1/trading/orders",
+        &key,
+        &limit(&seller, "sell", 65),
+        Some("once"),
+    )
+    .await;
+    assert_eq!(status, 200, "{once}");
+    let (status, again, ran_on) = post(
+        &client,
+        &first.base,
+        "/v1/trading/orders",
+        &key,
+        &limit(&seller, "sell", 65),
+        Some("once"),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["id"], once["id"]);
+    assert_eq!(ran_on.as_deref(), Some("node-a"));
+    acknowledged.insert(once["id"].as_str().expect("id").to_owned());
+
     // A cancel sent to the other node runs on the owner too.
     let first_id = first_order["id"].as_str().expect("id");
     let (status, canceled, ran_on) = post(
@@ -198,7 +224,7 @@ async fn one_node_owns_a_book_and_the_other_takes_over_when_it_dies() {
     assert_eq!(canceled["status"], "canceled");
     assert_eq!(ran_on.as_deref(), Some("node-a"));
     let (log, holder) = log_and_lease(&database.url, "btc_usd/test").await;
-    assert_eq!(log.len(), 22, "21 orders and a cancel");
+    assert_eq!(log.len(), 23, "22 orders and a cancel");
     assert!(
         log.iter().all(|node| node.as_deref() == Some("node-a")),
         "{log:?}"
