@@ -14,6 +14,9 @@
 //! 1. Lock the book in this process (a `tokio` mutex), then its row in
 //!    `trading_books` (`FOR UPDATE` on PostgreSQL; SQLite has one writer).
 //!    Every node runs each book's commands one at a time through that row.
+//!    (Which node runs them is [`crate::ownership`]'s business: one owner
+//!    per book, the others forward; the row lock is what keeps any node
+//!    correct.)
 //! 2. If this node's engine is behind the row's sequence (another node ran
 //!    commands, or this node just started), replay the log up to it.
 //! 3. Apply the command to a clone of the engine. A refusal changes nothing.

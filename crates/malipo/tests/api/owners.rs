@@ -4,7 +4,10 @@
 //! `Malipo-Node` header of each answer and the command log's node column
 //! say so); after the owner is killed (SIGKILL), the other node runs the
 //! book's commands and takes the lease once it expires; every acknowledged
-//! order is still there and `malipo trading check` passes.
+//! order is still there and `malipo trading check` passes. And on either
+//! store, with two in-process nodes, the lease rules: a free lease is
+//! taken, a held one names its node and URL, a node that stops hands its
+//! books over at once.
 
 use crate::crash::{Server, operator_and_merchant, start_server_with, wait_ready};
 use malipo_test_support::{Backend, TestDatabase};
@@ -304,3 +307,75 @@ async fn one_node_owns_a_book_and_the_other_takes_over_when_it_dies() {
     assert_eq!(verified["ok"], true, "{verified}");
     drop(second);
 }
+
+/// The lease rules on either store, through two in-process nodes: the
+/// first to ask takes a free lease, the other is sent to it (with the URL
+/// it advertises), an unknown pair runs where it is, and a node that stops
+/// gracefully hands its books over at once.
+async fn a_stopping_node_hands_its_books_over(app: &crate::helpers::TestApp) {
+    use crate::helpers::{spawn_node, test_config};
+    use malipo_gateway::ownership::BookRoute;
+    let (status, pair, _) = post(
+        &app.client,
+        &app.base,
+        "/v1/admin/trading/pairs",
+        &app.operator_token,
+        &json!({"base": "btc", "quote": "usd", "tick_size": 1, "lot_size": 1000}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{pair}");
+    let named = |id: &str| malipo::config::Config {
+        node_id: id.to_owned(),
+        ..test_config()
+    };
+    let first = spawn_node(app.database_url(), named("node-a")).await;
+    let second = spawn_node(app.database_url(), named("node-b")).await;
+    assert_eq!(
+        first
+            .gateway
+            .book_route("btc_usd", false)
+            .await
+            .expect("route"),
+        BookRoute::Local
+    );
+    assert_eq!(
+        second
+            .gateway
+            .book_route("btc_usd", false)
+            .await
+            .expect("route"),
+        BookRoute::Remote {
+            node_id: "node-a".into(),
+            url: format!("http://{}", first.address),
+        }
+    );
+    // The live book is another lease: free, so the second node takes it.
+    assert_eq!(
+        second
+            .gateway
+            .book_route("btc_usd", true)
+            .await
+            .expect("route"),
+        BookRoute::Local
+    );
+    assert_eq!(
+        second
+            .gateway
+            .book_route("doge_usd", false)
+            .await
+            .expect("route"),
+        BookRoute::Local
+    );
+    first.stop().await;
+    assert_eq!(
+        second
+            .gateway
+            .book_route("btc_usd", false)
+            .await
+            .expect("route"),
+        BookRoute::Local
+    );
+    second.stop().await;
+}
+crate::both_backends!(a_stopping_node_hands_its_books_over);
