@@ -32,6 +32,7 @@ pub enum IdKind {
     Liquidity,
     DeskQuote,
     Trade,
+    CustomerToken,
 }
 
 impl IdKind {
@@ -59,6 +60,7 @@ impl IdKind {
             IdKind::Liquidity => "liq_",
             IdKind::DeskQuote => "dq_",
             IdKind::Trade => "trd_",
+            IdKind::CustomerToken => "ctok_",
         }
     }
 }

@@ -26,6 +26,17 @@ struct EventRow {
     created: i64,
 }
 
+#[derive(sqlx::FromRow)]
+struct FeedEventRow {
+    id: String,
+    merchant_id: String,
+    livemode: bool,
+    event_type: String,
+    data: String,
+    created: i64,
+    feed_sequence: Option<i64>,
+}
+
 impl TryFrom<EventRow> for EventRecord {
     type Error = StoreError;
     fn try_from(row: EventRow) -> Result<Self, StoreError> {
@@ -109,26 +120,120 @@ impl Conn<'_> {
         rows.into_iter().map(EventRecord::try_from).collect()
     }
 
-    /// Marks events as fanned out, in one statement.
+    /// Marks events as fanned out and numbers them for the live feeds, in
+    /// the order of `ids`, after the last number given. The head row stays
+    /// locked until the transaction commits, so numbers commit in order and
+    /// without holes (see `migrations/0019_live_feeds.sql`).
     pub async fn mark_events_dispatched(&mut self, ids: &[String]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
+        let count = i64::try_from(ids.len()).map_err(|_| crate::corrupt("too many events"))?;
+        let head: i64 = run!(self, |c| {
+            sqlx::query(
+                "UPDATE event_feed_head SET sequence = sequence + $1 WHERE id = 1 RETURNING sequence",
+            )
+            .bind(count)
+            .fetch_one(&mut **c)
+            .await?
+            .try_get::<i64, _>("sequence")
+        })?;
+        // The first event gets `base + 1`.
+        let base = head - count;
         let ids =
             serde_json::to_string(ids).map_err(|error| crate::corrupt(format!("ids: {error}")))?;
         run!(self, |c, postgres| {
             let sql = if postgres {
-                "UPDATE events SET dispatched = TRUE WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))"
+                "UPDATE events SET dispatched = TRUE, feed_sequence = $2::bigint + t.position
+                 FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS t(id, position)
+                 WHERE events.id = t.id"
             } else {
-                "UPDATE events SET dispatched = TRUE WHERE id IN (SELECT value FROM json_each($1))"
+                "UPDATE events SET dispatched = TRUE,
+                     feed_sequence = $2 + 1 + (SELECT CAST(key AS INTEGER) FROM json_each($1) WHERE value = events.id)
+                 WHERE id IN (SELECT value FROM json_each($1))"
             };
             sqlx::query(sql)
                 .bind(&ids)
+                .bind(base)
                 .execute(&mut **c)
                 .await
                 .map(|done| done.rows_affected())
         })?;
         Ok(())
+    }
+
+    /// The last number given to an event for the feeds (0: none yet).
+    pub async fn event_feed_head(&mut self) -> Result<u64, StoreError> {
+        let head: i64 = run!(self, |c| {
+            sqlx::query("SELECT sequence FROM event_feed_head WHERE id = 1")
+                .fetch_one(&mut **c)
+                .await?
+                .try_get::<i64, _>("sequence")
+        })?;
+        u64::try_from(head).map_err(|_| crate::corrupt("event_feed_head.sequence is negative"))
+    }
+
+    /// At most `limit` events numbered after `after` up to `up_to`
+    /// (inclusive), in feed order, each with its number; only the owner's
+    /// when `owner` (merchant, livemode) is given.
+    pub async fn events_for_feeds(
+        &mut self,
+        owner: Option<(&str, bool)>,
+        after: u64,
+        up_to: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, EventRecord)>, StoreError> {
+        let after = i64::try_from(after).map_err(|_| crate::corrupt("sequence too large"))?;
+        let up_to = i64::try_from(up_to).map_err(|_| crate::corrupt("sequence too large"))?;
+        let limit = i64::from(limit);
+        let rows: Vec<FeedEventRow> = run!(self, |c| {
+            match owner {
+                Some((merchant_id, livemode)) => {
+                    sqlx::query_as(
+                        "SELECT * FROM events WHERE merchant_id = $1 AND livemode = $2
+                         AND feed_sequence > $3 AND feed_sequence <= $4
+                         ORDER BY feed_sequence LIMIT $5",
+                    )
+                    .bind(merchant_id)
+                    .bind(livemode)
+                    .bind(after)
+                    .bind(up_to)
+                    .bind(limit)
+                    .fetch_all(&mut **c)
+                    .await
+                }
+                None => {
+                    sqlx::query_as(
+                        "SELECT * FROM events WHERE feed_sequence > $1 AND feed_sequence <= $2
+                         ORDER BY feed_sequence LIMIT $3",
+                    )
+                    .bind(after)
+                    .bind(up_to)
+                    .bind(limit)
+                    .fetch_all(&mut **c)
+                    .await
+                }
+            }
+        })?;
+        rows.into_iter()
+            .map(|row| {
+                let sequence = row
+                    .feed_sequence
+                    .and_then(|sequence| u64::try_from(sequence).ok())
+                    .ok_or_else(|| crate::corrupt(format!("event {}: feed_sequence", row.id)))?;
+                Ok((
+                    sequence,
+                    EventRecord {
+                        id: row.id,
+                        merchant_id: row.merchant_id,
+                        livemode: row.livemode,
+                        event_type: row.event_type,
+                        data: row.data,
+                        created: row.created,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// The types of a merchant's events, oldest first (for tests and audits).

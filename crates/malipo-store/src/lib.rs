@@ -24,6 +24,7 @@ mod accounts;
 mod audit;
 pub mod bank;
 mod conversions;
+mod customer_tokens;
 mod desk;
 pub mod events;
 mod idempotency;
@@ -46,6 +47,7 @@ pub use bank::{
     BankAccountRecord, BankDepositConfirmation, BankDepositRecord, BankStatementRecord,
 };
 pub use conversions::ConversionQuoteRecord;
+pub use customer_tokens::CustomerTokenRecord;
 pub use desk::{DeskQuoteRecord, DeskTradeRecord};
 pub use events::EventRecord;
 pub use idempotency::{IdempotencyClaim, IdempotencyRecord, StoredResponse};
