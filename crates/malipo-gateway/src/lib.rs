@@ -32,8 +32,11 @@
 //!   settlement of conversion payments.
 //! - [`ownership`]: which node runs each book's commands (leases), and
 //!   where the others forward them.
-//! - [`feeds`]: the venue's live feeds (book, trades, ticker, orders) read
-//!   from the command log and queued per socket without waiting.
+//! - [`feeds`]: the live feeds (book, trades, ticker, prices, orders from
+//!   the command log; payments and trades from the event outbox), resumable
+//!   from a sequence, queued per socket without waiting.
+//! - [`customer_tokens`]: short-lived credentials of one customer for the
+//!   live feeds.
 //! - [`vouchers`]: voucher batches (codes shown once, stored hashed),
 //!   validation, redemption as `method: "voucher"`, expiry.
 //!
@@ -46,6 +49,7 @@ pub mod bank;
 pub mod c2b;
 mod cards;
 pub mod conversions;
+pub mod customer_tokens;
 pub mod customers;
 pub mod desk;
 mod error;
@@ -126,7 +130,7 @@ pub struct GatewayConfig {
     pub conversion_quote_lifetime_seconds: u64,
     /// The buy/sell desk's fees, spread and quote lifetime.
     pub desk: desk::DeskConfig,
-    /// Limits of the live feeds (`GET /v1/trading/stream`).
+    /// Limits of the live feeds (`GET /v1/ws`, `GET /v1/trading/stream`).
     pub feeds: feeds::FeedConfig,
     /// This node's id and its book leases (several nodes).
     pub node: ownership::NodeConfig,

@@ -708,8 +708,12 @@ impl Gateway {
             }
         }
         let ids: Vec<String> = events.iter().map(|event| event.id.clone()).collect();
+        // Also numbers them for the live feeds' private channels.
         tx.conn().mark_events_dispatched(&ids).await?;
         tx.commit().await?;
+        if !events.is_empty() {
+            self.feeds().wake_events();
+        }
         Ok(events.len())
     }
 

@@ -7,7 +7,8 @@
 //! - expiry: unfinished payments past `expires_at` become `expired`;
 //!   vouchers past theirs become `expired` and release their liability;
 //! - webhooks: new events fanned out to deliveries, due deliveries attempted;
-//! - pruning: Idempotency-Key records past their retention;
+//! - pruning: Idempotency-Key records past their retention, expired
+//!   customer tokens;
 //! - book leases ([`spawn_lease_keeper`], a task of its own so a slow
 //!   webhook never delays a renewal): this node's leases renewed every
 //!   third of a lease, released when the node stops.
@@ -61,6 +62,15 @@ pub fn spawn(
                     Ok(_) => {}
                     Err(error) => {
                         tracing::error!(error = %error.chain(), "pruning idempotency keys failed")
+                    }
+                }
+                match gateway.prune_customer_tokens().await {
+                    Ok(pruned) if pruned > 0 => {
+                        tracing::info!(pruned, "pruned expired customer tokens")
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(error = %error.chain(), "pruning customer tokens failed")
                     }
                 }
             }

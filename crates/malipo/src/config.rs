@@ -71,6 +71,16 @@ pub struct Config {
     /// One message not taken by the client within this closes the socket
     /// (100 to 600000).
     pub feed_write_timeout_ms: u64,
+    /// `GET /v1/ws`: the auth message must arrive within this (100 to 60000).
+    pub feed_auth_timeout_ms: u64,
+    /// A `heartbeat` message to every stream this often (100 to 600000).
+    pub feed_heartbeat_interval_ms: u64,
+    /// The most book commands a subscription with `since` replays (0 to
+    /// 100000); further behind gets a fresh snapshot.
+    pub feed_resume_commands_max: u64,
+    /// The most of the owner's events a private subscription with `since`
+    /// replays (0 to 10000); further behind is sent events from now.
+    pub feed_resume_events_max: u32,
     /// How long finished Idempotency-Key records are kept (>= 24).
     pub idempotency_retention_hours: u32,
     pub worker_idle_interval_ms: u64,
@@ -178,6 +188,10 @@ impl Default for Config {
             feed_send_buffer_messages: 256,
             feed_ping_interval_ms: 20_000,
             feed_write_timeout_ms: 10_000,
+            feed_auth_timeout_ms: 10_000,
+            feed_heartbeat_interval_ms: 15_000,
+            feed_resume_commands_max: 1_000,
+            feed_resume_events_max: 1_000,
             idempotency_retention_hours: 24,
             worker_idle_interval_ms: 100,
             worker_batch_size_max: 100,
@@ -411,7 +425,7 @@ impl Config {
                 "must be 100 to 600000",
             ));
         }
-        let feed_limits: [(&str, u64, u64, u64); 7] = [
+        let feed_limits: [(&str, u64, u64, u64); 11] = [
             (
                 "feed_poll_interval_ms",
                 self.feed_poll_interval_ms,
@@ -448,6 +462,30 @@ impl Config {
                 self.feed_write_timeout_ms,
                 100,
                 600_000,
+            ),
+            (
+                "feed_auth_timeout_ms",
+                self.feed_auth_timeout_ms,
+                100,
+                60_000,
+            ),
+            (
+                "feed_heartbeat_interval_ms",
+                self.feed_heartbeat_interval_ms,
+                100,
+                600_000,
+            ),
+            (
+                "feed_resume_commands_max",
+                self.feed_resume_commands_max,
+                0,
+                100_000,
+            ),
+            (
+                "feed_resume_events_max",
+                u64::from(self.feed_resume_events_max),
+                0,
+                10_000,
             ),
         ];
         for (name, value, low, high) in feed_limits {
@@ -614,6 +652,14 @@ mod tests {
             },
             Config {
                 feed_poll_interval_ms: 0,
+                ..Config::default()
+            },
+            Config {
+                feed_heartbeat_interval_ms: 10,
+                ..Config::default()
+            },
+            Config {
+                feed_resume_events_max: 10_001,
                 ..Config::default()
             },
         ] {

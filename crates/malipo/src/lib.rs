@@ -59,6 +59,10 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
             send_buffer_messages: config.feed_send_buffer_messages,
             ping_interval_ms: config.feed_ping_interval_ms,
             write_timeout_ms: config.feed_write_timeout_ms,
+            auth_timeout_ms: config.feed_auth_timeout_ms,
+            heartbeat_interval_ms: config.feed_heartbeat_interval_ms,
+            resume_commands_max: config.feed_resume_commands_max,
+            resume_events_max: config.feed_resume_events_max,
         },
         idempotency_retention_hours: config.idempotency_retention_hours,
         // Validated when the configuration was loaded.

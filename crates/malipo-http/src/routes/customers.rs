@@ -2,7 +2,7 @@
 
 use crate::AppState;
 use crate::error::{ErrorBody, HttpResult};
-use crate::extract::{JsonBody, Merchant, PageParams, QueryParams};
+use crate::extract::{JsonBody, Merchant, MerchantActor, PageParams, QueryParams};
 use crate::idempotent::{RequestIdentity, idempotent};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use malipo_core::objects::{List, Payout};
 use malipo_core::trading::{Customer, CustomerBalances};
+use malipo_gateway::customer_tokens::{CreateCustomerToken, CustomerToken};
 use malipo_gateway::customers::{CreateCustomer, CreateTestCredit, CustomerFilters};
 use malipo_gateway::payouts::{CreatePayout, WithdrawalFilters};
 
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
             "/v1/customers/{id}/withdrawals",
             post(create_withdrawal).get(list_withdrawals),
         )
+        .route("/v1/customers/{id}/tokens", post(create_token))
 }
 
 /// Create a customer (one of the merchant's end users, in the key's mode).
@@ -168,6 +170,30 @@ pub async fn list_withdrawals(
         state
             .gateway
             .withdrawals(&context, &id, &filters, &page.page()?)
+            .await?,
+    ))
+}
+
+/// Create a customer token: a short-lived credential (default 15 minutes,
+/// at most one hour) with which the customer's own app opens the live
+/// feeds (`GET /v1/ws`), reading public channels and only this customer's
+/// private ones. The token is in this answer only (stored hashed); no
+/// Idempotency-Key, since a stored answer would keep the secret. Audited.
+#[utoipa::path(post, path = "/v1/customers/{id}/tokens", tag = "customers", params(("id" = String, Path)),
+    request_body = CreateCustomerToken,
+    responses((status = 200, body = CustomerToken), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("secret_key" = [])))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    MerchantActor(context, actor): MerchantActor,
+    Path(id): Path<String>,
+    body: JsonBody<CreateCustomerToken>,
+) -> HttpResult<Json<CustomerToken>> {
+    Ok(Json(
+        state
+            .gateway
+            .create_customer_token(&context, &actor, &id, body.value)
             .await?,
     ))
 }

@@ -41,3 +41,4 @@ mod validation;
 mod vouchers;
 mod webhooks;
 mod withdrawals;
+mod ws;
