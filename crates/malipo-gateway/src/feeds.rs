@@ -1072,8 +1072,11 @@ impl EventFeed {
             }
         }
         // Numbers commit without holes, so every number up to the last one
-        // read is read; the rest waits for the next read.
+        // read is read; a full read leaves more: read again at once.
         state.cursor = Some(last);
+        if last < head {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 }

@@ -64,11 +64,12 @@ fn upgrade_required(rejection: WebSocketUpgradeRejection) -> ApiError {
     )
 }
 
-/// Live feeds of the venue over a WebSocket (`Upgrade: websocket`),
-/// authenticated with the secret key as `Authorization: Bearer`. Send
-/// `{"op": "subscribe", "channel": "book:btc_usd"}` (channels
-/// `book:{pair}`, `trades:{pair}`, `ticker:{pair}`, `orders`); see
-/// docs/trading.md for every message. A request that is not a WebSocket
+/// Live feeds over a WebSocket (`Upgrade: websocket`), authenticated with
+/// the secret key as `Authorization: Bearer`: the same stream as `GET
+/// /v1/ws` without its auth message. Send `{"op": "subscribe", "channel":
+/// "book:btc_usd"}` (channels `book:{pair}`, `trades:{pair}`,
+/// `ticker:{pair}`, `prices`, `orders`, `payments`, `trades`; `since`
+/// resumes); see docs/trading.md for every message. A request that is not a WebSocket
 /// upgrade is a 400 `websocket_upgrade_required`; too many open streams
 /// for the key a 429 `sockets_too_many`.
 #[utoipa::path(get, path = "/v1/trading/stream", tag = "trading",
@@ -244,11 +245,22 @@ async fn authenticate(
             .map_err(|error| refused(error.into()))?;
             FeedIdentity::merchant(&context).map_err(|error| refused(error.into()))?
         }
-        (None, Some(token)) => state
-            .gateway
-            .authenticate_customer_token(token)
+        (None, Some(token)) => {
+            let identity = state
+                .gateway
+                .authenticate_customer_token(token)
+                .await
+                .map_err(refused)?;
+            limit_credential(
+                state,
+                extensions,
+                &format!("customer_token:{}", identity.credential_id),
+                "for this customer token",
+            )
             .await
-            .map_err(refused)?,
+            .map_err(|error| refused(error.into()))?;
+            identity
+        }
         _ => return Err(AUTH_REQUIRED.to_owned()),
     };
     let (socket, queue, permit) = state.gateway.open_feed_socket(identity).map_err(refused)?;
