@@ -652,3 +652,66 @@ async fn heartbeats_and_prices(app: &TestApp) {
     nothing_else(&mut ws).await;
 }
 both_backends!(heartbeats_and_prices, super::fast_heartbeats());
+
+fn snapshots_often() -> Config {
+    Config {
+        trading_snapshot_every_commands: 2,
+        ..test_config()
+    }
+}
+
+/// When the log no longer holds the commands after `since` (pruned behind
+/// a snapshot, as an operator could), a resume says so and sends a fresh
+/// snapshot; a resume the snapshot and the rest of the log still cover
+/// replays.
+async fn a_pruned_log_yields_a_fresh_snapshot(app: &TestApp) {
+    let key = app.test_key().await;
+    btc_usd(app).await;
+    let seller = customer(app, &key, "Seller").await;
+    credit(app, &key, &seller, "btc", 1_000_000).await;
+    for price in [50, 51, 52, 53] {
+        order(app, &key, limit(&seller, "sell", price, 1_000))
+            .await
+            .expect(200);
+    }
+    let mut tx = app.gateway().store().begin().await.expect("tx");
+    let pruned = "DELETE FROM trading_commands WHERE sequence <= 2";
+    match tx.conn() {
+        malipo_store::Conn::Sqlite(c) => sqlx::query(pruned).execute(&mut *c).await.map(|_| ()),
+        malipo_store::Conn::Postgres(c) => sqlx::query(pruned).execute(&mut *c).await.map(|_| ()),
+    }
+    .expect("prune");
+    tx.commit().await.expect("commit");
+
+    let mut ws = connect(&app.base, &key).await;
+    subscribe(&mut ws, json!({"channel": "book:btc_usd", "since": 1})).await;
+    let notice = next(&mut ws).await;
+    assert_eq!(notice["type"], "resume_unavailable", "{notice}");
+    assert!(
+        notice["message"]
+            .as_str()
+            .expect("message")
+            .contains("no longer holds"),
+        "{notice}"
+    );
+    let snapshot = next(&mut ws).await;
+    let rest = app.get("/v1/trading/books/btc_usd", &key).await.expect(200);
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["sequence"], 4);
+    assert_eq!(snapshot["asks"], rest["asks"]);
+    nothing_else(&mut ws).await;
+
+    // From 3: the snapshot at 2, command 3, then command 4's update.
+    let mut other = connect(&app.base, &key).await;
+    subscribe(&mut other, json!({"channel": "book:btc_usd", "since": 3})).await;
+    assert_eq!(
+        next(&mut other).await,
+        json!({"type": "update", "channel": "book:btc_usd", "livemode": false, "sequence": 4,
+               "bids": [], "asks": [{"price": 53, "quantity": 1_000, "orders": 1}]})
+    );
+    nothing_else(&mut other).await;
+}
+both_backends!(
+    a_pruned_log_yields_a_fresh_snapshot,
+    super::snapshots_often()
+);
