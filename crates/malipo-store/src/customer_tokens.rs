@@ -1,4 +1,4 @@
-//! Customer tokens (`migrations/0019_live_feeds.sql`): short-lived
+//! Customer tokens (`migrations/0021_live_feeds.sql`): short-lived
 //! credentials of one customer for the live feeds, stored as a keyed hash.
 
 use crate::{Conn, StoreError, run};

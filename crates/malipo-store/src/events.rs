@@ -123,7 +123,7 @@ impl Conn<'_> {
     /// Marks events as fanned out and numbers them for the live feeds, in
     /// the order of `ids`, after the last number given. The head row stays
     /// locked until the transaction commits, so numbers commit in order and
-    /// without holes (see `migrations/0019_live_feeds.sql`).
+    /// without holes (see `migrations/0021_live_feeds.sql`).
     pub async fn mark_events_dispatched(&mut self, ids: &[String]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
