@@ -1049,6 +1049,20 @@ impl EventFeed {
         let mut last = cursor;
         for (sequence, record) in events {
             last = sequence;
+            // Most events are nobody's on this node: skip them before
+            // parsing and serializing.
+            let listened = event_kind(&record.event_type).is_some_and(|kind| {
+                state
+                    .subscribers
+                    .range((kind, 0)..=(kind, u64::MAX))
+                    .any(|(_, subscriber)| {
+                        subscriber.socket.identity.livemode == record.livemode
+                            && subscriber.socket.identity.merchant_id == record.merchant_id
+                    })
+            });
+            if !listened {
+                continue;
+            }
             if let Some(RoutedEvent {
                 kind,
                 message,
