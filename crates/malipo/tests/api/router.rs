@@ -3,7 +3,8 @@
 //! logged, settled market IOC order of the customer; a route whose minimum
 //! the book can no longer give after it changed moves nothing at all (no
 //! order, no fill, no command logged, the pool unchanged); `malipo trading
-//! check` passes after both.
+//! check` passes after both; a book sell leg stops before the customer's
+//! own resting order and leaves the rest of its input unspent.
 
 use crate::both_backends;
 use crate::helpers::TestApp;
@@ -279,3 +280,77 @@ async fn a_route_the_changed_book_cannot_fill_moves_nothing(app: &TestApp) {
     assert_consistent(app).await;
 }
 both_backends!(a_route_the_changed_book_cannot_fill_moves_nothing);
+
+async fn a_book_sell_leg_stops_at_the_customers_own_order(app: &TestApp) {
+    let (key, trader, _) = market(app).await;
+    let buyer = customer(app, &key, "Buyer").await;
+    credit(app, &key, &buyer, "usd", 10_000).await;
+    credit(app, &key, &trader, "btc", 10_000).await;
+    credit(app, &key, &trader, "usd", 100).await;
+    order(app, &key, limit(&buyer, "buy", 48, 2_000))
+        .await
+        .expect(200);
+    // The trader's own bid, between two of the buyer's.
+    let own = order(app, &key, limit(&trader, "buy", 47, 1_000))
+        .await
+        .expect(200);
+    order(app, &key, limit(&buyer, "buy", 46, 5_000))
+        .await
+        .expect(200);
+    let (_, own_hold) = balance(app, &key, &trader, "usd").await;
+    assert!(own_hold > 0);
+
+    // Anyone's quote walks all three bids; the trader's execution stops
+    // before its own (self-trade prevention would stop its order there):
+    // 2 lots at 48, the fee rounded up, 3,500 satoshis left unspent.
+    let request = json!({"asset_in": "btc", "asset_out": "kes", "amount_in": 5_500});
+    let quote = app
+        .post("/v1/trading/route", &key, &request)
+        .await
+        .expect(200);
+    let usd = 2 * 48 - (2 * 48 * TAKER_FEE_BPS).div_ceil(10_000);
+    let kes = pool_out(usd, 100_000, 13_000_000);
+    assert!(number(&quote["amount_out"]) > kes);
+    let mut execute = request.clone();
+    execute["customer"] = json!(trader);
+    execute["min_amount_out"] = json!(kes as u64);
+    let done = app
+        .post("/v1/trading/route/execute", &key, &execute)
+        .await
+        .expect(200);
+    assert_eq!(number(&done["amount_out"]), kes);
+    let legs = &done["paths"][0]["legs"];
+    assert_eq!(
+        (&legs[0]["venue"], &legs[1]["venue"]),
+        (&json!("book"), &json!("pool"))
+    );
+    assert_eq!(number(&legs[0]["amount_unspent"]), 3_500);
+    assert_eq!(number(&legs[0]["amount_out"]), usd);
+
+    assert_eq!(balance(app, &key, &trader, "btc").await, (8_000, 0));
+    assert_eq!(
+        balance(app, &key, &trader, "kes").await,
+        (1_000_000 + kes as u64, 0)
+    );
+    assert_eq!(
+        balance(app, &key, &trader, "usd").await,
+        (100 - own_hold, own_hold),
+        "the USD leg passed through; the own bid still holds its part"
+    );
+    assert_eq!(reserves(app, &key).await, (13_000_000 - kes, 100_000 + usd));
+    let own_after = app
+        .get(
+            &format!("/v1/trading/orders/{}", own["id"].as_str().expect("id")),
+            &key,
+        )
+        .await
+        .expect(200);
+    assert_eq!(own_after["status"], "open");
+    assert_eq!(
+        book(app, &key).await["bids"],
+        json!([{"price": 47, "quantity": 1_000, "orders": 1},
+               {"price": 46, "quantity": 5_000, "orders": 1}])
+    );
+    assert_consistent(app).await;
+}
+both_backends!(a_book_sell_leg_stops_at_the_customers_own_order);
