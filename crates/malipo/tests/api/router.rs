@@ -354,3 +354,68 @@ async fn a_book_sell_leg_stops_at_the_customers_own_order(app: &TestApp) {
     assert_consistent(app).await;
 }
 both_backends!(a_book_sell_leg_stops_at_the_customers_own_order);
+
+/// Routes, swaps and orders at once on the same book and pool: none
+/// deadlocks or fails, and afterwards the check passes and no BTC was made
+/// or lost.
+async fn routes_swaps_and_orders_at_once_stay_consistent(app: &TestApp) {
+    let (key, trader, maker) = market(app).await;
+    let seller = customer(app, &key, "Seller").await;
+    credit(app, &key, &seller, "btc", 1_000_000).await;
+    order(app, &key, limit(&seller, "sell", 55, 100_000))
+        .await
+        .expect(200);
+    let buyer = customer(app, &key, "Buyer").await;
+    credit(app, &key, &buyer, "usd", 1_000_000).await;
+    let mut traders = vec![trader];
+    for index in 1..4 {
+        let id = customer(app, &key, &format!("Trader {index}")).await;
+        credit(app, &key, &id, "kes", 1_000_000).await;
+        traders.push(id);
+    }
+    let requests = (0..20).map(|index: usize| {
+        let (client, key, base) = (app.client.clone(), key.clone(), app.base.clone());
+        let trader = &traders[index % 4];
+        let (path, body) = match index % 4 {
+            0 | 1 => (
+                "/v1/trading/route/execute",
+                json!({"customer": trader, "asset_in": "kes", "asset_out": "btc",
+                       "amount_in": 20_000, "min_amount_out": 1}),
+            ),
+            2 => (
+                "/v1/trading/swaps",
+                json!({"customer": trader, "pool": KES_USD, "asset_in": "kes",
+                       "amount_in": 10_000, "min_amount_out": 1}),
+            ),
+            _ if index % 8 == 3 => ("/v1/trading/orders", limit(&seller, "sell", 56, 2_000)),
+            _ => (
+                "/v1/trading/orders",
+                json!({"customer": buyer, "pair": "btc_usd", "side": "buy", "type": "market",
+                       "quantity": 1_000}),
+            ),
+        };
+        async move {
+            let response = client
+                .post(format!("{base}{path}"))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await
+                .expect("a response");
+            (path, response.status().as_u16())
+        }
+    });
+    let statuses = futures::future::join_all(requests).await;
+    assert!(
+        statuses.iter().all(|(_, status)| *status == 200),
+        "{statuses:?}"
+    );
+    let mut btc = 0;
+    for customer in traders.iter().chain([&maker, &seller, &buyer]) {
+        let (available, held) = balance(app, &key, customer, "btc").await;
+        btc += available + held;
+    }
+    assert_eq!(btc, 2_000_000, "what was credited, no more, no less");
+    assert_consistent(app).await;
+}
+both_backends!(routes_swaps_and_orders_at_once_stay_consistent);
