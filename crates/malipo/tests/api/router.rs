@@ -7,7 +7,7 @@
 //! own resting order and leaves the rest of its input unspent.
 
 use crate::both_backends;
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, spawn_node, test_config};
 use crate::trading::{assert_consistent, balance, btc_usd, credit, customer, limit, order};
 use serde_json::{Value, json};
 
@@ -419,3 +419,99 @@ async fn routes_swaps_and_orders_at_once_stay_consistent(app: &TestApp) {
     assert_consistent(app).await;
 }
 both_backends!(routes_swaps_and_orders_at_once_stay_consistent);
+
+/// A second node on the same database quotes and executes from its own
+/// engines caught up with the log: it sees the first node's cancel, and
+/// the first node then sees its route's order.
+async fn another_node_routes_on_the_books_as_logged(app: &TestApp) {
+    let (key, trader, maker) = market(app).await;
+    let second = spawn_node(app.database_url(), test_config()).await;
+    let second_base = format!("http://{}", second.address);
+    let post = |path: &str, body: Value| {
+        let (client, key, url) = (
+            app.client.clone(),
+            key.clone(),
+            format!("{second_base}{path}"),
+        );
+        async move {
+            let response = client
+                .post(url)
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await
+                .expect("a response");
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.expect("json"),
+            )
+        }
+    };
+    let request = json!({"asset_in": "kes", "asset_out": "btc", "amount_in": 130_000});
+    let (status, first_quote) = post("/v1/trading/route", request.clone()).await;
+    assert_eq!(status, 200, "{first_quote}");
+
+    // The first node cancels the better ask; the second node's engine has
+    // not seen it until it catches up with the log.
+    let orders = app
+        .get(&format!("/v1/trading/orders?customer={maker}"), &key)
+        .await
+        .expect(200);
+    let cheaper = orders["data"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .find(|order| order["price"] == 50)
+        .and_then(|order| order["id"].as_str())
+        .expect("the ask at 50")
+        .to_owned();
+    app.post(
+        &format!("/v1/trading/orders/{cheaper}/cancel"),
+        &key,
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    let mut execute = request.clone();
+    execute["customer"] = json!(trader);
+    execute["min_amount_out"] = first_quote["amount_out"].clone();
+    let (status, refused) = post("/v1/trading/route/execute", execute.clone()).await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (400, &json!("slippage")),
+        "{refused}"
+    );
+
+    let (_, quote) = post("/v1/trading/route", request.clone()).await;
+    assert!(number(&quote["amount_out"]) < number(&first_quote["amount_out"]));
+    assert_eq!(
+        quote,
+        app.post("/v1/trading/route", &key, &request)
+            .await
+            .expect(200)
+    );
+    execute["min_amount_out"] = quote["amount_out"].clone();
+    let (status, done) = post("/v1/trading/route/execute", execute).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["amount_out"], quote["amount_out"]);
+    // The first node's book includes the second node's order.
+    let book_first = book(app, &key).await;
+    let book_second = app
+        .client
+        .get(format!("{second_base}/v1/trading/books/btc_usd"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("book")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(book_first, book_second);
+    assert_eq!(
+        book_first["asks"][0]["quantity"].as_u64(),
+        Some(20_000 - number(&done["amount_out"]) as u64)
+    );
+    assert_consistent(app).await;
+    second.stop().await;
+}
+both_backends!(another_node_routes_on_the_books_as_logged);
