@@ -245,7 +245,8 @@ pub struct RouteQuote {
 /// A swap on one pool, or an executed route (several legs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Swap {
-    /// `swp_…`; its ledger transfers are `swp_….{n}`.
+    /// `swp_…`; its ledger transfers are `swp_….{n}` (an executed route's
+    /// pool legs: `swp_….{leg}.{n}`; its book legs are orders).
     pub id: String,
     /// Always `swap`.
     pub object: String,
