@@ -203,6 +203,12 @@ async fn routes_through_a_pool_and_a_book_execute_as_quoted(app: &TestApp) {
     let (maker_usd, _) = balance(app, &key, &maker, "usd").await;
     assert!(maker_usd > 0 && u128::from(maker_usd) < spent);
     assert_consistent(app).await;
+
+    let spec = app.get("/openapi.json", "").await.expect(200);
+    let leg = &spec["components"]["schemas"]["SwapLeg"]["properties"];
+    for field in ["venue", "venue_id", "order", "amount_unspent"] {
+        assert!(leg[field].is_object(), "SwapLeg.{field} is documented: {leg}");
+    }
 }
 both_backends!(routes_through_a_pool_and_a_book_execute_as_quoted);
 
