@@ -1143,9 +1143,13 @@ impl Gateway {
         let locked = self.lock_route_books(livemode).await?;
         let mut tx = self.store().begin().await?;
         let mut conn = tx.conn();
+        // The books' rows first: their first statement writes, so on SQLite
+        // the transaction holds the write lock before it reads anything
+        // (another node writing in between cannot fail it), as a single
+        // order's does.
+        let mut books = self.open_route_books(&mut conn, locked).await?;
         let customer = customer_of(&mut conn, context, &customer_id, "customer").await?;
         let customer_id = customer.customer.id.clone();
-        let mut books = self.open_route_books(&mut conn, locked).await?;
         let mut records = conn.trading_pools(livemode, true).await?;
         let book_venues = books
             .iter()
@@ -1156,6 +1160,26 @@ impl Gateway {
         deadline
             .check()
             .map_err(|error| amm_error(error, "amount_in", "min_amount_out"))?;
+        // The legs post one ledger batch each; the customer's accounts of
+        // every asset on the route are locked together first, in id order,
+        // so another use case locking them in one batch cannot meet the
+        // route halfway (PostgreSQL; SQLite has one writer).
+        let customer_accounts: Vec<Account> = route
+            .parts
+            .iter()
+            .flat_map(|part| &part.hops)
+            .flat_map(|hop| [hop.asset_in, hop.asset_out])
+            .flat_map(|asset| {
+                [false, true].map(|held| {
+                    ledger_entries::customer_account(livemode, &customer_id, asset.code(), held)
+                })
+            })
+            .collect();
+        let ids: std::collections::BTreeSet<&str> = customer_accounts
+            .iter()
+            .map(|account| account.id.as_str())
+            .collect();
+        conn.ledger_accounts_for_update(&ids).await?;
         let swap_id = new_id(IdKind::Swap);
         let mut pools: Vec<(usize, Pool)> = Vec::new();
         let mut paths = Vec::with_capacity(route.parts.len());

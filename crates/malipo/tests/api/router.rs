@@ -207,7 +207,10 @@ async fn routes_through_a_pool_and_a_book_execute_as_quoted(app: &TestApp) {
     let spec = app.get("/openapi.json", "").await.expect(200);
     let leg = &spec["components"]["schemas"]["SwapLeg"]["properties"];
     for field in ["venue", "venue_id", "order", "amount_unspent"] {
-        assert!(leg[field].is_object(), "SwapLeg.{field} is documented: {leg}");
+        assert!(
+            leg[field].is_object(),
+            "SwapLeg.{field} is documented: {leg}"
+        );
     }
 }
 both_backends!(routes_through_a_pool_and_a_book_execute_as_quoted);
