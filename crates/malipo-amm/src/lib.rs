@@ -1,5 +1,5 @@
-//! Constant-product liquidity pools (Uniswap v2) and a router over them, in
-//! exact integers: pure, deterministic, no IO, no clock (callers pass
+//! Constant-product liquidity pools (Uniswap v2) and a router over them and
+//! order-book snapshots, in exact integers: pure, deterministic, no IO, no clock (callers pass
 //! `now_ms`), no floats.
 //!
 //! # Pools
