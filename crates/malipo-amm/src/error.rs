@@ -49,4 +49,6 @@ pub enum AmmError {
     Overflow,
     #[error("a venue id must be 1 to {max} bytes", max = crate::VENUE_ID_MAX_BYTES)]
     InvalidVenueId,
+    #[error("the order book snapshot is invalid: {0}")]
+    InvalidBook(&'static str),
 }

@@ -1,5 +1,5 @@
-//! Constant-product liquidity pools (Uniswap v2) and a router over them, in
-//! exact integers: pure, deterministic, no IO, no clock (callers pass
+//! Constant-product liquidity pools (Uniswap v2) and a router over them and
+//! order-book snapshots, in exact integers: pure, deterministic, no IO, no clock (callers pass
 //! `now_ms`), no floats.
 //!
 //! # Pools
@@ -30,8 +30,11 @@
 //!
 //! # Router
 //!
-//! [`Venues`] holds the places a trade can execute, as the [`Venue`] enum
-//! (pools today; order books are meant to join as another variant).
+//! [`Venues`] holds the places a trade can execute, as the [`Venue`] enum:
+//! pools, and order books as [`Book`] snapshots (a depth snapshot of one
+//! pair's resting orders that fills an exact input as the matching engine
+//! fills a taker market order; see `book.rs` for what an exact-in leg on a
+//! book spends).
 //! [`Venues::quote`] finds the best way to turn an amount of one asset into
 //! another: every path of up to [`HOPS_MAX`] hops, optionally split across
 //! two paths, with the expected output and the price impact.
@@ -81,11 +84,14 @@
 //! 3. Adding then removing liquidity never returns more than was put in.
 //! 4. The [`MINIMUM_LIQUIDITY`] shares are never burned.
 //! 5. A route's quoted output is exactly what executing its legs one by one
-//!    gives, and it is at least what any single path gives.
+//!    gives, and it is at least what any single path gives, on pools and
+//!    books alike; a book's quote is what the matching engine fills for a
+//!    market IOC order of the same input.
 //! 6. Nothing panics: arithmetic is checked and an unrepresentable result
 //!    is [`AmmError::Overflow`].
 
 mod arith;
+mod book;
 pub mod curve;
 mod error;
 mod movement;
@@ -93,6 +99,9 @@ mod pool;
 mod router;
 mod venue;
 
+pub use book::{
+    BOOK_FEE_BPS_MAX, BOOK_ORDERS_PER_SIDE_MAX, Book, NewBook, RestingOrder, Trade, taker_fee,
+};
 pub use error::AmmError;
 pub use movement::{Movement, Party, Unit, VENUE_ID_MAX_BYTES, VenueId};
 pub use pool::{

@@ -29,6 +29,10 @@ pub enum Party {
     Owner(String),
     /// A pool's reserves: the pool holds both of its assets here.
     Pool(VenueId),
+    /// An order book's makers, taken together: a router leg on a book pays
+    /// them and is paid by them (a caller settles such a leg as the taker
+    /// order it is, fill by fill).
+    Book(VenueId),
     /// Where a pool's LP shares come from when minted and go back to when
     /// burned: its debits minus credits are the shares outstanding.
     ShareIssuer(VenueId),

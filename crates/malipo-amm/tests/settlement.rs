@@ -44,6 +44,7 @@ fn account_id(party: &Party, unit: &Unit) -> String {
         Party::Pool(pool) => format!("pool.{pool}"),
         Party::ShareIssuer(pool) => format!("issuer.{pool}"),
         Party::LockedShares(pool) => format!("locked.{pool}"),
+        Party::Book(book) => format!("book.{book}"),
     };
     format!("{owner}.{}", ledger_asset(unit))
 }

@@ -5,8 +5,10 @@
 //! # One operation, one transaction
 //!
 //! 1. Lock the pool's row (`FOR UPDATE` on PostgreSQL; SQLite has one
-//!    writer). A route locks every pool of the mode, in id order, so two
-//!    routes never deadlock.
+//!    writer). A route locks every active book of the mode first
+//!    (`trading/route.rs`), then every pool of the mode, each in id order,
+//!    so two routes never deadlock. Its book legs are the customer's
+//!    market IOC orders, settled and logged as any order.
 //! 2. Rebuild the [`Pool`] from the row and run the operation on it. A
 //!    refusal (slippage, deadline, too little liquidity) changes nothing.
 //! 3. Post the operation's movements as one ledger batch: the customer's
@@ -159,16 +161,53 @@ pub struct LiquidityPool {
     pub updated: i64,
 }
 
-/// One hop: `amount_in` of `asset_in` sold on `pool` for `amount_out`.
+/// One hop: `amount_in` of `asset_in` offered on a venue (a pool or a
+/// pair's order book) for `amount_out` of `asset_out`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SwapLeg {
-    pub pool: String,
+    /// `pool` or `book`.
+    pub venue: String,
+    /// The pool's id (`pool_…`) or the pair's id (e.g. `btc_usd`).
+    pub venue_id: String,
+    /// The pool's id on a pool leg, null on a book leg (kept for clients
+    /// that read it before books joined the router).
+    pub pool: Option<String>,
+    /// Executed book legs: the customer's market IOC order (`ord_…`) that
+    /// ran the leg, with its fills.
+    pub order: Option<String>,
     pub asset_in: String,
     #[schema(value_type = u64)]
     pub amount_in: u128,
+    /// The part of `amount_in` the venue did not use, left in the
+    /// customer's balance: always 0 on a pool; on a book, what is short of a
+    /// whole lot, of one more lot's cost, or beyond the book's depth.
+    #[schema(value_type = u64)]
+    pub amount_unspent: u128,
     pub asset_out: String,
     #[schema(value_type = u64)]
     pub amount_out: u128,
+}
+
+impl SwapLeg {
+    fn pool(
+        pool: &str,
+        asset_in: Asset,
+        amount_in: u128,
+        asset_out: Asset,
+        amount_out: u128,
+    ) -> Self {
+        SwapLeg {
+            venue: "pool".into(),
+            venue_id: pool.to_owned(),
+            pool: Some(pool.to_owned()),
+            order: None,
+            asset_in: asset_in.code().to_owned(),
+            amount_in,
+            amount_unspent: 0,
+            asset_out: asset_out.code().to_owned(),
+            amount_out,
+        }
+    }
 }
 
 /// One path of a route and the part of the input sent through it.
@@ -206,7 +245,8 @@ pub struct RouteQuote {
 /// A swap on one pool, or an executed route (several legs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Swap {
-    /// `swp_…`; its ledger transfers are `swp_….{n}`.
+    /// `swp_…`; its ledger transfers are `swp_….{n}` (an executed route's
+    /// pool legs: `swp_….{leg}.{n}`; its book legs are orders).
     pub id: String,
     /// Always `swap`.
     pub object: String,
@@ -328,7 +368,7 @@ fn amm_error(error: AmmError, amount_param: &str, min_param: &str) -> GatewayErr
         | AmmError::InsufficientLiquidityMinted
         | AmmError::Overflow => (ErrorKind::InvalidRequest, "parameter_invalid", amount_param),
         AmmError::FeeTooHigh { .. } => (ErrorKind::InvalidRequest, "parameter_invalid", "fee_bps"),
-        AmmError::InvalidVenueId => return internal(message),
+        AmmError::InvalidVenueId | AmmError::InvalidBook(_) => return internal(message),
     };
     ApiError::new(kind, code, message).with_param(param).into()
 }
@@ -434,7 +474,8 @@ fn set_state(record: &mut PoolRecord, pool: &Pool) {
     record.updated = now_ms() / 1000;
 }
 
-fn legs(parts: &[malipo_amm::RoutePart]) -> Vec<RoutePath> {
+/// A quoted route's paths, each leg naming its venue's kind.
+fn legs(venues: &Venues, parts: &[malipo_amm::RoutePart]) -> Vec<RoutePath> {
     parts
         .iter()
         .map(|part| RoutePath {
@@ -443,12 +484,20 @@ fn legs(parts: &[malipo_amm::RoutePart]) -> Vec<RoutePath> {
             legs: part
                 .hops
                 .iter()
-                .map(|hop| SwapLeg {
-                    pool: hop.venue.0.clone(),
-                    asset_in: hop.asset_in.code().to_owned(),
-                    amount_in: hop.amount_in,
-                    asset_out: hop.asset_out.code().to_owned(),
-                    amount_out: hop.amount_out,
+                .map(|hop| {
+                    let mut leg = SwapLeg::pool(
+                        &hop.venue.0,
+                        hop.asset_in,
+                        hop.amount_in,
+                        hop.asset_out,
+                        hop.amount_out,
+                    );
+                    if let Some(Venue::Book(_)) = venues.get(&hop.venue) {
+                        leg.venue = "book".into();
+                        leg.pool = None;
+                    }
+                    leg.amount_unspent = hop.amount_unspent;
+                    leg
                 })
                 .collect(),
         })
@@ -456,12 +505,12 @@ fn legs(parts: &[malipo_amm::RoutePart]) -> Vec<RoutePath> {
 }
 
 /// The ledger account of a movement's party.
-fn account_of(livemode: bool, party: &Party, unit: &Unit) -> Account {
+fn account_of(livemode: bool, party: &Party, unit: &Unit) -> GatewayResult<Account> {
     let asset = match unit {
         Unit::Asset(asset) => asset.code().to_owned(),
         Unit::Shares(pool) => pool.0.clone(),
     };
-    match party {
+    Ok(match party {
         // A customer's LP shares sit next to its assets (ledger asset: the
         // pool's id), so they show in its balances.
         Party::Owner(customer) => {
@@ -470,7 +519,12 @@ fn account_of(livemode: bool, party: &Party, unit: &Unit) -> Account {
         Party::Pool(pool) => ledger_entries::pool_reserve_account(livemode, &pool.0, &asset),
         Party::ShareIssuer(pool) => ledger_entries::pool_shares_issued_account(livemode, &pool.0),
         Party::LockedShares(pool) => ledger_entries::pool_shares_locked_account(livemode, &pool.0),
-    }
+        // Book legs settle as orders (`trading/route.rs`), never as
+        // movements.
+        Party::Book(book) => {
+            return Err(internal(format!("book {book} has no movements to settle")));
+        }
+    })
 }
 
 /// Posts one operation's movements as one ledger batch in the caller's
@@ -489,8 +543,8 @@ async fn settle(
         if movement.amount == 0 {
             continue;
         }
-        let debit = account_of(livemode, &movement.from, &movement.unit);
-        let credit = account_of(livemode, &movement.to, &movement.unit);
+        let debit = account_of(livemode, &movement.from, &movement.unit)?;
+        let credit = account_of(livemode, &movement.to, &movement.unit)?;
         transfers.push(TransferRequest {
             id: format!("{id}.{index}"),
             debit_account_id: debit.id.clone(),
@@ -582,9 +636,9 @@ pub(crate) fn active_pools_of(
     Ok(pools)
 }
 
-/// The active pools with liquidity among `records`, as router venues.
-fn venues_of(records: &[PoolRecord]) -> GatewayResult<Venues> {
-    let mut venues = Vec::new();
+/// The router over `books` (first) and the active pools with liquidity
+/// among `records`; past [`malipo_amm::VENUES_MAX`] the rest are left out.
+fn venues_of(mut venues: Vec<Venue>, records: &[PoolRecord]) -> GatewayResult<Venues> {
     for record in records.iter().filter(|record| record.status == "active") {
         if let Some(pool) = pool_of(record)? {
             venues.push(Venue::from(pool));
@@ -596,7 +650,7 @@ fn venues_of(records: &[PoolRecord]) -> GatewayResult<Venues> {
     Venues::new(venues).map_err(route_error)
 }
 
-fn quote_of(livemode: bool, route: &Route) -> RouteQuote {
+fn quote_of(livemode: bool, venues: &Venues, route: &Route) -> RouteQuote {
     RouteQuote {
         object: "route_quote".into(),
         livemode,
@@ -605,7 +659,7 @@ fn quote_of(livemode: bool, route: &Route) -> RouteQuote {
         amount_in: route.amount_in,
         amount_out: route.amount_out,
         price_impact_bps: route.price_impact_bps,
-        paths: legs(&route.parts),
+        paths: legs(venues, &route.parts),
         paths_considered: route.paths_considered as u64,
     }
 }
@@ -994,13 +1048,13 @@ impl Gateway {
         .await?;
         set_state(&mut record, &pool);
         conn.update_trading_pool(&record).await?;
-        let leg = SwapLeg {
-            pool: record.id.clone(),
-            asset_in: receipt.paid.asset.code().to_owned(),
-            amount_in: receipt.paid.amount,
-            asset_out: receipt.received.asset.code().to_owned(),
-            amount_out: receipt.received.amount,
-        };
+        let leg = SwapLeg::pool(
+            &record.id,
+            receipt.paid.asset,
+            receipt.paid.amount,
+            receipt.received.asset,
+            receipt.received.amount,
+        );
         let answer = Swap {
             id: swap_id,
             object: "swap".into(),
@@ -1052,18 +1106,22 @@ impl Gateway {
                 .into());
             }
         }
+        let books = self.book_venues(context.livemode()).await?;
         let mut reader = self.store().reader().await?;
         let records = reader
             .conn()
             .trading_pools(context.livemode(), false)
             .await?;
-        let venues = venues_of(&records)?;
+        let venues = venues_of(books, &records)?;
         let route = venues.quote(&input.request).map_err(route_error)?;
-        Ok(quote_of(context.livemode(), &route))
+        Ok(quote_of(context.livemode(), &venues, &route))
     }
 
-    /// Quotes and executes a route in one transaction holding every pool of
-    /// the mode: all legs or none, at least `min_amount_out`.
+    /// Quotes and executes a route in one transaction holding every active
+    /// book and pool of the mode (books, then pools, each in id order): all
+    /// legs or none, at least `min_amount_out`. Pool legs are swaps, book
+    /// legs the customer's market IOC orders (`trading/route.rs`); each leg
+    /// is settled before the next spends its output.
     pub async fn execute_route(
         &self,
         context: &MerchantContext,
@@ -1082,42 +1140,159 @@ impl Gateway {
             .ok_or_else(|| ApiError::missing("min_amount_out"))?;
         let deadline = deadline(params.deadline)?;
         let livemode = context.livemode();
+        let locked = self.lock_route_books(livemode).await?;
         let mut tx = self.store().begin().await?;
         let mut conn = tx.conn();
+        // The books' rows first: their first statement writes, so on SQLite
+        // the transaction holds the write lock before it reads anything
+        // (another node writing in between cannot fail it), as a single
+        // order's does.
+        let mut books = self.open_route_books(&mut conn, locked).await?;
         let customer = customer_of(&mut conn, context, &customer_id, "customer").await?;
+        let customer_id = customer.customer.id.clone();
         let mut records = conn.trading_pools(livemode, true).await?;
-        let mut venues = venues_of(&records)?;
+        let book_venues = books
+            .iter()
+            .map(|book| book.venue_for(&customer_id))
+            .collect::<GatewayResult<Vec<_>>>()?;
+        let venues = venues_of(book_venues, &records)?;
         let route = venues.quote(&input.request).map_err(route_error)?;
-        let execution = venues
-            .execute(&route, min_amount_out, &customer.customer.id, deadline)
-            .map_err(route_error)?;
+        deadline
+            .check()
+            .map_err(|error| amm_error(error, "amount_in", "min_amount_out"))?;
+        // The legs post one ledger batch each; the customer's accounts of
+        // every asset on the route are locked together first, in id order,
+        // so another use case locking them in one batch cannot meet the
+        // route halfway (PostgreSQL; SQLite has one writer).
+        let customer_accounts: Vec<Account> = route
+            .parts
+            .iter()
+            .flat_map(|part| &part.hops)
+            .flat_map(|hop| [hop.asset_in, hop.asset_out])
+            .flat_map(|asset| {
+                [false, true].map(|held| {
+                    ledger_entries::customer_account(livemode, &customer_id, asset.code(), held)
+                })
+            })
+            .collect();
+        let ids: std::collections::BTreeSet<&str> = customer_accounts
+            .iter()
+            .map(|account| account.id.as_str())
+            .collect();
+        conn.ledger_accounts_for_update(&ids).await?;
         let swap_id = new_id(IdKind::Swap);
-        settle(
-            &mut conn,
-            livemode,
-            &swap_id,
-            &execution.movements,
-            "amount_in",
-        )
-        .await?;
-        for record in &mut records {
-            if let Some(Venue::Pool(pool)) = venues.get(&VenueId(record.id.clone()))
-                && pool.reserves() != record.reserves
-            {
-                set_state(record, pool);
-                conn.update_trading_pool(record).await?;
+        let mut pools: Vec<(usize, Pool)> = Vec::new();
+        let mut paths = Vec::with_capacity(route.parts.len());
+        let mut amount_out = 0u128;
+        let mut leg_number = 0usize;
+        for part in &route.parts {
+            let mut amount = part.amount_in;
+            let mut legs = Vec::with_capacity(part.hops.len());
+            for hop in &part.hops {
+                leg_number += 1;
+                let leg = if let Some(book) =
+                    books.iter_mut().find(|book| book.pair_id() == hop.venue.0)
+                {
+                    let taken = book
+                        .take(
+                            &mut conn,
+                            &context.merchant_id,
+                            livemode,
+                            &customer_id,
+                            hop.asset_in,
+                            amount,
+                        )
+                        .await?;
+                    SwapLeg {
+                        venue: "book".into(),
+                        venue_id: hop.venue.0.clone(),
+                        pool: None,
+                        order: Some(taken.order.id.clone()),
+                        asset_in: hop.asset_in.code().to_owned(),
+                        amount_in: amount,
+                        amount_unspent: amount - taken.spent.min(amount),
+                        asset_out: hop.asset_out.code().to_owned(),
+                        amount_out: taken.got,
+                    }
+                } else {
+                    let index = records
+                        .iter()
+                        .position(|record| record.id == hop.venue.0)
+                        .ok_or_else(|| internal(format!("no venue {}", hop.venue)))?;
+                    if !pools.iter().any(|(at, _)| *at == index) {
+                        let pool = pool_of(&records[index])?
+                            .ok_or_else(|| internal(format!("pool {} is empty", hop.venue)))?;
+                        pools.push((index, pool));
+                    }
+                    let pool = pools
+                        .iter_mut()
+                        .find(|(at, _)| *at == index)
+                        .map(|(_, pool)| pool)
+                        .ok_or_else(|| internal("a pool vanished"))?;
+                    let receipt = pool
+                        .swap_exact_in(SwapExactIn {
+                            trader: customer_id.clone(),
+                            asset_in: hop.asset_in,
+                            amount_in: amount,
+                            min_amount_out: 0,
+                            deadline,
+                        })
+                        .map_err(|error| amm_error(error, "amount_in", "min_amount_out"))?;
+                    settle(
+                        &mut conn,
+                        livemode,
+                        &format!("{swap_id}.{leg_number}"),
+                        &receipt.movements,
+                        "amount_in",
+                    )
+                    .await?;
+                    SwapLeg::pool(
+                        &hop.venue.0,
+                        hop.asset_in,
+                        amount,
+                        hop.asset_out,
+                        receipt.received.amount,
+                    )
+                };
+                amount = leg.amount_out;
+                legs.push(leg);
             }
+            amount_out = amount_out
+                .checked_add(amount)
+                .ok_or_else(|| route_error(RouteError::Overflow))?;
+            paths.push(RoutePath {
+                amount_in: part.amount_in,
+                amount_out: amount,
+                legs,
+            });
+        }
+        // Dropping the transaction rolls every leg back, and the books keep
+        // their engines as they were.
+        if amount_out < min_amount_out {
+            return Err(route_error(RouteError::Slippage {
+                minimum: min_amount_out,
+                expected: amount_out,
+            }));
+        }
+        for (index, pool) in &pools {
+            let record = &mut records[*index];
+            set_state(record, pool);
+            conn.update_trading_pool(record).await?;
+        }
+        let mut sequences = Vec::with_capacity(books.len());
+        for book in &books {
+            sequences.push(book.log(self, &mut conn).await?);
         }
         let answer = Swap {
             id: swap_id,
             object: "swap".into(),
             livemode,
-            customer: customer.customer.id.clone(),
+            customer: customer_id,
             asset_in: route.asset_in.code().to_owned(),
             amount_in: route.amount_in,
             asset_out: route.asset_out.code().to_owned(),
-            amount_out: execution.amount_out,
-            paths: legs(&execution.parts),
+            amount_out,
+            paths,
             price_impact_bps: Some(route.price_impact_bps),
             created: now_ms() / 1000,
         };
@@ -1131,6 +1306,9 @@ impl Gateway {
         .await?;
         complete(&mut conn, guard.as_ref(), &answer).await?;
         tx.commit().await?;
+        for (book, sequence) in books.into_iter().zip(sequences) {
+            book.keep(self, sequence);
+        }
         Ok(answer)
     }
 }

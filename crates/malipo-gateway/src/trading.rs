@@ -67,6 +67,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
+mod route;
+
 /// The most open orders (resting and stop) one book holds.
 pub const OPEN_ORDERS_PER_BOOK_MAX: usize = 1_000_000;
 /// Depth levels per side a book read answers by default, and at most.
@@ -454,6 +456,46 @@ impl NewOrderRequest {
             }
         }
         Ok(())
+    }
+
+    /// The order object as placed, holding what its open quantity needs.
+    fn order(
+        &self,
+        pair: &TradingPair,
+        livemode: bool,
+        customer_id: &str,
+    ) -> Result<Order, ApiError> {
+        let now = now_ms() / 1000;
+        let mut order = Order {
+            id: new_id(IdKind::Order),
+            object: "order",
+            livemode,
+            customer: customer_id.to_owned(),
+            pair: pair.id.clone(),
+            side: self.side,
+            kind: self.kind,
+            price: self.price,
+            stop_price: self.stop_price,
+            quantity: self.quantity,
+            filled_quantity: 0,
+            canceled_quantity: 0,
+            time_in_force: self.time_in_force,
+            post_only: self.post_only,
+            status: OrderStatus::Open,
+            hold_remaining: 0,
+            hold_asset: match self.side {
+                OrderSide::Buy => pair.quote.clone(),
+                OrderSide::Sell => pair.base.clone(),
+            },
+            quote_filled: 0,
+            fees_paid: 0,
+            created: now,
+            updated: now,
+        };
+        order.hold_remaining = required_hold(pair, &order, order.quantity).ok_or_else(|| {
+            ApiError::invalid("quantity", "the order's value does not fit 128 bits")
+        })?;
+        Ok(order)
     }
 
     fn engine_order(&self, number: u64) -> NewOrder {
@@ -1119,35 +1161,65 @@ impl Gateway {
             engine,
             book_id,
         } = book;
-        let sequence = head.sequence + 1;
         let mut conn = tx.conn();
         settlement.write(&mut conn).await?;
+        let sequence = self
+            .log_command(
+                &mut conn,
+                &book_id,
+                &head,
+                command,
+                &engine,
+                next_order_number,
+            )
+            .await?;
+        complete(&mut conn, guard, answer).await?;
+        tx.commit().await?;
+        self.keep_engine(&mut state, engine, sequence, &book_id);
+        Ok(())
+    }
+
+    /// Appends `command` to the book's log after `head` (with a snapshot
+    /// every N commands) and moves the head, in the caller's transaction.
+    /// Answers the command's sequence.
+    async fn log_command(
+        &self,
+        conn: &mut Conn<'_>,
+        book_id: &str,
+        head: &BookHead,
+        command: &Command,
+        engine: &Engine,
+        next_order_number: u64,
+    ) -> GatewayResult<u64> {
+        let sequence = head.sequence + 1;
         let text = serde_json::to_string(command).map_err(GatewayError::internal)?;
         let created = now_ms() / 1000;
-        conn.insert_trading_command(&book_id, sequence, &text, created, self.node_id())
+        conn.insert_trading_command(book_id, sequence, &text, created, self.node_id())
             .await?;
         let every = self.config().trading_snapshot_every_commands.max(1);
         if sequence.is_multiple_of(every) {
-            let snapshot = serde_json::to_string(&engine).map_err(GatewayError::internal)?;
-            conn.insert_trading_snapshot(&book_id, sequence, &snapshot, created)
+            let snapshot = serde_json::to_string(engine).map_err(GatewayError::internal)?;
+            conn.insert_trading_snapshot(book_id, sequence, &snapshot, created)
                 .await?;
         }
         conn.set_trading_book_head(
-            &book_id,
+            book_id,
             BookHead {
                 sequence,
                 next_order_number,
             },
         )
         .await?;
-        complete(&mut conn, guard, answer).await?;
-        tx.commit().await?;
+        Ok(sequence)
+    }
+
+    /// After the commit that logged it: this node keeps the new engine.
+    fn keep_engine(&self, state: &mut BookState, engine: Engine, sequence: u64, book_id: &str) {
         state.engine = Some(engine);
         state.sequence = sequence;
         metrics::counter!("malipo_trading_commands_total").increment(1);
         // This node's live feeds of the book need not wait for their poll.
-        self.feeds().wake(&book_id);
-        Ok(())
+        self.feeds().wake(book_id);
     }
 
     pub async fn create_order(
@@ -1171,36 +1243,7 @@ impl Gateway {
         let command = Command::Place(request.engine_order(number));
         let events = book.engine.apply(&command).map_err(reject_error)?;
 
-        let now = now_ms() / 1000;
-        let mut order = Order {
-            id: new_id(IdKind::Order),
-            object: "order",
-            livemode,
-            customer: customer.customer.id.clone(),
-            pair: pair.id.clone(),
-            side: request.side,
-            kind: request.kind,
-            price: request.price,
-            stop_price: request.stop_price,
-            quantity: request.quantity,
-            filled_quantity: 0,
-            canceled_quantity: 0,
-            time_in_force: request.time_in_force,
-            post_only: request.post_only,
-            status: OrderStatus::Open,
-            hold_remaining: 0,
-            hold_asset: match request.side {
-                OrderSide::Buy => pair.quote.clone(),
-                OrderSide::Sell => pair.base.clone(),
-            },
-            quote_filled: 0,
-            fees_paid: 0,
-            created: now,
-            updated: now,
-        };
-        order.hold_remaining = required_hold(&pair, &order, order.quantity).ok_or_else(|| {
-            ApiError::invalid("quantity", "the order's value does not fit 128 bits")
-        })?;
+        let order = request.order(&pair, livemode, &customer.customer.id)?;
         let record = OrderRecord {
             merchant_id: context.merchant_id.clone(),
             book_id: book.book_id.clone(),

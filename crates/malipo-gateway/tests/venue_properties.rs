@@ -2,7 +2,8 @@
 //! `MALIPO_TEST_DATABASE_URL` is set): proptest generates sequences of
 //! operations by three customers — limit (GTC, IOC, FOK, post-only),
 //! market, stop and stop-limit orders on two pairs, cancels, liquidity
-//! added to and removed from two pools, swaps and two-hop routes — runs
+//! added to and removed from two pools, swaps and routes (across the pools
+//! and the books) — runs
 //! them through the gateway's public functions, and after every step
 //! checks what a customer and an auditor rely on:
 //!
@@ -524,8 +525,15 @@ impl World {
                 };
                 match gateway.execute_route(context, params, None).await {
                     Ok(swap) => {
-                        self.flow(&customer, &swap.asset_in, -(swap.amount_in as i128));
-                        self.flow(&customer, &swap.asset_out, swap.amount_out as i128);
+                        // Pool legs move what they say; a book leg is the
+                        // customer's order, counted with every fill (what
+                        // it leaves unspent never left the balance).
+                        for leg in swap.paths.iter().flat_map(|path| &path.legs) {
+                            if leg.venue == "pool" {
+                                self.flow(&customer, &leg.asset_in, -(leg.amount_in as i128));
+                                self.flow(&customer, &leg.asset_out, leg.amount_out as i128);
+                            }
+                        }
                         Ok(())
                     }
                     Err(error) => Err(error),

@@ -185,6 +185,20 @@ impl Engine {
         }
     }
 
+    /// The resting orders of `side` in the order a taker meets them: best
+    /// price first, oldest first within a price (the router snapshots a
+    /// book from this).
+    pub fn resting_in_priority(&self, side: Side) -> impl Iterator<Item = OrderView> + '_ {
+        self.book.in_priority(side).map(|order| OrderView {
+            id: order.id,
+            owner: order.owner,
+            side: order.side,
+            price: Some(order.price),
+            trigger: None,
+            quantity: order.remaining,
+        })
+    }
+
     pub fn order(&self, id: OrderId) -> Option<OrderView> {
         match self.index.get(&id)? {
             Location::Resting(slot) => self.book.get(*slot).map(|order| OrderView {

@@ -45,25 +45,40 @@ impl Venues {
                 if asset_out != hop.asset_out {
                     return Err(RouteError::MalformedRoute);
                 }
-                let hop_out = venue
+                let trade = venue
                     .apply_exact_in(hop.asset_in, amount)
                     .map_err(|error| venue_error(venue, error))?;
-                let venue_party = Party::Pool(venue.id().clone());
+                let venue_party = match venue {
+                    Venue::Book(_) => Party::Book(venue.id().clone()),
+                    _ => Party::Pool(venue.id().clone()),
+                };
+                let unspent = amount - trade.amount_spent;
                 movements.push(Movement::asset(
-                    payer,
+                    payer.clone(),
                     venue_party.clone(),
                     hop.asset_in,
-                    amount,
+                    trade.amount_spent,
                 ));
+                // What a book leaves unspent goes back to the trader (or
+                // stays there, on a first hop).
+                if unspent > 0 && payer != trader {
+                    movements.push(Movement::asset(
+                        payer,
+                        trader.clone(),
+                        hop.asset_in,
+                        unspent,
+                    ));
+                }
                 hops.push(Hop {
                     venue: hop.venue.clone(),
                     asset_in: hop.asset_in,
                     asset_out,
                     amount_in: amount,
-                    amount_out: hop_out,
+                    amount_unspent: unspent,
+                    amount_out: trade.amount_out,
                 });
                 payer = venue_party;
-                amount = hop_out;
+                amount = trade.amount_out;
             }
             movements.push(Movement::asset(
                 payer,

@@ -53,13 +53,17 @@ pub struct RouteRequest {
     pub split: bool,
 }
 
-/// One hop of a route: sell `amount_in` of `asset_in` on `venue`.
+/// One hop of a route: offer `amount_in` of `asset_in` on `venue`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hop {
     pub venue: VenueId,
     pub asset_in: Asset,
     pub asset_out: Asset,
     pub amount_in: u128,
+    /// The part of `amount_in` the venue did not use, left with the trader:
+    /// always 0 on a pool; on a book, what is short of a whole lot or
+    /// beyond its depth (see `book.rs`).
+    pub amount_unspent: u128,
     pub amount_out: u128,
 }
 
@@ -284,8 +288,8 @@ impl Venues {
         let mut amount = amount_in;
         for step in steps {
             let venue = &self.venues[step.venue];
-            let hop_out = venue
-                .quote_exact_in(step.asset_in, amount)
+            let trade = venue
+                .trade_exact_in(step.asset_in, amount)
                 .map_err(|error| venue_error(venue, error))?;
             let asset_out = other_asset(venue, step.asset_in);
             hops.push(Hop {
@@ -293,9 +297,10 @@ impl Venues {
                 asset_in: step.asset_in,
                 asset_out,
                 amount_in: amount,
-                amount_out: hop_out,
+                amount_unspent: amount - trade.amount_spent,
+                amount_out: trade.amount_out,
             });
-            amount = hop_out;
+            amount = trade.amount_out;
         }
         Ok(RoutePart {
             hops,

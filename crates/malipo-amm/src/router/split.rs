@@ -10,6 +10,11 @@
 //! much; it is compared with the single paths and used only when it is
 //! strictly better, so a route never gives less than its best single path.
 //!
+//! A book's output is only roughly concave (whole lots, fees rounded per
+//! fill, prices that worsen level by level), so through a book the search
+//! may miss the best split by a little more; the same comparison keeps it
+//! from ever doing worse than the best single path.
+//!
 //! Only paths sharing no venue are paired: then the two parts do not move
 //! each other's prices and the quote is exact whatever order they run in.
 //! Only the [`SPLIT_CANDIDATES`] best single paths are paired (every pair

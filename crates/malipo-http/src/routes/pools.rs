@@ -153,8 +153,9 @@ pub async fn create_swap(
     .await
 }
 
-/// Quote the best execution across the pools (up to 3 hops, optionally
-/// split across two paths); moves nothing.
+/// Quote the best execution across the pools and the pairs' order books
+/// (up to 3 hops, optionally split across two paths); moves nothing. Each
+/// leg names its venue (`pool` or `book`) and id.
 #[utoipa::path(post, path = "/v1/trading/route", tag = "trading", request_body = RouteParams,
     responses((status = 200, body = RouteQuote), (status = 400, body = ErrorBody)),
     security(("secret_key" = [])))]
@@ -166,8 +167,9 @@ pub async fn quote_route(
     Ok(Json(state.gateway.quote_route(&context, body.value).await?))
 }
 
-/// Quote and execute a route for a customer: every leg in one transaction,
-/// or nothing when the output would be below `min_amount_out`.
+/// Quote and execute a route for a customer: every leg in one transaction
+/// (pool legs as swaps, book legs as the customer's market IOC orders), or
+/// nothing when the output would be below `min_amount_out`.
 #[utoipa::path(post, path = "/v1/trading/route/execute", tag = "trading", request_body = RouteParams,
     params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = Swap), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),

@@ -34,6 +34,7 @@ mod pools;
 mod rate_limits;
 mod refunds;
 mod relworx;
+mod router;
 mod secrets_in_logs;
 mod system;
 mod trading;
