@@ -1133,9 +1133,10 @@ impl Gateway {
     }
 
     /// `POST /v1/trading/trades/{id}/cancel`: a pending trade becomes
-    /// `canceled`, with its payment when the provider holds nothing of it
-    /// yet (`payments::cancelable_unsent`); a payment that goes on and succeeds
-    /// later only credits the customer's balance.
+    /// `canceled`, with its payment only when it was never sent to its
+    /// provider (`payments::cancelable_unsent`); any other payment (an STK
+    /// push, a card page, a crypto address) goes on, and a later success
+    /// only credits the customer's balance.
     pub async fn cancel_trade(
         &self,
         context: &MerchantContext,

@@ -694,19 +694,18 @@ fn plan_transition(
     Ok((money, event))
 }
 
-/// Whether a payment can be canceled without asking its provider: not
-/// yet sent to it, or waiting for the customer (`requires_action`).
+/// Whether a payment was never sent to its provider
+/// (`requires_confirmation`, never confirmed), so canceling it here can't
+/// leave money at the provider. A `requires_action` payment is not: the
+/// provider holds it (a card's hosted page or 3-D Secure, a crypto deposit
+/// address, a partial crypto payment) and the customer may still pay it.
 pub(crate) fn cancelable_unsent(record: &PaymentRecord) -> bool {
-    match record.payment.status {
-        PaymentStatus::RequiresConfirmation => record.started_ms.is_none(),
-        PaymentStatus::RequiresAction => true,
-        _ => false,
-    }
+    record.payment.status == PaymentStatus::RequiresConfirmation && record.started_ms.is_none()
 }
 
-/// Cancels a locked payment the provider holds nothing of (see
-/// [`cancelable_unsent`]; any other status is refused by the transition
-/// table) and writes it, with its event.
+/// Cancels a locked payment without asking its provider (a status the
+/// transition table refuses is refused) and writes it, with its event.
+/// The desk calls it only for [`cancelable_unsent`] payments.
 pub(crate) async fn cancel_unsent(
     conn: &mut Conn<'_>,
     record: &mut PaymentRecord,

@@ -5,7 +5,8 @@
 //! refusals (short reserve, short balance, expired or used quote) that move
 //! nothing; buys paid with a payment method (sandbox, bank transfer) that
 //! complete when the payment succeeds, fail with it, fail late or short
-//! with the fiat left in the customer's balance, and cancel while pending.
+//! with the fiat left in the customer's balance, and cancel while pending
+//! (a payment the provider holds, a card page, runs on).
 
 use crate::both_backends;
 use crate::conversions::static_source;
@@ -1259,4 +1260,86 @@ async fn an_unpaid_buy_fails_when_its_payment_expires(app: &TestApp) {
 both_backends!(
     an_unpaid_buy_fails_when_its_payment_expires,
     super::expiring_config()
+);
+
+/// The desk's config with an NGN rate (1 500 per USD), for card buys.
+fn ngn_config() -> Config {
+    let mut config = desk_config();
+    config.rate_sources[0] = static_source("static", &[("btc", "0.00002"), ("ngn", "1500")], 0, 0);
+    config
+}
+
+/// A card buy waits on Paystack's hosted page (`requires_action`): the
+/// provider holds the payment and the customer can still pay there, so
+/// canceling the trade leaves the payment running, and its success only
+/// credits the customer's NGN balance.
+async fn canceling_a_card_buy_leaves_its_payment_payable(app: &TestApp) {
+    let (key, _receiver, simulator) = crate::cards::paystack_merchant(app, 100).await;
+    fund(app, "btc", 100_000_000).await;
+    let reserve_before = reserve(app, "btc").await;
+    let ada = customer(app, &key, "ada").await;
+    let quoted = quote(app, &key, buy_quote(&ada, "ngn", 500_000, "card"))
+        .await
+        .expect(200);
+    let pending = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &json!({"quote": quoted["id"], "payment": {
+                "customer": {"email": "ada@example.com"},
+                "return_url": crate::cards::RETURN_URL}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(pending["status"], "pending", "{pending}");
+    assert_eq!(pending["next_action"]["type"], "redirect", "{pending}");
+    let canceled = app
+        .post(
+            &format!(
+                "/v1/trading/trades/{}/cancel",
+                pending["id"].as_str().expect("id")
+            ),
+            &key,
+            &json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(canceled["status"], "canceled");
+    let payment_path = format!(
+        "/v1/payments/{}",
+        pending["payment"].as_str().expect("payment")
+    );
+    let payment = app.get(&payment_path, &key).await.expect(200);
+    assert_eq!(payment["status"], "requires_action", "{payment}");
+
+    // The customer pays on the page after all: the fiat is hers, no BTC.
+    crate::cards::pay_on_page(
+        &payment,
+        malipo_simulators::paystack::CARD_SUCCESS,
+        "before_redirect",
+    )
+    .await;
+    let paid = app
+        .wait_for_payment(&key, payment["id"].as_str().expect("id"), |p| {
+            p["status"] != "requires_action"
+        })
+        .await;
+    assert_eq!(paid["status"], "succeeded", "{paid}");
+    let trade = app
+        .get(
+            &format!("/v1/trading/trades/{}", pending["id"].as_str().expect("id")),
+            &key,
+        )
+        .await
+        .expect(200);
+    assert_eq!(trade["status"], "canceled");
+    assert_eq!(balance(app, &key, &ada, "ngn").await, (500_000, 0));
+    assert_eq!(balance(app, &key, &ada, "btc").await, (0, 0));
+    assert_eq!(reserve(app, "btc").await, reserve_before);
+    assert_consistent(app).await;
+    simulator.shutdown().await;
+}
+both_backends!(
+    canceling_a_card_buy_leaves_its_payment_payable,
+    super::ngn_config()
 );
