@@ -4,11 +4,13 @@
 //!
 //! - `GET /v1/trading/prices`: bid/ask from the venue's book for
 //!   `{asset}_{currency}` when both sides have orders, else from the
-//!   mode's liquidity pools of the pair (what one major unit sells or
-//!   buys for, through `malipo-amm`'s quotes), else from the rate sources
-//!   (mid ± `[desk] spread_basis_points`); a stale rate is refused
-//!   (`rate_stale`, 503). Book and pool prices become rates rounded for
-//!   the platform (`market_rates`).
+//!   mode's deepest liquidity pool of the pair (what one major unit sells
+//!   or buys for, through `malipo-amm`'s quotes, ± `[desk]
+//!   spread_basis_points`; ignored when crossed or further than `[desk]
+//!   max_pool_deviation_basis_points` from the rate sources' mid), else
+//!   from the rate sources (mid ± `[desk] spread_basis_points`); a stale
+//!   rate is refused (`rate_stale`, 503). Book and pool prices become
+//!   rates rounded for the platform (`market_rates`, `pool_rates`).
 //! - `POST /v1/trading/quotes`: locks the rate for
 //!   `[desk] quote_lifetime_seconds`, with the fee of the payment method
 //!   (`[desk] fee_basis_points`, [`malipo_core::desk::FeeTable`]) and both
@@ -65,6 +67,9 @@ pub const DESK_QUOTE_LIFETIME_SECONDS_MAX: u64 = 3_600;
 /// three days (a bank transfer's default expiry).
 pub const DESK_PAYMENT_WINDOW_SECONDS_MAX: u64 = 259_200;
 
+/// The widest `[desk] max_pool_deviation_basis_points`: 50%.
+pub const DESK_POOL_DEVIATION_BASIS_POINTS_MAX: u32 = 5_000;
+
 /// `[desk]` settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -74,8 +79,13 @@ pub struct DeskConfig {
     /// voucher 100, crypto 50, card 300, balance 50).
     pub fee_basis_points: BTreeMap<String, u32>,
     /// Taken off (bid) and added to (ask) the mid rate when a price comes
-    /// from the rate sources (at most 5000).
+    /// from the rate sources, and off the pool's bid and onto its ask when
+    /// it comes from a pool (at most 5000).
     pub spread_basis_points: u32,
+    /// How far (1 to 5000 basis points) a pool's mid may be from the rate
+    /// sources' mid for the pair before the desk ignores the pool and
+    /// prices from the rate sources (a pool is cheap to push).
+    pub max_pool_deviation_basis_points: u32,
     /// How long a desk quote can be used (1 to 3600).
     pub quote_lifetime_seconds: u64,
     /// How long after a buy paid with a payment method its payment may
@@ -89,6 +99,7 @@ impl Default for DeskConfig {
         DeskConfig {
             fee_basis_points: BTreeMap::new(),
             spread_basis_points: 100,
+            max_pool_deviation_basis_points: 500,
             quote_lifetime_seconds: 60,
             payment_window_seconds: 900,
         }
@@ -102,6 +113,14 @@ impl DeskConfig {
             return Err((
                 "desk.spread_basis_points",
                 format!("at most {}", conversion::SPREAD_BASIS_POINTS_MAX),
+            ));
+        }
+        if !(1..=DESK_POOL_DEVIATION_BASIS_POINTS_MAX)
+            .contains(&self.max_pool_deviation_basis_points)
+        {
+            return Err((
+                "desk.max_pool_deviation_basis_points",
+                format!("1 to {DESK_POOL_DEVIATION_BASIS_POINTS_MAX}"),
             ));
         }
         if !(1..=DESK_QUOTE_LIFETIME_SECONDS_MAX).contains(&self.quote_lifetime_seconds) {
@@ -432,6 +451,42 @@ fn market_rates(bid: Decimal, ask: Decimal, source: &str, now: i64) -> GatewayRe
     })
 }
 
+/// A pool's rates: its bid less the desk spread (a sell's rate, shown as
+/// the bid) and the inverse of its ask less the spread (a buy's rate; the
+/// ask shown is its inverse rounded up), as the rate sources' mid is
+/// widened, all in the platform's favour.
+fn pool_rates(bid: Decimal, ask: Decimal, spread: u32, now: i64) -> GatewayResult<DeskRates> {
+    let sell = conversion::quoted_rate(bid, spread).map_err(rate_error)?;
+    let buy = conversion::quoted_rate(per_unit_down(ask)?, spread).map_err(rate_error)?;
+    Ok(DeskRates {
+        buy,
+        sell,
+        bid: sell.normalize(),
+        ask: ask_of(buy)?,
+        source: "pool".into(),
+        as_of: now,
+    })
+}
+
+/// Whether a pool's mid, `(bid + ask) / 2`, is within `deviation_bps`
+/// of the rate sources' `mid`.
+fn near_mid(bid: Decimal, ask: Decimal, mid: Decimal, deviation_bps: u32) -> bool {
+    let Some(pool_mid) = bid
+        .checked_add(ask)
+        .and_then(|sum| sum.checked_div(Decimal::TWO))
+    else {
+        return false;
+    };
+    let (Some(gap), Some(allowed)) = (
+        pool_mid.checked_sub(mid).map(|gap| gap.abs()),
+        mid.checked_mul(Decimal::from(deviation_bps))
+            .and_then(|scaled| scaled.checked_div(Decimal::from(10_000))),
+    ) else {
+        return false;
+    };
+    gap <= allowed
+}
+
 /// `1 / price` truncated to [`conversion::RATE_SIGNIFICANT_DIGITS`]
 /// digits and never above the true inverse: `Decimal`'s division rounds
 /// its 28th digit either way, so the result is checked against `price`
@@ -530,8 +585,10 @@ impl Gateway {
     }
 
     /// The desk's rates for a pair: the book's best bid/ask when both
-    /// sides have orders, else the pools' prices for one unit, else the
-    /// rate sources' mid ± the desk spread.
+    /// sides have orders, else the deepest pool's bid and ask for one unit
+    /// widened by the desk spread (unless crossed, or further than
+    /// `max_pool_deviation_basis_points` from the rate sources' mid when
+    /// they price the pair), else the rate sources' mid ± the desk spread.
     async fn desk_rates(
         &self,
         context: &MerchantContext,
@@ -558,15 +615,19 @@ impl Gateway {
                 .ok_or_else(|| too_large("asset"))?;
             return market_rates(bid, ask, "order_book", now);
         }
-        if let Some((bid, ask)) = self.pool_prices(context, asset, currency).await? {
-            return market_rates(bid, ask, "pool", now);
-        }
-        let sourced = self
-            .rate_book()
-            .pair(asset, currency, now)
-            .await
-            .map_err(|error| rate_refusal(asset, currency, error))?;
         let spread = self.config().desk.spread_basis_points;
+        let sourced = self.rate_book().pair(asset, currency, now).await;
+        if let Some((bid, ask)) = self.pool_prices(context, asset, currency).await? {
+            let deviation = self.config().desk.max_pool_deviation_basis_points;
+            let near = sourced
+                .as_ref()
+                .map_or(true, |sourced| near_mid(bid, ask, sourced.mid, deviation));
+            if near {
+                return pool_rates(bid, ask, spread, now);
+            }
+            metrics::counter!("malipo_desk_pool_prices_refused_total").increment(1);
+        }
+        let sourced = sourced.map_err(|error| rate_refusal(asset, currency, error))?;
         let per_currency = Decimal::ONE
             .checked_div(sourced.mid)
             .ok_or_else(|| too_large("asset"))?;
@@ -582,12 +643,14 @@ impl Gateway {
         })
     }
 
-    /// The best bid and ask the active pools of the key's mode that trade
-    /// `asset` against `currency` give for one major unit of `asset`
-    /// (through [`malipo_amm::Pool::quote_exact_in`] and
-    /// [`malipo_amm::Pool::quote_exact_out`], so with the pool's fee and
-    /// rounded for the pool); `None` when no pool can both buy and sell
-    /// a whole unit.
+    /// The bid and ask the deepest active pool of the key's mode that
+    /// trades `asset` against `currency` (the most `currency` in reserve,
+    /// among those that can both buy and sell a whole unit) gives for one
+    /// major unit of `asset` (through [`malipo_amm::Pool::quote_exact_in`]
+    /// and [`malipo_amm::Pool::quote_exact_out`], so with the pool's fee
+    /// and rounded for the pool). Both sides come from that one pool: a
+    /// bid from one pool and an ask from another could cross. `None` when
+    /// no pool prices a unit or the deepest one's bid is not below its ask.
     async fn pool_prices(
         &self,
         context: &MerchantContext,
@@ -603,7 +666,7 @@ impl Gateway {
         };
         let unit = 10u128.pow(u32::from(asset.exponent()));
         let currency_scale = Decimal::from(10u64.pow(u32::from(currency.exponent())));
-        let mut best: Option<(Decimal, Decimal)> = None;
+        let mut deepest: Option<(u128, Decimal, Decimal)> = None;
         for pool in crate::pools::active_pools_of(&records, asset, currency)? {
             let (Ok(sold), Ok(bought)) = (
                 pool.quote_exact_in(asset, unit),
@@ -627,12 +690,14 @@ impl Gateway {
             if bid <= Decimal::ZERO {
                 continue;
             }
-            best = Some(match best {
-                None => (bid, ask),
-                Some((best_bid, best_ask)) => (best_bid.max(bid), best_ask.min(ask)),
-            });
+            let depth = pool.reserve_of(currency).unwrap_or(0);
+            if deepest.is_none_or(|(most, _, _)| depth > most) {
+                deepest = Some((depth, bid, ask));
+            }
         }
-        Ok(best)
+        Ok(deepest
+            .filter(|(_, bid, ask)| bid < ask)
+            .map(|(_, bid, ask)| (bid, ask)))
     }
 
     /// `GET /v1/trading/prices`
@@ -1709,6 +1774,28 @@ fn from_json<T: serde::de::DeserializeOwned>(id: &str, body: &str) -> GatewayRes
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pool_mid_counts_as_near_within_the_allowed_deviation_only() {
+        let decimal = |text: &str| Decimal::from_str_exact(text).expect("decimal");
+        let mid = decimal("50000");
+        // Mid 52 500: exactly 5% away is allowed, a cent more is not.
+        assert!(near_mid(decimal("50000"), decimal("55000"), mid, 500));
+        assert!(!near_mid(decimal("50000"), decimal("55000.02"), mid, 500));
+        // Below the source as well as above.
+        assert!(!near_mid(decimal("40000"), decimal("50000"), mid, 500));
+        assert!(near_mid(decimal("40000"), decimal("50000"), mid, 1_000));
+    }
+
+    #[test]
+    fn pool_rates_widen_both_sides_by_the_spread() {
+        let decimal = |text: &str| Decimal::from_str_exact(text).expect("decimal");
+        let rates = pool_rates(decimal("45330.54"), decimal("55722.73"), 100, 0).expect("rates");
+        assert_eq!(rates.bid, decimal("44877.2346"));
+        assert_eq!(rates.ask, decimal("56285.5858588"));
+        assert!(rates.buy * decimal("55722.73") < Decimal::ONE);
+        assert_eq!(rates.source, "pool");
+    }
 
     #[test]
     fn the_inverse_of_a_price_never_buys_more_than_the_price_gives() {

@@ -134,7 +134,8 @@ pub struct Config {
     /// How long a conversion quote can be paid (1 to 3600).
     pub conversion_quote_lifetime_seconds: u64,
     /// The buy/sell desk (`[desk]`: `fee_basis_points` by payment method,
-    /// `spread_basis_points`, `quote_lifetime_seconds`,
+    /// `spread_basis_points`, `max_pool_deviation_basis_points`,
+    /// `quote_lifetime_seconds`,
     /// `payment_window_seconds`; docs/trading.md).
     pub desk: malipo_gateway::desk::DeskConfig,
 }
@@ -905,6 +906,7 @@ mod tests {
                 spread_basis_points = 80
                 quote_lifetime_seconds = 30
                 payment_window_seconds = 600
+                max_pool_deviation_basis_points = 250
                 fee_basis_points = { card = 275, mpesa = 200 }
                 "#,
             )?;
@@ -912,6 +914,7 @@ mod tests {
             assert_eq!(config.desk.spread_basis_points, 80);
             assert_eq!(config.desk.quote_lifetime_seconds, 30);
             assert_eq!(config.desk.payment_window_seconds, 600);
+            assert_eq!(config.desk.max_pool_deviation_basis_points, 250);
             let table = config.desk.check().expect("valid");
             assert_eq!(table.basis_points("card"), Some(275));
             assert_eq!(table.basis_points("voucher"), Some(100), "default kept");
@@ -932,6 +935,15 @@ mod tests {
         config.desk.payment_window_seconds = 259_201;
         let error = config.validate().expect_err("too long").to_string();
         assert!(error.contains("desk.payment_window_seconds"), "{error}");
+        for refused in [0, 5_001] {
+            let mut config = Config::default();
+            config.desk.max_pool_deviation_basis_points = refused;
+            let error = config.validate().expect_err("out of range").to_string();
+            assert!(
+                error.contains("desk.max_pool_deviation_basis_points"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -1041,10 +1041,35 @@ async fn prices_come_from_a_pool_when_the_book_has_none(app: &TestApp) {
         .await
         .expect(200);
     assert_eq!(price["source"], "static");
-    // 10 BTC against 500 000 USD.
+    // A thin pool pushed to about 80 000 USD per BTC (3 BTC against
+    // 240 000 USD at a 1% fee: bid 59 548.87, ask 121 212.13): its mid is
+    // 80% away from the source's 50 000, past the 5% allowed, so the
+    // rate source still prices the pair.
     let lp = customer(app, &key, "lp").await;
-    credit(app, &key, &lp, "btc", 1_000_000_000).await;
-    credit(app, &key, &lp, "usd", 50_000_000).await;
+    credit(app, &key, &lp, "btc", 1_300_000_000).await;
+    credit(app, &key, &lp, "usd", 74_000_000).await;
+    app.post(
+        "/v1/admin/trading/pools",
+        &app.operator_token,
+        &json!({"asset_a": "btc", "asset_b": "usd", "fee_bps": 100}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        "/v1/trading/pools/pool_btc_usd_100/add_liquidity",
+        &key,
+        &json!({"customer": lp, "amount_a": 300_000_000u64, "amount_b": 24_000_000u64}),
+    )
+    .await
+    .expect(200);
+    let price = app
+        .get("/v1/trading/prices?asset=btc&currency=usd", &key)
+        .await
+        .expect(200);
+    assert_eq!(price["source"], "static", "{price}");
+    assert_eq!(price["bid"], "49500");
+    // 10 BTC against 500 000 USD, the deepest pool: both prices are its
+    // own (the thin pool's higher bid would cross its ask).
     app.post(
         "/v1/trading/pools/pool_btc_usd_30/add_liquidity",
         &key,
@@ -1063,26 +1088,30 @@ async fn prices_come_from_a_pool_when_the_book_has_none(app: &TestApp) {
         .get("/v1/trading/prices?asset=btc&currency=usd", &key)
         .await
         .expect(200);
+    // The desk's 1% spread on top, as on a rate source's mid: the bid is
+    // 45 330.54 × 0.99 truncated; the buy rate is 1 / 55 722.73 truncated
+    // to 12 digits (0.0000179459979796), × 0.99 truncated
+    // (0.0000177665379998), and the ask shown its inverse rounded up.
     assert_eq!(price["source"], "pool", "{price}");
-    assert_eq!(price["bid"], "45330.54");
-    assert_eq!(price["ask"], "55722.73");
+    assert_eq!(price["bid"], "44877.2346");
+    assert_eq!(price["ask"], "56285.5858588");
 
     // Quotes at the pool's prices round for the platform: a buy of 100 USD
-    // (fee 0.5%) gets at most 9 950 cents' worth at the ask, rounded down.
+    // (fee 0.5%) gets 9 950 cents' worth at the buy rate, rounded down:
+    // 99.50 × 0.0000177665379998 BTC = 176 777.05… sats.
     let bob = customer(app, &key, "bob").await;
     let buy = quote(app, &key, buy_quote(&bob, "usd", 10_000, "balance"))
         .await
         .expect(200);
     assert_eq!(buy["source"], "pool");
-    assert_eq!(buy["price"], "55722.73");
-    let exact = 9_950 * unit / ask_cents;
-    let sats = u128::from(buy["asset_amount"].as_u64().expect("sats"));
-    assert!(sats <= exact && sats + 1 >= exact, "{sats} vs {exact}");
+    assert_eq!(buy["price"], "56285.5858588");
+    assert_eq!(buy["asset_amount"], 176_777);
     assert!(
-        sats * ask_cents <= 9_950 * unit,
-        "never more than the ask gives"
+        176_777 * ask_cents < 9_950 * unit,
+        "less than the pool's own ask gives"
     );
-    // A sell of 0.001 BTC: floor(4 533.054) = 4 533 cents, fee ceil(22.665).
+    // A sell of 0.001 BTC: floor(4 487.72346) = 4 487 cents, fee
+    // ceil(22.435).
     let sell = quote(
         app,
         &key,
@@ -1091,9 +1120,9 @@ async fn prices_come_from_a_pool_when_the_book_has_none(app: &TestApp) {
     )
     .await
     .expect(200);
-    assert_eq!(sell["price"], "45330.54");
+    assert_eq!(sell["price"], "44877.2346");
     assert_eq!(sell["fee"], 23);
-    assert_eq!(sell["amount"], 4_510);
+    assert_eq!(sell["amount"], 4_464);
 
     // A two-sided book still comes first.
     btc_usd(app).await;
