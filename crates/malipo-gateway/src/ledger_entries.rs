@@ -672,6 +672,42 @@ pub fn payment_credits_customer(
     ([merchant, customer], transfer)
 }
 
+/// The refund of a payment that credited a customer takes back what the
+/// customer got of it (`amount − fee_share`, the refunded part of the
+/// payment's net) from the customer's available balance to the merchant's,
+/// posted (`{refund}.customer`), before the merchant's balance is reserved
+/// for the refund: the merchant pays nothing twice. With `back`, the
+/// reverse (`{refund}.customer.back`), when the provider refuses the
+/// refund.
+pub fn refund_takes_from_customer(
+    record: &PaymentRecord,
+    customer_id: &str,
+    refund_id: &str,
+    amount: u64,
+    back: bool,
+) -> ([Account; 2], TransferRequest) {
+    let payment = &record.payment;
+    let merchant = merchant_account(payment.livemode, &record.merchant_id, &payment.currency);
+    let customer = customer_account(payment.livemode, customer_id, &payment.currency, false);
+    let (id, debit, credit, code) = if back {
+        (
+            format!("{refund_id}.customer.back"),
+            &merchant,
+            &customer,
+            "customer_refund_failed",
+        )
+    } else {
+        (
+            format!("{refund_id}.customer"),
+            &customer,
+            &merchant,
+            "customer_refund",
+        )
+    };
+    let transfer = posted(id, debit, credit, u128::from(amount), code, refund_id);
+    ([merchant, customer], transfer)
+}
+
 /// A pool's reserve of one asset: it equals the pool row's reserve (checked
 /// by `malipo trading check`) and can never go below zero.
 pub fn pool_reserve_account(livemode: bool, pool_id: &str, asset: &str) -> Account {

@@ -24,6 +24,14 @@
 //! value back: that refund is refused (409 `voucher_expired`) and changes
 //! nothing. Conversion payments are refused (409
 //! `conversion_refund_unsupported`, see docs/conversions.md).
+//!
+//! A payment that credited a customer (`credit_customer`, desk buys
+//! included) passed its net on to the customer's balance: its refund first
+//! takes the refunded part of that net back from the customer's available
+//! balance to the merchant's, in the same transaction (400
+//! `balance_insufficient` naming `amount` when the customer no longer has
+//! it; nothing moves), and gives it back to the customer if the provider
+//! refuses the refund.
 
 use crate::auth::MerchantContext;
 use crate::idempotency::{IdempotencyGuard, complete, recovery_point};
@@ -82,6 +90,15 @@ fn voucher_expired_refusal() -> ApiError {
         "voucher_expired",
         "this payment's voucher has expired: its unused value was released, so a refund can't go back onto it".into(),
     )
+}
+
+/// Whether the ledger refused a batch because an account would go below
+/// zero.
+fn exceeds_credits(error: &GatewayError) -> bool {
+    matches!(error, GatewayError::Internal(error) if matches!(
+        error.downcast_ref::<StoreError>(),
+        Some(StoreError::Ledger(batch)) if batch.error == TransferError::ExceedsCredits
+    ))
 }
 
 fn refund_not_possible(code: &str, message: String) -> ApiError {
@@ -254,6 +271,31 @@ impl Gateway {
             },
             provider_reference: None,
         };
+        if let Some(customer_id) = &payment.payment.credit_customer {
+            let taken = amount.saturating_sub(fee_share);
+            let (accounts, take) = ledger_entries::refund_takes_from_customer(
+                &payment,
+                customer_id,
+                &record.refund.id,
+                taken,
+                false,
+            );
+            match post(&mut conn, &accounts, &[take]).await {
+                Err(error) if exceeds_credits(&error) => {
+                    return Err(ApiError::new(
+                        ErrorKind::InvalidRequest,
+                        "balance_insufficient",
+                        format!(
+                            "this payment credited customer {customer_id}, whose available {} balance can't give back the {taken} minor units of the refund",
+                            payment.payment.currency
+                        ),
+                    )
+                    .with_param("amount")
+                    .into());
+                }
+                other => other?,
+            }
+        }
         let reserve =
             ledger_entries::refund_reserved(&payment, &record.refund.id, amount, fee_share);
         match post(
@@ -263,12 +305,7 @@ impl Gateway {
         )
         .await
         {
-            Err(GatewayError::Internal(error))
-                if matches!(
-                    error.downcast_ref::<StoreError>(),
-                    Some(StoreError::Ledger(batch)) if batch.error == TransferError::ExceedsCredits
-                ) =>
-            {
+            Err(error) if exceeds_credits(&error) => {
                 return Err(ApiError::new(
                     ErrorKind::Conflict,
                     "balance_insufficient",
@@ -582,6 +619,16 @@ pub(crate) async fn settle_refund(
                 false,
             );
             post(conn, &ledger_entries::payment_accounts(payment), &release).await?;
+            if let Some(customer_id) = &payment.payment.credit_customer {
+                let (accounts, back) = ledger_entries::refund_takes_from_customer(
+                    payment,
+                    customer_id,
+                    &record.refund.id,
+                    amount.saturating_sub(fee_share),
+                    true,
+                );
+                post(conn, &accounts, &[back]).await?;
+            }
             payment.payment.amount_refunded -= amount;
             payment.fee_refunded -= fee_share;
             payment.payment.updated = record.refund.updated;

@@ -6,7 +6,8 @@
 //! nothing; buys paid with a payment method (sandbox, bank transfer) that
 //! complete when the payment succeeds, fail with it, fail late or short
 //! with the fiat left in the customer's balance, and cancel while pending
-//! (a payment the provider holds, a card page, runs on).
+//! (a payment the provider holds, a card page, runs on); their refunds
+//! come out of the customer's balance.
 
 use crate::both_backends;
 use crate::conversions::static_source;
@@ -1371,4 +1372,120 @@ async fn canceling_a_card_buy_leaves_its_payment_payable(app: &TestApp) {
 both_backends!(
     canceling_a_card_buy_leaves_its_payment_payable,
     super::ngn_config()
+);
+
+/// A desk buy's payment credited the customer: refunding it takes the
+/// fiat back from her balance, never from the merchant's. After a failed
+/// (late) trade she still has it and the refund goes through; after a
+/// completed trade she spent it on the BTC and the refund is refused,
+/// moving nothing.
+async fn refunds_of_desk_payments_take_the_fiat_from_the_customer(app: &TestApp) {
+    let key = app.test_key().await;
+    fund(app, "btc", 100_000_000).await;
+    // The merchant's own 100 USD, which no desk refund may touch.
+    app.post(
+        "/v1/payments",
+        &key,
+        &json!({"amount": 10_000, "currency": "usd", "method": "sandbox",
+                "customer": {"phone": "254700000000"}}),
+    )
+    .await
+    .expect(200);
+    let merchant_before = crate::mtn_momo::balance(app, &key, "usd").await;
+    assert!(merchant_before.0 > 0, "{merchant_before:?}");
+    let erin = customer(app, &key, "erin").await;
+
+    // Paid after the trade's two-second window: failed, the fiat stays.
+    let late = quote(app, &key, buy_quote(&erin, "usd", 2_000, "sandbox"))
+        .await
+        .expect(200);
+    let slow = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &paid_buy(&late, "254700000000", json!({"confirm": false})),
+        )
+        .await
+        .expect(200);
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    let slow_payment = slow["payment"].as_str().expect("payment");
+    app.post(
+        &format!("/v1/payments/{slow_payment}/confirm"),
+        &key,
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    let failed = settled_trade(app, &key, &slow).await;
+    assert_eq!(failed["failure_code"], "payment_late", "{failed}");
+    assert_eq!(balance(app, &key, &erin, "usd").await, (2_000, 0));
+    let refund = app
+        .post("/v1/refunds", &key, &json!({"payment": slow_payment}))
+        .await
+        .expect(200);
+    assert_eq!(refund["status"], "succeeded", "{refund}");
+    assert_eq!(refund["amount"], 2_000);
+    assert_eq!(balance(app, &key, &erin, "usd").await, (0, 0));
+    assert_eq!(
+        crate::mtn_momo::balance(app, &key, "usd").await,
+        merchant_before
+    );
+
+    // Completed: the fiat paid for the BTC, so there is nothing to take.
+    let done = quote(app, &key, buy_quote(&erin, "usd", 1_000, "sandbox"))
+        .await
+        .expect(200);
+    let completed = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &paid_buy(&done, "254700000000", json!({})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(completed["status"], "completed", "{completed}");
+    let btc = balance(app, &key, &erin, "btc").await;
+    let refused = app
+        .post(
+            "/v1/refunds",
+            &key,
+            &json!({"payment": completed["payment"]}),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "balance_insufficient");
+    assert_eq!(refused.body["error"]["param"], "amount");
+    let payment = app
+        .get(
+            &format!(
+                "/v1/payments/{}",
+                completed["payment"].as_str().expect("payment")
+            ),
+            &key,
+        )
+        .await
+        .expect(200);
+    assert_eq!(payment["amount_refunded"], 0);
+    let refunds = app
+        .get(
+            &format!(
+                "/v1/refunds?payment={}",
+                completed["payment"].as_str().expect("payment")
+            ),
+            &key,
+        )
+        .await
+        .expect(200);
+    assert_eq!(refunds["data"], json!([]));
+    assert_eq!(balance(app, &key, &erin, "usd").await, (0, 0));
+    assert_eq!(balance(app, &key, &erin, "btc").await, btc);
+    assert_eq!(
+        crate::mtn_momo::balance(app, &key, "usd").await,
+        merchant_before
+    );
+    assert_consistent(app).await;
+}
+both_backends!(
+    refunds_of_desk_payments_take_the_fiat_from_the_customer,
+    super::paid_config()
 );
