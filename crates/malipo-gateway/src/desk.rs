@@ -23,13 +23,14 @@
 //!   `reserve_insufficient`, a short customer balance a 400; nothing moves.
 //! - `POST /v1/trading/buy` with a `payment`: the payment is created by
 //!   the payments code (`Gateway::create_payment_for`) crediting the
-//!   customer, and `open_trade` claims the quote, checks the reserve and
-//!   writes the `pending` trade in the transaction that writes the payment.
+//!   customer, and `open_trade` claims the quote, checks the reserve, holds
+//!   the asset on it (a pending ledger transfer, `reserve_hold`) and writes
+//!   the `pending` trade in the transaction that writes the payment.
 //!   Wherever a payment crediting a customer reaches a final status, its
 //!   money's writer calls `payment_finished` in the same transaction: a
-//!   success settles the trade exactly as a balance buy (or fails it, the
-//!   fiat staying in the customer's balance, when it is late or the
-//!   reserve is short), any other end fails it.
+//!   success settles the trade as a balance buy, the hold posted (or fails
+//!   it, the fiat staying in the customer's balance, when it is late),
+//!   any other end fails it; a failure or cancel voids the hold.
 //! - `POST /v1/trading/trades/{id}/cancel`: a pending trade, and its
 //!   payment when the provider holds nothing of it yet.
 //! - `POST /v1/admin/trading/reserves` funds a test-mode reserve from the
@@ -299,8 +300,7 @@ pub struct Trade {
     #[serde(default)]
     pub expires_at: Option<i64>,
     /// Why a trade failed: `payment_failed`, `payment_canceled`,
-    /// `payment_expired`, `payment_late`, `reserve_insufficient` or
-    /// `balance_insufficient`.
+    /// `payment_expired`, `payment_late` or `balance_insufficient`.
     #[serde(default)]
     pub failure_code: Option<String>,
     #[serde(default)]
@@ -341,9 +341,14 @@ pub struct DeskReserve {
     pub object: &'static str,
     pub livemode: bool,
     pub asset: String,
-    /// What trades can draw (minor units).
+    /// What trades can draw (minor units), the holds excluded.
     #[schema(value_type = u64)]
     pub available: u128,
+    /// Held for pending buys paid with a payment method (minor units):
+    /// delivered when their payment succeeds, back in `available` when
+    /// they fail or are canceled.
+    #[schema(value_type = u64)]
+    pub held: u128,
     /// Desk fees earned in this asset (minor units).
     #[schema(value_type = u64)]
     pub fees: u128,
@@ -966,7 +971,7 @@ impl Gateway {
         if !conn.claim_desk_quote(&quote.id, &trade.id, now).await? {
             return Err(quote_unusable(&quote.id, quote.expires_at <= now));
         }
-        let (accounts, transfers) = settlement(&quote, &trade.id);
+        let (accounts, transfers) = settlement(&quote, &trade.id, false);
         // Lock the two accounts the checks read (in id order, so two
         // trades never wait on each other crosswise): a concurrent trade
         // waits here and then sees what this one left.
@@ -1245,6 +1250,8 @@ impl Gateway {
         }
         trade.status = "canceled".into();
         trade.next_action = None;
+        let (accounts, void) = reserve_hold(&trade, HoldStep::Release);
+        post(&mut conn, &accounts, &void).await?;
         if !conn
             .update_desk_trade(id, "pending", "canceled", &to_json(&trade)?)
             .await?
@@ -1413,6 +1420,7 @@ impl Gateway {
                 let balance = account.available_credit_balance().unwrap_or(0);
                 if is_reserve {
                     entry.available = balance;
+                    entry.held = account.debits_pending;
                 } else {
                     entry.fees = balance;
                 }
@@ -1435,7 +1443,8 @@ pub(crate) struct TradeAttachment {
 }
 
 /// In the transaction that writes a desk buy's payment: claims the quote
-/// (once), checks the asset reserve under its lock, writes the pending
+/// (once), checks the asset reserve under its lock and holds the trade's
+/// asset on it ([`reserve_hold`]), writes the pending
 /// trade with `trade.created` and the Idempotency-Key's recovery point;
 /// a payment that already ended (the sandbox answers at once) settles or
 /// fails it here. A refusal fails the whole transaction: no payment, no
@@ -1459,6 +1468,10 @@ pub(crate) async fn open_trade(
     conn.ledger_accounts_for_update(&[reserve.id.as_str()].into())
         .await?;
     check_reserve(conn, &quote).await?;
+    // The asset the trade will deliver is held from now on: other trades
+    // and quotes see only what is left (`available` excludes it).
+    let (accounts, hold) = reserve_hold(&trade, HoldStep::Hold);
+    post(conn, &accounts, &hold).await?;
     trade.payment = Some(payment.payment.id.clone());
     conn.insert_desk_trade(&DeskTradeRecord {
         id: trade.id.clone(),
@@ -1494,9 +1507,10 @@ pub(crate) async fn open_trade(
 /// [`Gateway::cancel_trade`] does before it reads the trade). The pending
 /// desk trade it pays for, if any, completes on success — settled exactly
 /// as a balance buy from the fiat the payment just credited — or fails:
-/// a late success, a short reserve or balance (the fiat stays in the
-/// customer's balance), or a payment that failed, was canceled or expired.
-/// A trade already canceled stays so.
+/// a late success or a short balance (the fiat stays in the customer's
+/// balance), or a payment that failed, was canceled or expired; a failure
+/// voids the trade's hold on the reserve. A trade already canceled stays
+/// so.
 pub(crate) async fn payment_finished(
     conn: &mut Conn<'_>,
     payment_id: &str,
@@ -1525,6 +1539,10 @@ pub(crate) async fn payment_finished(
         )),
     };
     trade.next_action = None;
+    if failure.is_some() {
+        let (accounts, void) = reserve_hold(&trade, HoldStep::Release);
+        post(conn, &accounts, &void).await?;
+    }
     let event_type = match failure {
         None => {
             trade.status = "completed".into();
@@ -1583,20 +1601,12 @@ async fn settle_paid_buy(
         .await?
         .ok_or_else(|| GatewayError::internal(ApiError::not_found("desk_quote", &trade.quote)))?;
     let quote: DeskQuote = from_json(&quote_record.id, &quote_record.body)?;
-    let (accounts, transfers) = settlement(&quote, &trade.id);
+    // The reserve's side is the hold the trade took when it opened: no
+    // reserve check, its asset is already set aside.
+    let (accounts, transfers) = settlement(&quote, &trade.id, true);
     let reserve = reserve_account(quote.livemode, &quote.asset);
     let locked: BTreeSet<&str> = [accounts[0].id.as_str(), reserve.id.as_str()].into();
     conn.ledger_accounts_for_update(&locked).await?;
-    match check_reserve(conn, &quote).await {
-        Ok(()) => {}
-        Err(GatewayError::Api(error)) if error.code == "reserve_insufficient" => {
-            return Ok(Some((
-                "reserve_insufficient",
-                format!("{}; {keeps}", error.message),
-            )));
-        }
-        Err(error) => return Err(error),
-    }
     let have = balance_of(conn, &accounts[0]).await?;
     if have < u128::from(quote.amount) {
         return Ok(Some((
@@ -1611,12 +1621,52 @@ async fn settle_paid_buy(
     Ok(None)
 }
 
+/// For `malipo trading check`: each desk reserve's pending debits equal
+/// the `asset_amount`s of its mode's pending trades in that asset (the
+/// holds [`open_trade`] took). Answers how many trades are pending and
+/// each disagreement in words.
+pub(crate) async fn check_holds(conn: &mut Conn<'_>) -> GatewayResult<(usize, Vec<String>)> {
+    let pending = conn.pending_desk_trades().await?;
+    let mut expected: BTreeMap<String, u128> = BTreeMap::new();
+    for record in &pending {
+        let trade: Trade = from_json(&record.id, &record.body)?;
+        *expected
+            .entry(reserve_account(trade.livemode, &trade.asset).id)
+            .or_default() += u128::from(trade.asset_amount);
+    }
+    let mut problems = Vec::new();
+    for mode in [Mode::Test, Mode::Live] {
+        let prefix = format!("{}/platform/", mode.as_str());
+        for account in conn.ledger_accounts_with_prefix(&prefix).await? {
+            if !account.id.ends_with("/desk_reserve") {
+                continue;
+            }
+            let holds = expected.remove(&account.id).unwrap_or(0);
+            if account.debits_pending != holds {
+                problems.push(format!(
+                    "desk reserve {} has {} pending but its pending trades hold {holds}",
+                    account.id, account.debits_pending
+                ));
+            }
+        }
+    }
+    for (account, holds) in expected {
+        if holds > 0 {
+            problems.push(format!(
+                "pending desk trades hold {holds} but reserve {account} does not exist"
+            ));
+        }
+    }
+    Ok((pending.len(), problems))
+}
+
 fn empty_reserve(livemode: bool, asset: &str) -> DeskReserve {
     DeskReserve {
         object: "desk_reserve",
         livemode,
         asset: asset.to_owned(),
         available: 0,
+        held: 0,
         fees: 0,
     }
 }
@@ -1627,7 +1677,16 @@ async fn reserve_of(
     asset: &str,
 ) -> GatewayResult<DeskReserve> {
     let mut reserve = empty_reserve(livemode, asset);
-    reserve.available = balance_of(conn, &reserve_account(livemode, asset)).await?;
+    let account = reserve_account(livemode, asset);
+    if let Some(found) = conn
+        .ledger_accounts_with_prefix(&account.id)
+        .await?
+        .into_iter()
+        .find(|found| found.id == account.id)
+    {
+        reserve.available = found.available_credit_balance().unwrap_or(0);
+        reserve.held = found.debits_pending;
+    }
     reserve.fees = balance_of(conn, &desk_fees_account(livemode, asset)).await?;
     Ok(reserve)
 }
@@ -1661,9 +1720,65 @@ async fn check_reserve(conn: &mut Conn<'_>, quote: &DeskQuote) -> GatewayResult<
     Ok(())
 }
 
+/// A step of the hold a pending buy puts on the asset reserve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HoldStep {
+    /// The trade opened: `{trade}.asset.pending`, reserve -> customer.
+    Hold,
+    /// It failed or was canceled: `{trade}.asset.void` gives it back.
+    Release,
+}
+
+/// The pending transfer that holds a buy's `asset_amount` on the asset
+/// reserve while its payment runs (`available` no longer counts it), or
+/// its void; settling posts it ([`settlement`] with `held`). Nothing for
+/// an asset amount of zero.
+fn reserve_hold(trade: &Trade, step: HoldStep) -> (Vec<Account>, Vec<TransferRequest>) {
+    let reserve = reserve_account(trade.livemode, &trade.asset);
+    let customer =
+        ledger_entries::customer_account(trade.livemode, &trade.customer, &trade.asset, false);
+    let pending_id = format!("{}.asset.pending", trade.id);
+    let transfer = match step {
+        HoldStep::Hold => TransferRequest {
+            id: pending_id,
+            debit_account_id: reserve.id.clone(),
+            credit_account_id: customer.id.clone(),
+            amount: u128::from(trade.asset_amount),
+            asset: trade.asset.clone(),
+            kind: TransferKind::Pending,
+            pending_id: None,
+            code: "desk_buy_hold".into(),
+            source_id: Some(trade.id.clone()),
+        },
+        HoldStep::Release => TransferRequest {
+            id: format!("{}.asset.void", trade.id),
+            debit_account_id: reserve.id.clone(),
+            credit_account_id: customer.id.clone(),
+            amount: 0,
+            asset: trade.asset.clone(),
+            kind: TransferKind::VoidPending,
+            pending_id: Some(pending_id),
+            code: "desk_buy_release".into(),
+            source_id: Some(trade.id.clone()),
+        },
+    };
+    let transfers = if trade.asset_amount > 0 {
+        vec![transfer]
+    } else {
+        Vec::new()
+    };
+    (vec![reserve, customer], transfers)
+}
+
 /// The transfers that settle a quote at once. The first account is the
-/// customer account the trade debits.
-fn settlement(quote: &DeskQuote, trade_id: &str) -> (Vec<Account>, Vec<TransferRequest>) {
+/// customer account the trade debits. With `held` (a buy paid with a
+/// payment method), the asset comes from the trade's hold on the reserve
+/// (its pending transfer posted) rather than a transfer of its own.
+fn settlement(
+    quote: &DeskQuote,
+    trade_id: &str,
+    held: bool,
+) -> (Vec<Account>, Vec<TransferRequest>) {
     let live = quote.livemode;
     let customer_fiat =
         ledger_entries::customer_account(live, &quote.customer, &quote.currency, false);
@@ -1696,13 +1811,28 @@ fn settlement(quote: &DeskQuote, trade_id: &str) -> (Vec<Account>, Vec<TransferR
                 &quote.currency,
             ),
             fee_transfer(&customer_fiat),
-            transfer(
-                "asset",
-                &reserve_asset,
-                &customer_asset,
-                quote.asset_amount,
-                &quote.asset,
-            ),
+            if held {
+                TransferRequest {
+                    kind: TransferKind::PostPending,
+                    pending_id: Some(format!("{trade_id}.asset.pending")),
+                    amount: 0,
+                    ..transfer(
+                        "asset.post",
+                        &reserve_asset,
+                        &customer_asset,
+                        quote.asset_amount,
+                        &quote.asset,
+                    )
+                }
+            } else {
+                transfer(
+                    "asset",
+                    &reserve_asset,
+                    &customer_asset,
+                    quote.asset_amount,
+                    &quote.asset,
+                )
+            },
         ]
     } else {
         vec![
@@ -1723,7 +1853,10 @@ fn settlement(quote: &DeskQuote, trade_id: &str) -> (Vec<Account>, Vec<TransferR
             fee_transfer(&reserve_fiat),
         ]
     };
-    transfers.retain(|transfer| transfer.amount > 0);
+    // A posted hold carries no amount of its own (the pending one's).
+    transfers.retain(|transfer| {
+        transfer.amount > 0 || (transfer.pending_id.is_some() && quote.asset_amount > 0)
+    });
     let first = if side_of(&quote.side) == Side::Buy {
         customer_fiat.clone()
     } else {

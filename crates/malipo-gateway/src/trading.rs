@@ -182,6 +182,9 @@ pub struct TradingCheckReport {
     /// Liquidity pool rows (one per pool and mode) proved equal to their
     /// ledger accounts.
     pub pools: usize,
+    /// Pending desk buys, whose holds on the desk reserves were proved
+    /// equal to the reserves' pending debits.
+    pub desk_trades_pending: usize,
     /// Each disagreement, in words; empty when `ok`.
     pub problems: Vec<String>,
 }
@@ -1462,8 +1465,10 @@ impl Gateway {
     /// equals the whole log replayed from an empty book, each open order is open in the engine with the
     /// same open quantity and holds exactly what that quantity needs, the
     /// engine has no other open order, each customer's held account equals
-    /// the sum of its open orders' holds, and no customer account is below
-    /// zero. Runs in one transaction holding every book's row.
+    /// the sum of its open orders' holds, no customer account is below
+    /// zero, each desk reserve holds exactly its pending buys' asset, and
+    /// the pools agree with their ledger accounts. Runs in one transaction
+    /// holding every book's row.
     pub async fn trading_check(&self) -> GatewayResult<TradingCheckReport> {
         let mut report = TradingCheckReport::default();
         let mut tx = self.store().begin().await?;
@@ -1562,6 +1567,9 @@ impl Gateway {
                 ));
             }
         }
+        let desk = crate::desk::check_holds(&mut conn).await?;
+        report.desk_trades_pending = desk.0;
+        report.problems.extend(desk.1);
         let pools = crate::pools::check_pools(&mut conn).await?;
         report.pools = pools.pools;
         report.problems.extend(pools.problems);

@@ -176,6 +176,17 @@ impl Conn<'_> {
         })?)
     }
 
+    /// Every pending trade of both modes (buys waiting for their
+    /// payment; each ends with its payment, within the payment window or
+    /// the payment's expiry), for `malipo trading check`.
+    pub async fn pending_desk_trades(&mut self) -> Result<Vec<DeskTradeRecord>, StoreError> {
+        Ok(run!(self, |c| {
+            sqlx::query_as("SELECT * FROM desk_trades WHERE status = 'pending' ORDER BY id")
+                .fetch_all(&mut **c)
+                .await
+        })?)
+    }
+
     /// One page of trades, newest first.
     pub async fn desk_trades(
         &mut self,

@@ -85,6 +85,20 @@ async fn reserve(app: &TestApp, asset: &str) -> (u64, u64) {
         })
 }
 
+/// What the test-mode reserve of `asset` holds for pending buys.
+async fn held(app: &TestApp, asset: &str) -> u64 {
+    let list = app
+        .get("/v1/admin/trading/reserves", &app.operator_token)
+        .await
+        .expect(200);
+    list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|reserve| reserve["asset"] == asset && reserve["livemode"] == false)
+        .map_or(0, |reserve| reserve["held"].as_u64().expect("held"))
+}
+
 async fn quote(app: &TestApp, key: &str, body: Value) -> crate::helpers::Response {
     app.post("/v1/trading/quotes", key, &body).await
 }
@@ -723,12 +737,26 @@ async fn paid_buy_refusals_move_nothing(app: &TestApp) {
         .expect(200);
     assert_eq!(trades["data"].as_array().map(Vec::len), Some(0));
 
-    // The reserve runs short between the buy and its payment's success:
-    // the trade fails and the fiat stays in the customer's balance.
+    // A pending buy holds its BTC on the reserve: a quote of the whole
+    // reserve taken before it can no longer be served, and the paid buy
+    // completes from its hold when its payment succeeds.
     fund(app, "btc", 200_000).await;
+    let (whole, _) = reserve(app, "btc").await;
+    let dave_btc = balance(app, &key, &dave, "btc").await;
+    let carol_usd = balance(app, &key, &carol, "usd").await;
+    let carol_btc = balance(app, &key, &carol, "btc").await.0;
+    let drain = quote(
+        app,
+        &key,
+        json!({"customer": dave, "side": "buy", "asset": "btc", "currency": "usd",
+               "asset_amount": whole, "payment_method": "balance"}),
+    )
+    .await
+    .expect(200);
     let small = quote(app, &key, buy_quote(&carol, "usd", 2_000, "sandbox"))
         .await
         .expect(200);
+    let sats = small["asset_amount"].as_u64().expect("sats");
     let pending = app
         .post(
             "/v1/trading/buy",
@@ -738,23 +766,19 @@ async fn paid_buy_refusals_move_nothing(app: &TestApp) {
         .await
         .expect(200);
     assert_eq!(pending["status"], "pending", "{pending}");
-    let (left, _) = reserve(app, "btc").await;
-    let drain = quote(
-        app,
-        &key,
-        json!({"customer": dave, "side": "buy", "asset": "btc", "currency": "usd",
-               "asset_amount": left, "payment_method": "balance"}),
-    )
-    .await
-    .expect(200);
-    app.post(
-        "/v1/trading/buy",
-        &key,
-        &json!({"quote": drain["id"], "pay_from_balance": true}),
-    )
-    .await
-    .expect(200);
-    let reserves_before = (reserve(app, "btc").await, reserve(app, "usd").await);
+    assert_eq!(reserve(app, "btc").await.0, whole - sats);
+    assert_eq!(held(app, "btc").await, sats);
+    assert_consistent(app).await;
+    let short = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &json!({"quote": drain["id"], "pay_from_balance": true}),
+        )
+        .await;
+    assert_eq!(short.status, 409, "{}", short.body);
+    assert_eq!(short.body["error"]["code"], "reserve_insufficient");
+    assert_eq!(balance(app, &key, &dave, "btc").await, dave_btc);
     let payment_id = pending["payment"].as_str().expect("payment");
     let paid = app
         .post(
@@ -765,19 +789,15 @@ async fn paid_buy_refusals_move_nothing(app: &TestApp) {
         .await
         .expect(200);
     assert_eq!(paid["status"], "succeeded");
-    let failed = settled_trade(app, &key, &pending).await;
-    assert_eq!(failed["status"], "failed");
-    assert_eq!(failed["failure_code"], "reserve_insufficient", "{failed}");
-    assert_eq!(balance(app, &key, &carol, "usd").await, (2_000, 0));
-    assert_eq!(balance(app, &key, &carol, "btc").await, (0, 0));
+    let completed = settled_trade(app, &key, &pending).await;
+    assert_eq!(completed["status"], "completed", "{completed}");
+    assert_eq!(balance(app, &key, &carol, "usd").await, carol_usd);
     assert_eq!(
-        (reserve(app, "btc").await, reserve(app, "usd").await),
-        reserves_before
+        balance(app, &key, &carol, "btc").await,
+        (carol_btc + sats, 0)
     );
-    assert_eq!(
-        events_of(app, &key, &pending["id"]).await,
-        ["trade.created", "trade.failed"]
-    );
+    assert_eq!(reserve(app, "btc").await.0, whole - sats);
+    assert_eq!(held(app, "btc").await, 0);
     assert_consistent(app).await;
 }
 both_backends!(paid_buy_refusals_move_nothing, super::desk_config());
@@ -826,6 +846,7 @@ async fn pending_buys_cancel_and_late_payments_keep_the_fiat(app: &TestApp) {
     let quoted = quote(app, &key, buy_quote(&erin, "usd", 3_000, "sandbox"))
         .await
         .expect(200);
+    let reserve_before = reserve(app, "btc").await;
     let pending = app
         .post(
             "/v1/trading/buy",
@@ -835,6 +856,10 @@ async fn pending_buys_cancel_and_late_payments_keep_the_fiat(app: &TestApp) {
         .await
         .expect(200);
     assert_eq!(pending["status"], "pending");
+    assert_eq!(
+        held(app, "btc").await,
+        quoted["asset_amount"].as_u64().expect("sats")
+    );
     let cancel_path = format!(
         "/v1/trading/trades/{}/cancel",
         pending["id"].as_str().expect("id")
@@ -849,6 +874,9 @@ async fn pending_buys_cancel_and_late_payments_keep_the_fiat(app: &TestApp) {
         .await
         .expect(200);
     assert_eq!(replay, canceled);
+    // The cancel gave the held BTC back to the reserve.
+    assert_eq!(reserve(app, "btc").await, reserve_before);
+    assert_eq!(held(app, "btc").await, 0);
     let payment = app
         .get(
             &format!(
