@@ -51,7 +51,7 @@ use malipo_core::asset::AssetKind;
 use malipo_core::conversion::{self, ConversionError};
 use malipo_core::desk::{self, BALANCE_METHOD, FeeTable, Named, Side};
 use malipo_core::id::{IdKind, looks_like, new_id};
-use malipo_core::objects::{List, NextAction, Scope};
+use malipo_core::objects::{List, NextAction, Payment, Scope};
 use malipo_core::payment::PaymentStatus;
 use malipo_core::{Asset, Mode};
 use malipo_ledger::{Account, AccountFlags, TransferKind, TransferRequest};
@@ -1184,21 +1184,61 @@ impl Gateway {
             .create_payment_for(context, request, None, Some(attachment))
             .await
             .map_err(in_payment)?;
+        metrics::counter!("malipo_desk_trades_total").increment(1);
+        // The payment and the trade are committed: from here on the answer
+        // is the trade as it stands, never an error the client would take
+        // for "nothing happened" (a retry with the Idempotency-Key resumes
+        // at the trade, its recovery point).
+        match self
+            .record_next_action(context, &trade_id, &payment, guard.as_ref())
+            .await
+        {
+            Ok(trade) => Ok(trade),
+            Err(error) => {
+                tracing::warn!(trade = %trade_id, error = %error.chain(),
+                    "a desk buy committed but its answer could not be recorded; answering the trade as stored");
+                self.trade(context, &trade_id).await
+            }
+        }
+    }
+
+    /// After a paid buy committed: copies the payment's `next_action` onto
+    /// the trade while it is still pending, and completes the
+    /// Idempotency-Key with the trade as it then stands (re-read when a
+    /// callback ended it meanwhile, so a finished trade is never answered
+    /// or stored as pending).
+    async fn record_next_action(
+        &self,
+        context: &MerchantContext,
+        trade_id: &str,
+        payment: &Payment,
+        guard: Option<&IdempotencyGuard>,
+    ) -> GatewayResult<Trade> {
         let mut tx = self.store().begin().await?;
         let mut conn = tx.conn();
-        let record = conn
-            .desk_trade(&context.merchant_id, context.livemode(), &trade_id)
-            .await?
-            .ok_or_else(|| GatewayError::internal(ApiError::not_found("trade", &trade_id)))?;
-        let mut trade: Trade = from_json(&record.id, &record.body)?;
+        let read = |record: Option<DeskTradeRecord>| -> GatewayResult<Trade> {
+            let record = record
+                .ok_or_else(|| GatewayError::internal(ApiError::not_found("trade", trade_id)))?;
+            from_json(&record.id, &record.body)
+        };
+        let mut trade = read(
+            conn.desk_trade(&context.merchant_id, context.livemode(), trade_id)
+                .await?,
+        )?;
         if trade.status == "pending" && payment.next_action.is_some() {
             trade.next_action = payment.next_action.clone();
-            conn.update_desk_trade(&trade.id, "pending", "pending", &to_json(&trade)?)
-                .await?;
+            if !conn
+                .update_desk_trade(&trade.id, "pending", "pending", &to_json(&trade)?)
+                .await?
+            {
+                trade = read(
+                    conn.desk_trade(&context.merchant_id, context.livemode(), trade_id)
+                        .await?,
+                )?;
+            }
         }
-        complete(&mut conn, guard.as_ref(), &trade).await?;
+        complete(&mut conn, guard, &trade).await?;
         tx.commit().await?;
-        metrics::counter!("malipo_desk_trades_total").increment(1);
         Ok(trade)
     }
 
