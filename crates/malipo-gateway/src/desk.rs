@@ -1144,6 +1144,13 @@ impl Gateway {
                 .into());
             }
         }
+        if request.confirm == Some(false) {
+            return Err(ApiError::invalid(
+                "payment[confirm]",
+                "a desk buy's payment is sent to its provider at once: payment[confirm] can't be false (an unsent payment would hold the quoted price for free)",
+            )
+            .into());
+        }
         let window = i64::try_from(self.config().desk.payment_window_seconds).unwrap_or(900);
         let trade = Trade {
             id: new_id(IdKind::Trade),

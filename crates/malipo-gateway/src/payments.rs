@@ -1105,6 +1105,16 @@ impl Gateway {
         let now_ms = now_ms();
         let now = now_ms / 1000;
         let expiry_seconds = i64::try_from(connector.payment_expiry_seconds()).unwrap_or(i64::MAX);
+        let mut expires_at = now.saturating_add(expiry_seconds);
+        // A desk buy's payment ends by its trade's deadline: paying later
+        // would be a free option on the locked price.
+        if let Some(deadline) = new
+            .desk_trade
+            .as_ref()
+            .and_then(|attachment| attachment.trade.expires_at)
+        {
+            expires_at = expires_at.min(deadline);
+        }
         let mut record = PaymentRecord {
             merchant_id: context.merchant_id.clone(),
             payment: Payment {
@@ -1131,7 +1141,7 @@ impl Gateway {
                 payment_method: new.payment_method,
                 failure: None,
                 metadata: new.metadata,
-                expires_at: now.saturating_add(expiry_seconds),
+                expires_at,
                 created: now,
                 updated: now,
                 conversion: None,

@@ -3,11 +3,11 @@
 //! platform-favoured rounding, buys from the customer's balance and sells
 //! that settle through the reserve and fee accounts in the ledger,
 //! refusals (short reserve, short balance, expired or used quote) that move
-//! nothing; buys paid with a payment method (sandbox, bank transfer) that
-//! complete when the payment succeeds, fail with it, fail late or short
-//! with the fiat left in the customer's balance, and cancel while pending
-//! (a payment the provider holds, a card page, runs on); their refunds
-//! come out of the customer's balance.
+//! nothing; buys paid with a payment method (sandbox, bank transfer, card,
+//! M-Pesa) that hold their asset on the reserve, complete when the payment
+//! succeeds, fail with it, and cancel while pending (the payment, which
+//! the provider holds, runs on and only credits the customer); their
+//! refunds come out of the customer's balance.
 
 use crate::both_backends;
 use crate::conversions::static_source;
@@ -35,10 +35,11 @@ fn kes_config() -> Config {
     config
 }
 
-/// [`kes_config`] with a two-second payment window, for late payments.
-fn paid_config() -> Config {
+/// [`kes_config`] with a five-minute payment window, shorter than the
+/// sandbox's ten-minute payment expiry.
+fn window_config() -> Config {
     let mut config = kes_config();
-    config.desk.payment_window_seconds = 2;
+    config.desk.payment_window_seconds = 300;
     config
 }
 
@@ -97,6 +98,31 @@ async fn held(app: &TestApp, asset: &str) -> u64 {
         .iter()
         .find(|reserve| reserve["asset"] == asset && reserve["livemode"] == false)
         .map_or(0, |reserve| reserve["held"].as_u64().expect("held"))
+}
+
+/// The operator confirms the bank deposit of a trade's payment.
+async fn confirm_deposit(app: &TestApp, trade: &Value, amount: u64) {
+    let deposits = app
+        .get("/v1/admin/bank_deposits?limit=100", &app.operator_token)
+        .await
+        .expect(200);
+    let deposit = deposits["data"]
+        .as_array()
+        .expect("deposits")
+        .iter()
+        .find(|deposit| deposit["payment"] == trade["payment"])
+        .cloned()
+        .expect("the buy's deposit");
+    app.post(
+        &format!(
+            "/v1/admin/bank_deposits/{}/confirm",
+            deposit["id"].as_str().expect("id")
+        ),
+        &app.operator_token,
+        &json!({"amount_received": amount, "bank_reference": "FT26BUY1"}),
+    )
+    .await
+    .expect(200);
 }
 
 async fn quote(app: &TestApp, key: &str, body: Value) -> crate::helpers::Response {
@@ -743,7 +769,6 @@ async fn paid_buy_refusals_move_nothing(app: &TestApp) {
     fund(app, "btc", 200_000).await;
     let (whole, _) = reserve(app, "btc").await;
     let dave_btc = balance(app, &key, &dave, "btc").await;
-    let carol_usd = balance(app, &key, &carol, "usd").await;
     let carol_btc = balance(app, &key, &carol, "btc").await.0;
     let drain = quote(
         app,
@@ -753,16 +778,25 @@ async fn paid_buy_refusals_move_nothing(app: &TestApp) {
     )
     .await
     .expect(200);
-    let small = quote(app, &key, buy_quote(&carol, "usd", 2_000, "sandbox"))
-        .await
-        .expect(200);
+    // Paid by bank transfer, so it waits for the operator's confirmation.
+    app.post(
+        "/v1/bank_accounts",
+        &key,
+        &json!({"currency": "kes", "bank_name": "Equity Bank", "account_name": "Duka Ltd",
+                "account_number": "0150 2939 4455"}),
+    )
+    .await
+    .expect(200);
+    let small = quote(
+        app,
+        &key,
+        buy_quote(&carol, "kes", 250_000, "bank_transfer"),
+    )
+    .await
+    .expect(200);
     let sats = small["asset_amount"].as_u64().expect("sats");
     let pending = app
-        .post(
-            "/v1/trading/buy",
-            &key,
-            &paid_buy(&small, "254700000000", json!({"confirm": false})),
-        )
+        .post("/v1/trading/buy", &key, &json!({"quote": small["id"]}))
         .await
         .expect(200);
     assert_eq!(pending["status"], "pending", "{pending}");
@@ -779,19 +813,10 @@ async fn paid_buy_refusals_move_nothing(app: &TestApp) {
     assert_eq!(short.status, 409, "{}", short.body);
     assert_eq!(short.body["error"]["code"], "reserve_insufficient");
     assert_eq!(balance(app, &key, &dave, "btc").await, dave_btc);
-    let payment_id = pending["payment"].as_str().expect("payment");
-    let paid = app
-        .post(
-            &format!("/v1/payments/{payment_id}/confirm"),
-            &key,
-            &json!({}),
-        )
-        .await
-        .expect(200);
-    assert_eq!(paid["status"], "succeeded");
+    confirm_deposit(app, &pending, 250_000).await;
     let completed = settled_trade(app, &key, &pending).await;
     assert_eq!(completed["status"], "completed", "{completed}");
-    assert_eq!(balance(app, &key, &carol, "usd").await, carol_usd);
+    assert_eq!(balance(app, &key, &carol, "kes").await, (0, 0));
     assert_eq!(
         balance(app, &key, &carol, "btc").await,
         (carol_btc + sats, 0)
@@ -800,7 +825,7 @@ async fn paid_buy_refusals_move_nothing(app: &TestApp) {
     assert_eq!(held(app, "btc").await, 0);
     assert_consistent(app).await;
 }
-both_backends!(paid_buy_refusals_move_nothing, super::desk_config());
+both_backends!(paid_buy_refusals_move_nothing, super::kes_config());
 
 async fn one_quote_pays_for_one_buy(app: &TestApp) {
     let key = app.test_key().await;
@@ -842,16 +867,29 @@ async fn pending_buys_cancel_and_late_payments_keep_the_fiat(app: &TestApp) {
     fund(app, "btc", 100_000_000).await;
     let erin = customer(app, &key, "erin").await;
 
-    // Not sent to the sandbox yet: canceling the trade cancels the payment.
+    // An unsent payment would hold the price for free: refused, nothing
+    // written, the quote still usable.
     let quoted = quote(app, &key, buy_quote(&erin, "usd", 3_000, "sandbox"))
         .await
         .expect(200);
+    let unsent = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &paid_buy(&quoted, "254700000000", json!({"confirm": false})),
+        )
+        .await;
+    assert_eq!(unsent.status, 400, "{}", unsent.body);
+    assert_eq!(unsent.body["error"]["param"], "payment[confirm]");
+    assert_eq!(payments_count(app, &key).await, 0);
+    // The sandbox keeps this one processing: canceling the trade leaves
+    // the payment running, and it ends no later than the trade's deadline.
     let reserve_before = reserve(app, "btc").await;
     let pending = app
         .post(
             "/v1/trading/buy",
             &key,
-            &paid_buy(&quoted, "254700000000", json!({"confirm": false})),
+            &paid_buy(&quoted, "254700000005", json!({})),
         )
         .await
         .expect(200);
@@ -887,7 +925,8 @@ async fn pending_buys_cancel_and_late_payments_keep_the_fiat(app: &TestApp) {
         )
         .await
         .expect(200);
-    assert_eq!(payment["status"], "canceled");
+    assert_eq!(payment["status"], "processing", "{payment}");
+    assert_eq!(payment["expires_at"], pending["expires_at"], "{payment}");
     let again = app.post(&cancel_path, &key, &json!({})).await;
     assert_eq!(again.status, 400, "{}", again.body);
     assert_eq!(again.body["error"]["code"], "trade_not_pending");
@@ -975,27 +1014,7 @@ async fn pending_buys_cancel_and_late_payments_keep_the_fiat(app: &TestApp) {
     )
     .await
     .expect(200);
-    let deposits = app
-        .get("/v1/admin/bank_deposits?limit=100", &app.operator_token)
-        .await
-        .expect(200);
-    let deposit = deposits["data"]
-        .as_array()
-        .expect("deposits")
-        .iter()
-        .find(|deposit| deposit["payment"] == waiting["payment"])
-        .cloned()
-        .expect("the buy's deposit");
-    app.post(
-        &format!(
-            "/v1/admin/bank_deposits/{}/confirm",
-            deposit["id"].as_str().expect("id")
-        ),
-        &app.operator_token,
-        &json!({"amount_received": 150_000, "bank_reference": "FT26BUY1"}),
-    )
-    .await
-    .expect(200);
+    confirm_deposit(app, &waiting, 150_000).await;
     let paid = app
         .get(
             &format!(
@@ -1018,39 +1037,11 @@ async fn pending_buys_cancel_and_late_payments_keep_the_fiat(app: &TestApp) {
     assert_eq!(balance(app, &key, &erin, "kes").await, (150_000, 0));
     assert_eq!(balance(app, &key, &erin, "btc").await, btc_after_completed);
 
-    // Paid after the trade's two-second window: failed, the fiat stays.
-    let late = quote(app, &key, buy_quote(&erin, "usd", 2_000, "sandbox"))
-        .await
-        .expect(200);
-    let slow = app
-        .post(
-            "/v1/trading/buy",
-            &key,
-            &paid_buy(&late, "254700000000", json!({"confirm": false})),
-        )
-        .await
-        .expect(200);
-    tokio::time::sleep(Duration::from_millis(3_100)).await;
-    app.post(
-        &format!(
-            "/v1/payments/{}/confirm",
-            slow["payment"].as_str().expect("payment")
-        ),
-        &key,
-        &json!({}),
-    )
-    .await
-    .expect(200);
-    let failed = settled_trade(app, &key, &slow).await;
-    assert_eq!(failed["status"], "failed");
-    assert_eq!(failed["failure_code"], "payment_late", "{failed}");
-    assert_eq!(balance(app, &key, &erin, "usd").await, (2_000, 0));
-    assert_eq!(balance(app, &key, &erin, "btc").await, btc_after_completed);
     assert_consistent(app).await;
 }
 both_backends!(
     pending_buys_cancel_and_late_payments_keep_the_fiat,
-    super::paid_config()
+    super::window_config()
 );
 
 async fn prices_come_from_a_pool_when_the_book_has_none(app: &TestApp) {
@@ -1402,118 +1393,114 @@ both_backends!(
     super::ngn_config()
 );
 
-/// A desk buy's payment credited the customer: refunding it takes the
-/// fiat back from her balance, never from the merchant's. After a failed
-/// (late) trade she still has it and the refund goes through; after a
-/// completed trade she spent it on the BTC and the refund is refused,
-/// moving nothing.
-async fn refunds_of_desk_payments_take_the_fiat_from_the_customer(app: &TestApp) {
-    let key = app.test_key().await;
-    fund(app, "btc", 100_000_000).await;
-    // The merchant's own 100 USD, which no desk refund may touch.
-    app.post(
-        "/v1/payments",
-        &key,
-        &json!({"amount": 10_000, "currency": "usd", "method": "sandbox",
-                "customer": {"phone": "254700000000"}}),
-    )
-    .await
-    .expect(200);
-    let merchant_before = crate::mtn_momo::balance(app, &key, "usd").await;
-    assert!(merchant_before.0 > 0, "{merchant_before:?}");
-    let erin = customer(app, &key, "erin").await;
+/// A trade's card payment once the customer left the hosted page.
+async fn paid(app: &TestApp, key: &str, trade: &Value) -> Value {
+    let id = trade["payment"].as_str().expect("payment");
+    app.wait_for_payment(key, id, |p| p["status"] != "requires_action")
+        .await
+}
 
-    // Paid after the trade's two-second window: failed, the fiat stays.
-    let late = quote(app, &key, buy_quote(&erin, "usd", 2_000, "sandbox"))
+/// A desk buy's payment credited the customer: refunding it takes the
+/// fiat back from her balance, never from the merchant's. After a
+/// canceled trade whose card payment she paid anyway she still has it and
+/// the refund goes through; after a completed trade she spent it on the
+/// BTC and the refund is refused, moving nothing.
+async fn refunds_of_desk_payments_take_the_fiat_from_the_customer(app: &TestApp) {
+    use malipo_simulators::paystack::CARD_SUCCESS;
+    let (key, receiver, simulator) = crate::cards::paystack_merchant(app, 100).await;
+    fund(app, "btc", 100_000_000).await;
+    // The merchant's own card payment, which no desk refund may touch.
+    let own = crate::cards::pay_by_card(app, &key).await;
+    crate::cards::pay_on_page(&own, CARD_SUCCESS, "before_redirect").await;
+    assert_eq!(
+        crate::cards::settled(app, &key, &own).await["status"],
+        "succeeded"
+    );
+    let merchant_before = crate::mtn_momo::balance(app, &key, "ngn").await;
+    assert!(merchant_before.0 > 0, "{merchant_before:?}");
+    let ada = customer(app, &key, "ada").await;
+    let card_buy = |quote: &Value| {
+        json!({"quote": quote["id"], "payment": {
+            "customer": {"email": "ada@example.com"},
+            "return_url": crate::cards::RETURN_URL}})
+    };
+    // Canceled, then paid on the page anyway: the fiat is hers.
+    let quoted = quote(app, &key, buy_quote(&ada, "ngn", 500_000, "card"))
         .await
         .expect(200);
-    let slow = app
-        .post(
-            "/v1/trading/buy",
-            &key,
-            &paid_buy(&late, "254700000000", json!({"confirm": false})),
-        )
+    let canceled = app
+        .post("/v1/trading/buy", &key, &card_buy(&quoted))
         .await
         .expect(200);
-    tokio::time::sleep(Duration::from_millis(3_100)).await;
-    let slow_payment = slow["payment"].as_str().expect("payment");
     app.post(
-        &format!("/v1/payments/{slow_payment}/confirm"),
+        &format!(
+            "/v1/trading/trades/{}/cancel",
+            canceled["id"].as_str().expect("id")
+        ),
         &key,
         &json!({}),
     )
     .await
     .expect(200);
-    let failed = settled_trade(app, &key, &slow).await;
-    assert_eq!(failed["failure_code"], "payment_late", "{failed}");
-    assert_eq!(balance(app, &key, &erin, "usd").await, (2_000, 0));
+    crate::cards::pay_on_page(&canceled, CARD_SUCCESS, "before_redirect").await;
+    assert_eq!(paid(app, &key, &canceled).await["status"], "succeeded");
+    assert_eq!(balance(app, &key, &ada, "ngn").await, (500_000, 0));
     let refund = app
-        .post("/v1/refunds", &key, &json!({"payment": slow_payment}))
+        .post(
+            "/v1/refunds",
+            &key,
+            &json!({"payment": canceled["payment"]}),
+        )
         .await
         .expect(200);
-    assert_eq!(refund["status"], "succeeded", "{refund}");
-    assert_eq!(refund["amount"], 2_000);
-    assert_eq!(balance(app, &key, &erin, "usd").await, (0, 0));
+    assert_eq!(refund["amount"], 500_000, "{refund}");
+    assert_eq!(balance(app, &key, &ada, "ngn").await, (0, 0));
+    crate::mtn_momo::event_for(&receiver, "refund.succeeded", &refund).await;
     assert_eq!(
-        crate::mtn_momo::balance(app, &key, "usd").await,
+        crate::mtn_momo::balance(app, &key, "ngn").await,
         merchant_before
     );
 
     // Completed: the fiat paid for the BTC, so there is nothing to take.
-    let done = quote(app, &key, buy_quote(&erin, "usd", 1_000, "sandbox"))
+    let done = quote(app, &key, buy_quote(&ada, "ngn", 200_000, "card"))
         .await
         .expect(200);
-    let completed = app
-        .post(
-            "/v1/trading/buy",
-            &key,
-            &paid_buy(&done, "254700000000", json!({})),
-        )
+    let bought = app
+        .post("/v1/trading/buy", &key, &card_buy(&done))
         .await
         .expect(200);
+    crate::cards::pay_on_page(&bought, CARD_SUCCESS, "before_redirect").await;
+    assert_eq!(paid(app, &key, &bought).await["status"], "succeeded");
+    let completed = settled_trade(app, &key, &bought).await;
     assert_eq!(completed["status"], "completed", "{completed}");
-    let btc = balance(app, &key, &erin, "btc").await;
+    let btc = balance(app, &key, &ada, "btc").await;
     let refused = app
-        .post(
-            "/v1/refunds",
-            &key,
-            &json!({"payment": completed["payment"]}),
-        )
+        .post("/v1/refunds", &key, &json!({"payment": bought["payment"]}))
         .await;
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert_eq!(refused.body["error"]["code"], "balance_insufficient");
     assert_eq!(refused.body["error"]["param"], "amount");
+    let payment_id = bought["payment"].as_str().expect("payment");
     let payment = app
-        .get(
-            &format!(
-                "/v1/payments/{}",
-                completed["payment"].as_str().expect("payment")
-            ),
-            &key,
-        )
+        .get(&format!("/v1/payments/{payment_id}"), &key)
         .await
         .expect(200);
     assert_eq!(payment["amount_refunded"], 0);
     let refunds = app
-        .get(
-            &format!(
-                "/v1/refunds?payment={}",
-                completed["payment"].as_str().expect("payment")
-            ),
-            &key,
-        )
+        .get(&format!("/v1/refunds?payment={payment_id}"), &key)
         .await
         .expect(200);
     assert_eq!(refunds["data"], json!([]));
-    assert_eq!(balance(app, &key, &erin, "usd").await, (0, 0));
-    assert_eq!(balance(app, &key, &erin, "btc").await, btc);
+    assert_eq!(balance(app, &key, &ada, "ngn").await, (0, 0));
+    assert_eq!(balance(app, &key, &ada, "btc").await, btc);
     assert_eq!(
-        crate::mtn_momo::balance(app, &key, "usd").await,
+        crate::mtn_momo::balance(app, &key, "ngn").await,
         merchant_before
     );
     assert_consistent(app).await;
+    simulator.shutdown().await;
 }
 both_backends!(
     refunds_of_desk_payments_take_the_fiat_from_the_customer,
-    super::paid_config()
+    super::ngn_config()
 );
