@@ -549,14 +549,28 @@ fn quote_unusable(quote_id: &str, expired: bool) -> GatewayError {
     .into()
 }
 
+/// The payment fields a buy fills in from its quote (any the client gives
+/// must equal the quote's): an error about one is about the quote.
+const FILLED_FROM_QUOTE: [&str; 5] = [
+    "amount",
+    "currency",
+    "method",
+    "customer_id",
+    "credit_customer",
+];
+
 /// An error of the payment a buy creates, its field named inside
 /// `payment` (`customer[phone]` -> `payment[customer][phone]`); the
-/// trade's own (`quote`) stays as it is.
+/// trade's own (`quote`) stays as it is, and so does an error about a
+/// field the desk filled in from the quote ([`FILLED_FROM_QUOTE`]), which
+/// names `quote`.
 fn in_payment(error: GatewayError) -> GatewayError {
     match error {
         GatewayError::Api(mut error) => {
             if let Some(param) = error.param.take() {
-                error.param = Some(if param == "quote" || param.starts_with("payment[") {
+                error.param = Some(if FILLED_FROM_QUOTE.contains(&param.as_str()) {
+                    "quote".into()
+                } else if param == "quote" || param.starts_with("payment[") {
                     param
                 } else {
                     match param.split_once('[') {
@@ -728,6 +742,53 @@ impl Gateway {
         })
     }
 
+    /// Refuses a buy quote its payment method could never pay, with the
+    /// provider's own check ([`malipo_connectors::Connector::check_payment`],
+    /// the one the payment runs): a method without a connector names
+    /// `payment_method`, a currency or amount it refuses (M-Pesa in USD,
+    /// KES with cents) names `currency` or the amount the client gave.
+    /// What only the payment knows (the customer's phone) is left to it.
+    fn check_quote_payable(
+        &self,
+        method: &str,
+        currency: Asset,
+        amount: u128,
+        named_param: &str,
+    ) -> GatewayResult<()> {
+        let Some(payment_method) = malipo_core::payment::PaymentMethod::parse(method) else {
+            return Ok(());
+        };
+        use malipo_core::payment::PaymentMethod as Method;
+        if matches!(
+            payment_method,
+            Method::Card | Method::BankTransfer | Method::Voucher
+        ) {
+            return Ok(());
+        }
+        let connector = self
+            .connectors()
+            .for_method(payment_method)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "payment_method",
+                    format!(
+                        "the `{method}` method has no connector configured on this gateway yet"
+                    ),
+                )
+            })?;
+        let amount = u64::try_from(amount).map_err(|_| too_large(named_param))?;
+        let mut customer = malipo_core::objects::Customer::default();
+        match connector.check_payment(&mut customer, currency.code(), amount) {
+            Err(error) if error.param == "currency" => {
+                Err(ApiError::invalid("currency", error.message).into())
+            }
+            Err(error) if error.param == "amount" => {
+                Err(ApiError::invalid(named_param, error.message).into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// `POST /v1/trading/quotes`
     pub async fn create_desk_quote(
         &self,
@@ -835,6 +896,9 @@ impl Gateway {
                 ),
             )
             .into());
+        }
+        if side == Side::Buy {
+            self.check_quote_payable(&method, currency, amounts.amount, named_param)?;
         }
         let (bid, ask) = (rates.bid, rates.ask);
         let now = now_seconds();

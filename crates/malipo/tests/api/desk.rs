@@ -238,15 +238,15 @@ async fn quotes_charge_the_method_fee_and_round_for_the_platform(app: &TestApp) 
                "amount": 10_001, "payment_method": method})
     };
     // An empty reserve cannot sell anything.
-    let short = quote(app, &key, body("mpesa")).await;
+    let short = quote(app, &key, body("sandbox")).await;
     assert_eq!(short.status, 409, "{}", short.body);
     assert_eq!(short.body["error"]["code"], "reserve_insufficient");
     fund(app, "btc", 100_000_000).await;
 
     // Buy rate 0.00002 × 0.99 = 0.0000198 BTC per USD.
-    // M-Pesa 2.5%: fee ceil(250.025) = 251 cents; 97.50 USD buy
-    // 9 750 × 19.8 = 193 050 sats.
-    let mpesa = quote(app, &key, body("mpesa")).await.expect(200);
+    // Sandbox (as M-Pesa) 2.5%: fee ceil(250.025) = 251 cents; 97.50 USD
+    // buy 9 750 × 19.8 = 193 050 sats.
+    let mpesa = quote(app, &key, body("sandbox")).await.expect(200);
     assert_eq!(mpesa["object"], "desk_quote");
     assert!(mpesa["id"].as_str().expect("id").starts_with("dq_"));
     assert_eq!(mpesa["amount"], 10_001);
@@ -279,7 +279,7 @@ async fn quotes_charge_the_method_fee_and_round_for_the_platform(app: &TestApp) 
         app,
         &key,
         json!({"customer": alice, "side": "buy", "asset": "btc", "currency": "usd",
-               "asset_amount": 1_000_000, "payment_method": "mpesa"}),
+               "asset_amount": 1_000_000, "payment_method": "sandbox"}),
     )
     .await
     .expect(200);
@@ -1213,19 +1213,10 @@ async fn a_buy_paid_by_mpesa_completes_on_the_stk_callback(app: &TestApp) {
     assert_eq!(balance(app, &key, &wanjiru, "kes").await, (0, 0));
     assert_eq!(reserve(app, "kes").await, (9_750, 250));
     assert_eq!(reserve(app, "btc").await, (100_000_000 - sats, 0));
-    // M-Pesa takes whole shillings: the payment's refusal names its field.
-    let cents = quote(app, &key, buy_quote(&wanjiru, "kes", 10_050, "mpesa"))
-        .await
-        .expect(200);
-    let refused = app
-        .post(
-            "/v1/trading/buy",
-            &key,
-            &json!({"quote": cents["id"], "payment": {"customer": {"phone": "0708374149"}}}),
-        )
-        .await;
-    assert_eq!(refused.status, 400, "{}", refused.body);
-    assert_eq!(refused.error_param(), Some("payment[amount]"));
+    // M-Pesa takes whole shillings: refused when quoted, naming `amount`.
+    let cents = quote(app, &key, buy_quote(&wanjiru, "kes", 10_050, "mpesa")).await;
+    assert_eq!(cents.status, 400, "{}", cents.body);
+    assert_eq!(cents.error_param(), Some("amount"));
     assert_consistent(app).await;
     simulator.shutdown().await;
 }
@@ -1503,4 +1494,42 @@ async fn refunds_of_desk_payments_take_the_fiat_from_the_customer(app: &TestApp)
 both_backends!(
     refunds_of_desk_payments_take_the_fiat_from_the_customer,
     super::ngn_config()
+);
+
+/// Quotes their method can never pay are refused at quote time, naming
+/// what the client sent (`currency`, `amount`): M-Pesa takes whole KES
+/// only.
+async fn quotes_their_method_cannot_pay_are_refused(app: &TestApp) {
+    let key = app.test_key().await;
+    fund(app, "btc", 100_000_000).await;
+    let erin = customer(app, &key, "erin").await;
+    let in_usd = quote(app, &key, buy_quote(&erin, "usd", 5_000, "mpesa")).await;
+    assert_eq!(in_usd.status, 400, "{}", in_usd.body);
+    assert_eq!(in_usd.body["error"]["param"], "currency", "{}", in_usd.body);
+    let with_cents = quote(app, &key, buy_quote(&erin, "kes", 150_050, "mpesa")).await;
+    assert_eq!(with_cents.status, 400, "{}", with_cents.body);
+    assert_eq!(
+        with_cents.body["error"]["param"], "amount",
+        "{}",
+        with_cents.body
+    );
+    let payable = quote(app, &key, buy_quote(&erin, "kes", 150_000, "mpesa"))
+        .await
+        .expect(200);
+    // No M-Pesa account for this merchant: the payment's refusal is about
+    // the method the quote filled in, so it names `quote`.
+    let refused = app
+        .post(
+            "/v1/trading/buy",
+            &key,
+            &paid_buy(&payable, "254708374149", json!({})),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.body["error"]["param"], "quote", "{}", refused.body);
+    assert_eq!(payments_count(app, &key).await, 0);
+}
+both_backends!(
+    quotes_their_method_cannot_pay_are_refused,
+    super::kes_config()
 );
