@@ -300,7 +300,8 @@ pub struct Trade {
     #[serde(default)]
     pub expires_at: Option<i64>,
     /// Why a trade failed: `payment_failed`, `payment_canceled`,
-    /// `payment_expired`, `payment_late` or `balance_insufficient`.
+    /// `payment_expired`, `payment_late`, `balance_insufficient` or
+    /// `settlement_failed`.
     #[serde(default)]
     pub failure_code: Option<String>,
     #[serde(default)]
@@ -1715,8 +1716,10 @@ async fn settle_paid_buy(
     // The reserve's side is the hold the trade took when it opened: no
     // reserve check, its asset is already set aside.
     let (accounts, transfers) = settlement(&quote, &trade.id, true);
-    let reserve = reserve_account(quote.livemode, &quote.asset);
-    let locked: BTreeSet<&str> = [accounts[0].id.as_str(), reserve.id.as_str()].into();
+    // Every account the settlement writes, locked in one call in id order,
+    // so two settlements (or a settlement and a trade) never lock them in
+    // opposite orders.
+    let locked: BTreeSet<&str> = accounts.iter().map(|account| account.id.as_str()).collect();
     conn.ledger_accounts_for_update(&locked).await?;
     let have = balance_of(conn, &accounts[0]).await?;
     if have < u128::from(quote.amount) {
@@ -1728,8 +1731,26 @@ async fn settle_paid_buy(
             ),
         )));
     }
-    post(conn, &accounts, &transfers).await?;
-    Ok(None)
+    // The payment's success is recorded whatever happens here: a
+    // settlement the ledger or the database refuses is undone alone and
+    // fails the trade, the fiat staying with the customer.
+    conn.savepoint().await?;
+    match post(conn, &accounts, &transfers).await {
+        Ok(()) => {
+            conn.release_savepoint().await?;
+            Ok(None)
+        }
+        Err(error) => {
+            tracing::error!(trade = %trade.id, error = %error.chain(),
+                "a paid desk buy could not be settled; the trade fails and the fiat stays with the customer");
+            metrics::counter!("malipo_desk_settlements_failed_total").increment(1);
+            conn.rollback_to_savepoint().await?;
+            Ok(Some((
+                "settlement_failed",
+                format!("the trade could not be settled; {keeps}"),
+            )))
+        }
+    }
 }
 
 /// For `malipo trading check`: each desk reserve's pending debits equal

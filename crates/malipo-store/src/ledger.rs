@@ -423,6 +423,34 @@ impl Conn<'_> {
         rows.into_iter().map(TransferRow::into_transfer).collect()
     }
 
+    /// Opens the savepoint `malipo_step` in this transaction: a failure
+    /// after it can be undone with [`Conn::rollback_to_savepoint`] while
+    /// what came before stays (PostgreSQL otherwise aborts the whole
+    /// transaction on an error). One at a time: not nested.
+    pub async fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.execute_fixed("SAVEPOINT malipo_step").await
+    }
+
+    /// Keeps what was done since [`Conn::savepoint`].
+    pub async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.execute_fixed("RELEASE SAVEPOINT malipo_step").await
+    }
+
+    /// Undoes what was done since [`Conn::savepoint`], and closes it.
+    pub async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        self.execute_fixed("ROLLBACK TO SAVEPOINT malipo_step")
+            .await?;
+        self.release_savepoint().await
+    }
+
+    async fn execute_fixed(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        run!(self, |c| sqlx::query(sql)
+            .execute(&mut **c)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
     /// The accounts with these ids, locked in id order on PostgreSQL.
     pub async fn ledger_accounts_for_update(
         &mut self,

@@ -1,8 +1,9 @@
 //! The ledger through the store, on SQLite and PostgreSQL: random sequences
 //! of batches keep debits equal to credits and respect balance limits, the
 //! store persists exactly what the engine decides, refused batches change
-//! nothing, and concurrent writers on overlapping accounts neither deadlock
-//! nor lose updates.
+//! nothing, concurrent writers on overlapping accounts neither deadlock
+//! nor lose updates, and a rollback to a savepoint undoes only what
+//! followed it.
 
 use malipo_ledger::{
     Account, AccountFlags, BatchOutcome, LedgerSnapshot, TransferKind, TransferRequest,
@@ -349,4 +350,70 @@ async fn concurrent_writers_lose_nothing_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_lose_nothing_on_postgres() {
     concurrent_writers_lose_nothing(Backend::Postgres).await;
+}
+
+/// What a savepoint gives a caller (the desk settles a paid buy in one):
+/// work after it is undone by a rollback to it, work before it and after
+/// the rollback commits.
+async fn a_rollback_to_the_savepoint_undoes_only_what_followed(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let store = open(&database).await;
+    let pair = [
+        Account::new("sp/a", "kes", AccountFlags::default()),
+        Account::new("sp/b", "kes", AccountFlags::default()),
+    ];
+    let transfer = |id: &str, amount: u128| TransferRequest {
+        id: id.into(),
+        debit_account_id: "sp/a".into(),
+        credit_account_id: "sp/b".into(),
+        amount,
+        asset: "kes".into(),
+        kind: TransferKind::Posted,
+        pending_id: None,
+        code: "test".into(),
+        source_id: None,
+    };
+    let mut tx = store.begin().await.expect("begin");
+    let mut conn = tx.conn();
+    conn.post_transfers_creating_accounts(&pair, &[transfer("before", 100)], 0, 0)
+        .await
+        .expect("before");
+    conn.savepoint().await.expect("savepoint");
+    conn.post_transfers(&[transfer("undone", 20)], 0)
+        .await
+        .expect("undone");
+    conn.rollback_to_savepoint().await.expect("rollback");
+    conn.post_transfers(&[transfer("after", 3)], 0)
+        .await
+        .expect("after");
+    conn.savepoint().await.expect("savepoint again");
+    conn.post_transfers(&[transfer("kept", 4_000)], 0)
+        .await
+        .expect("kept");
+    conn.release_savepoint().await.expect("release");
+    tx.commit().await.expect("commit");
+
+    let mut tx = store.begin().await.expect("begin");
+    let accounts = tx
+        .conn()
+        .ledger_accounts_with_prefix("sp/")
+        .await
+        .expect("accounts");
+    let b = accounts
+        .iter()
+        .find(|account| account.id == "sp/b")
+        .expect("sp/b");
+    assert_eq!(b.credits_posted, 4_103, "20 was undone, the rest kept");
+}
+
+#[tokio::test]
+async fn a_rollback_to_the_savepoint_undoes_only_what_followed_on_sqlite() {
+    a_rollback_to_the_savepoint_undoes_only_what_followed(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_rollback_to_the_savepoint_undoes_only_what_followed_on_postgres() {
+    a_rollback_to_the_savepoint_undoes_only_what_followed(Backend::Postgres).await;
 }
