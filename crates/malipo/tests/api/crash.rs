@@ -29,8 +29,18 @@ impl Drop for Server {
 }
 
 /// Starts the real binary and reads its address from what it prints.
+/// Rate limits are off here: after the crashes the test replays every
+/// Idempotency-Key it sent (hundreds) as fast as the server answers, which
+/// a per-key limit of 100/s answers with 429 on a fast run (rate limits are
+/// tested in `rate_limits.rs`).
 fn start_server(database_url: &str) -> Server {
-    start_server_with(database_url, &[])
+    start_server_with(
+        database_url,
+        &[
+            ("MALIPO_RATE_LIMIT_PER_KEY_PER_SECOND", "0"),
+            ("MALIPO_RATE_LIMIT_PER_IP_PER_SECOND", "0"),
+        ],
+    )
 }
 
 /// The same, with more `MALIPO_*` settings in its environment.
