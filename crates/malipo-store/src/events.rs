@@ -249,4 +249,73 @@ impl Conn<'_> {
         })?;
         Ok(types)
     }
+
+    /// The outbox retention's candidates (the worker's prune job): at most
+    /// `limit` events created before `created_before`, oldest first, that
+    /// are fanned out and whose webhook deliveries are all finished
+    /// (succeeded or failed for good).
+    pub async fn prunable_events(
+        &mut self,
+        created_before: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(run!(self, |c| {
+            sqlx::query_scalar(
+                "SELECT id FROM events WHERE created < $1 AND dispatched = TRUE
+                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries
+                     WHERE webhook_deliveries.event_id = events.id
+                     AND webhook_deliveries.status = 'pending')
+                 ORDER BY created, id LIMIT $2",
+            )
+            .bind(created_before)
+            .bind(limit)
+            .fetch_all(&mut **c)
+            .await
+        })?)
+    }
+
+    /// Deletes the events `ids` (from [`Self::prunable_events`]) with their
+    /// finished deliveries and those deliveries' attempts; an event that
+    /// has a pending delivery stays. Answers how many events it deleted.
+    pub async fn delete_finished_events(&mut self, ids: &[String]) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // Each statement checks again, so that a delivery made meanwhile
+        // (a redelivery) keeps its event, its own row and its attempts.
+        let statements = [
+            (
+                "DELETE FROM webhook_attempts WHERE delivery_id IN
+                 (SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND event_id IN (",
+                "))",
+            ),
+            (
+                "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND event_id IN (",
+                ")",
+            ),
+            (
+                "DELETE FROM events WHERE NOT EXISTS
+                 (SELECT 1 FROM webhook_deliveries WHERE webhook_deliveries.event_id = events.id)
+                 AND id IN (",
+                ")",
+            ),
+        ];
+        let mut deleted = 0;
+        for (statement, close) in statements {
+            deleted = run!(self, |c| {
+                let mut builder = sqlx::QueryBuilder::new(statement);
+                let mut list = builder.separated(", ");
+                for id in ids {
+                    list.push_bind(id);
+                }
+                builder.push(close);
+                builder
+                    .build()
+                    .execute(&mut **c)
+                    .await
+                    .map(|done| done.rows_affected())
+            })?;
+        }
+        Ok(deleted)
+    }
 }

@@ -656,12 +656,13 @@ both_backends!(heartbeats_and_prices, super::fast_heartbeats());
 fn snapshots_often() -> Config {
     Config {
         trading_snapshot_every_commands: 2,
+        trading_log_retain_commands: 0,
         ..test_config()
     }
 }
 
-/// When the log no longer holds the commands after `since` (pruned behind
-/// a snapshot, as an operator could), a resume says so and sends a fresh
+/// When the log no longer holds the commands after `since` (deleted by the
+/// retention, `trading_log_retain_commands`), a resume says so and sends a fresh
 /// snapshot; a resume the snapshot and the rest of the log still cover
 /// replays.
 async fn a_pruned_log_yields_a_fresh_snapshot(app: &TestApp) {
@@ -674,14 +675,10 @@ async fn a_pruned_log_yields_a_fresh_snapshot(app: &TestApp) {
             .await
             .expect(200);
     }
-    let mut tx = app.gateway().store().begin().await.expect("tx");
-    let pruned = "DELETE FROM trading_commands WHERE sequence <= 2";
-    match tx.conn() {
-        malipo_store::Conn::Sqlite(c) => sqlx::query(pruned).execute(&mut *c).await.map(|_| ()),
-        malipo_store::Conn::Postgres(c) => sqlx::query(pruned).execute(&mut *c).await.map(|_| ()),
-    }
-    .expect("prune");
-    tx.commit().await.expect("commit");
+    // The retention (none kept before the newest snapshot, 4) deletes
+    // commands 1 and 2: those after the second newest snapshot (2) stay.
+    let pruned = app.gateway().prune_trading_logs().await.expect("prune");
+    assert_eq!(pruned, 2);
 
     let mut ws = connect(&app.base, &key).await;
     subscribe(&mut ws, json!({"channel": "book:btc_usd", "since": 1})).await;
