@@ -283,39 +283,83 @@ impl Conn<'_> {
         }
         // Each statement checks again, so that a delivery made meanwhile
         // (a redelivery) keeps its event, its own row and its attempts.
-        let statements = [
-            (
-                "DELETE FROM webhook_attempts WHERE delivery_id IN
-                 (SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND event_id IN (",
-                "))",
-            ),
-            (
-                "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND event_id IN (",
-                ")",
-            ),
-            (
-                "DELETE FROM events WHERE NOT EXISTS
-                 (SELECT 1 FROM webhook_deliveries WHERE webhook_deliveries.event_id = events.id)
-                 AND id IN (",
-                ")",
-            ),
-        ];
-        let mut deleted = 0;
-        for (statement, close) in statements {
-            deleted = run!(self, |c| {
-                let mut builder = sqlx::QueryBuilder::new(statement);
-                let mut list = builder.separated(", ");
-                for id in ids {
-                    list.push_bind(id);
-                }
-                builder.push(close);
-                builder
-                    .build()
-                    .execute(&mut **c)
-                    .await
-                    .map(|done| done.rows_affected())
+        let no_delivery = "NOT EXISTS (SELECT 1 FROM webhook_deliveries
+             WHERE webhook_deliveries.event_id = events.id) AND id IN (";
+        self.execute_for_ids(
+            "DELETE FROM webhook_attempts WHERE delivery_id IN
+             (SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND event_id IN (",
+            ids,
+            "))",
+        )
+        .await?;
+        self.execute_for_ids(
+            "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND event_id IN (",
+            ids,
+            ")",
+        )
+        .await?;
+        // The feeds refuse a resume from before the deleted events.
+        let pruned_through: Option<i64> = run!(self, |c| {
+            let mut builder = sqlx::QueryBuilder::new(format!(
+                "SELECT MAX(feed_sequence) FROM events WHERE {no_delivery}"
+            ));
+            let mut list = builder.separated(", ");
+            for id in ids {
+                list.push_bind(id);
+            }
+            builder.push(")");
+            builder.build_query_scalar().fetch_one(&mut **c).await
+        })?;
+        if let Some(pruned_through) = pruned_through {
+            run!(self, |c| {
+                sqlx::query(
+                    "UPDATE event_feed_head SET pruned_through = $1
+                     WHERE id = 1 AND pruned_through < $1",
+                )
+                .bind(pruned_through)
+                .execute(&mut **c)
+                .await
+                .map(|done| done.rows_affected())
             })?;
         }
+        let deleted = self
+            .execute_for_ids(&format!("DELETE FROM events WHERE {no_delivery}"), ids, ")")
+            .await?;
         Ok(deleted)
+    }
+
+    /// The highest feed number among the events the retention deleted (0:
+    /// none).
+    pub async fn event_feed_pruned_through(&mut self) -> Result<u64, StoreError> {
+        let pruned: i64 = run!(self, |c| {
+            sqlx::query_scalar("SELECT pruned_through FROM event_feed_head WHERE id = 1")
+                .fetch_one(&mut **c)
+                .await
+        })?;
+        u64::try_from(pruned)
+            .map_err(|_| crate::corrupt("event_feed_head.pruned_through is negative"))
+    }
+
+    /// Runs `head`, the binds `ids` separated by commas, then `tail`;
+    /// answers how many rows it changed.
+    async fn execute_for_ids(
+        &mut self,
+        head: &str,
+        ids: &[String],
+        tail: &str,
+    ) -> Result<u64, StoreError> {
+        Ok(run!(self, |c| {
+            let mut builder = sqlx::QueryBuilder::new(head);
+            let mut list = builder.separated(", ");
+            for id in ids {
+                list.push_bind(id);
+            }
+            builder.push(tail);
+            builder
+                .build()
+                .execute(&mut **c)
+                .await
+                .map(|done| done.rows_affected())
+        })?)
     }
 }
