@@ -1439,10 +1439,9 @@ impl Gateway {
                     after = since;
                 } else {
                     let limit = config.resume_events_max;
-                    let events = self
-                        .store()
-                        .reader()
-                        .await?
+                    let mut reader = self.store().reader().await?;
+                    let pruned_through = reader.conn().event_feed_pruned_through().await?;
+                    let events = reader
                         .conn()
                         .events_for_feeds(
                             Some((&identity.merchant_id, identity.livemode)),
@@ -1451,7 +1450,18 @@ impl Gateway {
                             limit.saturating_add(1),
                         )
                         .await?;
-                    if events.len() > limit as usize {
+                    drop(reader);
+                    if since < pruned_through {
+                        // `crate::retention` deleted events after `since`:
+                        // a replay would have a silent gap.
+                        socket.send(resume_unavailable(
+                            channel,
+                            since,
+                            format!(
+                                "the retention deleted events after {since}: sending events from now"
+                            ),
+                        )?);
+                    } else if events.len() > limit as usize {
                         socket.send(resume_unavailable(
                             channel,
                             since,

@@ -65,6 +65,7 @@ pub mod payouts;
 pub mod pools;
 pub mod rates;
 pub mod refunds;
+pub mod retention;
 pub mod secrets;
 pub mod trading;
 pub mod vouchers;
@@ -121,6 +122,12 @@ pub struct GatewayConfig {
     /// A book's engine is snapshotted every this many commands, bounding
     /// the replay after a restart.
     pub trading_snapshot_every_commands: u64,
+    /// Retention of each book's command log: how many commands before the
+    /// newest snapshot are kept for feed resumes ([`retention`]).
+    pub trading_log_retain_commands: u64,
+    /// Retention of the event outbox: finished events older than this are
+    /// deleted ([`retention`]).
+    pub events_retain_days: u32,
     /// Where exchange rates come from, in order of preference.
     pub rate_sources: Vec<rates::RateSourceConfig>,
     /// Taken off the mid rate of every conversion quote (hundredths of a
@@ -192,6 +199,8 @@ impl Default for GatewayConfig {
             bank_transfer_expiry_seconds: 72 * 3600,
             bank_four_eyes: true,
             trading_snapshot_every_commands: trading::SNAPSHOT_EVERY_COMMANDS_DEFAULT,
+            trading_log_retain_commands: retention::TRADING_LOG_RETAIN_COMMANDS_DEFAULT,
+            events_retain_days: retention::EVENTS_RETAIN_DAYS_DEFAULT,
             rate_sources: Vec::new(),
             conversion_spread_basis_points: 100,
             conversion_quote_lifetime_seconds: 60,

@@ -543,22 +543,28 @@ pub(crate) async fn catch_up(
     if state.engine.is_some() && state.sequence == target {
         return Ok(());
     }
-    if state.engine.is_none() || state.sequence > target {
-        let (sequence, engine) = match conn.trading_snapshot(book_id, target).await? {
-            Some((sequence, text)) => (
-                sequence,
-                serde_json::from_str::<Engine>(&text).map_err(GatewayError::internal)?,
-            ),
-            None => (
-                0,
-                Engine::new(engine_config(pair)).map_err(|error| {
-                    internal(format!("pair {} has an invalid config: {error}", pair.id))
-                })?,
-            ),
-        };
-        state.engine = Some(engine);
-        state.sequence = sequence;
+    // An engine so far behind that the retention deleted the commands it
+    // needs (`crate::retention`) starts again from the newest snapshot.
+    let pruned_past = state.engine.is_some()
+        && state.sequence < target
+        && conn
+            .trading_log_start(book_id)
+            .await?
+            .is_some_and(|first| first > state.sequence + 1);
+    if state.engine.is_none() || state.sequence > target || pruned_past {
+        load_snapshot(conn, state, book_id, pair, target).await?;
     }
+    replay(conn, state, book_id, target).await
+}
+
+/// Applies the logged commands after `state` up to `target`: a gap or a
+/// command the engine refuses is an error.
+async fn replay(
+    conn: &mut Conn<'_>,
+    state: &mut BookState,
+    book_id: &str,
+    target: u64,
+) -> GatewayResult<()> {
     let commands = conn
         .trading_commands(book_id, state.sequence, target)
         .await?;
@@ -587,6 +593,32 @@ pub(crate) async fn catch_up(
     metrics::gauge!("malipo_trading_book_sequence", "book" => book_id.to_owned())
         .set(state.sequence as f64);
     Ok(())
+}
+
+/// Sets `state` to the newest snapshot at or before `target`, or to an
+/// empty book when there is none.
+async fn load_snapshot(
+    conn: &mut Conn<'_>,
+    state: &mut BookState,
+    book_id: &str,
+    pair: &TradingPair,
+    target: u64,
+) -> GatewayResult<()> {
+    let (sequence, engine) = match conn.trading_snapshot(book_id, target).await? {
+        Some((sequence, text)) => (
+            sequence,
+            serde_json::from_str::<Engine>(&text).map_err(GatewayError::internal)?,
+        ),
+        None => (0, empty_engine(pair)?),
+    };
+    state.engine = Some(engine);
+    state.sequence = sequence;
+    Ok(())
+}
+
+fn empty_engine(pair: &TradingPair) -> GatewayResult<Engine> {
+    Engine::new(engine_config(pair))
+        .map_err(|error| internal(format!("pair {} has an invalid config: {error}", pair.id)))
 }
 
 /// One command's open book: the node's lock, the transaction holding the
@@ -1462,7 +1494,8 @@ impl Gateway {
 
     /// Proves that every book rebuilt from its log agrees with the order
     /// rows and the ledger: the newest snapshot plus the commands after it
-    /// equals the whole log replayed from an empty book, each open order is open in the engine with the
+    /// equals the whole log replayed from an empty book (from the oldest
+    /// snapshot the log follows, once the retention pruned it), each open order is open in the engine with the
     /// same open quantity and holds exactly what that quantity needs, the
     /// engine has no other open order, each customer's held account equals
     /// the sum of its open orders' holds, no customer account is below
@@ -1485,17 +1518,39 @@ impl Gateway {
             catch_up(&mut conn, &mut state, &book.id, &pair, book.sequence).await?;
             let engine = state.engine.as_ref().ok_or_else(|| internal("no engine"))?;
             // The snapshots must be faithful: the whole log, replayed from
-            // an empty book, gives the same engine.
-            let mut from_scratch = BookState {
-                engine: Some(Engine::new(engine_config(&pair)).map_err(|error| {
-                    internal(format!("pair {} has an invalid config: {error}", pair.id))
-                })?),
-                sequence: 0,
+            // an empty book, gives the same engine. Once the retention
+            // (`crate::retention`) deleted the log's start, the log is
+            // replayed from the oldest snapshot it still follows (the
+            // retention keeps every command after the second newest).
+            let from_scratch = match conn.trading_log_start(&book.id).await? {
+                Some(first) if first > 1 => {
+                    let (sequence, text) = conn
+                        .trading_snapshot_from(&book.id, first - 1)
+                        .await?
+                        .ok_or_else(|| {
+                        internal(format!(
+                            "book {}: the log starts at {first} and no snapshot follows it",
+                            book.id
+                        ))
+                    })?;
+                    BookState {
+                        engine: Some(
+                            serde_json::from_str::<Engine>(&text)
+                                .map_err(GatewayError::internal)?,
+                        ),
+                        sequence,
+                    }
+                }
+                _ => BookState {
+                    engine: Some(empty_engine(&pair)?),
+                    sequence: 0,
+                },
             };
-            catch_up(&mut conn, &mut from_scratch, &book.id, &pair, book.sequence).await?;
+            let mut from_scratch = from_scratch;
+            replay(&mut conn, &mut from_scratch, &book.id, book.sequence).await?;
             if from_scratch.engine.as_ref() != Some(engine) {
                 report.problems.push(format!(
-                    "book {}: replaying the whole log differs from the snapshot and the log after it",
+                    "book {}: replaying the log differs from the snapshot and the log after it",
                     book.id
                 ));
             }

@@ -249,4 +249,117 @@ impl Conn<'_> {
         })?;
         Ok(types)
     }
+
+    /// The outbox retention's candidates (the worker's prune job): at most
+    /// `limit` events created before `created_before`, oldest first, that
+    /// are fanned out and whose webhook deliveries are all finished
+    /// (succeeded or failed for good).
+    pub async fn prunable_events(
+        &mut self,
+        created_before: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(run!(self, |c| {
+            sqlx::query_scalar(
+                "SELECT id FROM events WHERE created < $1 AND dispatched = TRUE
+                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries
+                     WHERE webhook_deliveries.event_id = events.id
+                     AND webhook_deliveries.status = 'pending')
+                 ORDER BY created, id LIMIT $2",
+            )
+            .bind(created_before)
+            .bind(limit)
+            .fetch_all(&mut **c)
+            .await
+        })?)
+    }
+
+    /// Deletes the events `ids` (from [`Self::prunable_events`]) with their
+    /// finished deliveries and those deliveries' attempts; an event that
+    /// has a pending delivery stays. Answers how many events it deleted.
+    pub async fn delete_finished_events(&mut self, ids: &[String]) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // Each statement checks again, so that a delivery made meanwhile
+        // (a redelivery) keeps its event, its own row and its attempts.
+        let no_delivery = "NOT EXISTS (SELECT 1 FROM webhook_deliveries
+             WHERE webhook_deliveries.event_id = events.id) AND id IN (";
+        self.execute_for_ids(
+            "DELETE FROM webhook_attempts WHERE delivery_id IN
+             (SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND event_id IN (",
+            ids,
+            "))",
+        )
+        .await?;
+        self.execute_for_ids(
+            "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND event_id IN (",
+            ids,
+            ")",
+        )
+        .await?;
+        // The feeds refuse a resume from before the deleted events.
+        let pruned_through: Option<i64> = run!(self, |c| {
+            let mut builder = sqlx::QueryBuilder::new(format!(
+                "SELECT MAX(feed_sequence) FROM events WHERE {no_delivery}"
+            ));
+            let mut list = builder.separated(", ");
+            for id in ids {
+                list.push_bind(id);
+            }
+            builder.push(")");
+            builder.build_query_scalar().fetch_one(&mut **c).await
+        })?;
+        if let Some(pruned_through) = pruned_through {
+            run!(self, |c| {
+                sqlx::query(
+                    "UPDATE event_feed_head SET pruned_through = $1
+                     WHERE id = 1 AND pruned_through < $1",
+                )
+                .bind(pruned_through)
+                .execute(&mut **c)
+                .await
+                .map(|done| done.rows_affected())
+            })?;
+        }
+        let deleted = self
+            .execute_for_ids(&format!("DELETE FROM events WHERE {no_delivery}"), ids, ")")
+            .await?;
+        Ok(deleted)
+    }
+
+    /// The highest feed number among the events the retention deleted (0:
+    /// none).
+    pub async fn event_feed_pruned_through(&mut self) -> Result<u64, StoreError> {
+        let pruned: i64 = run!(self, |c| {
+            sqlx::query_scalar("SELECT pruned_through FROM event_feed_head WHERE id = 1")
+                .fetch_one(&mut **c)
+                .await
+        })?;
+        u64::try_from(pruned)
+            .map_err(|_| crate::corrupt("event_feed_head.pruned_through is negative"))
+    }
+
+    /// Runs `head`, the binds `ids` separated by commas, then `tail`;
+    /// answers how many rows it changed.
+    async fn execute_for_ids(
+        &mut self,
+        head: &str,
+        ids: &[String],
+        tail: &str,
+    ) -> Result<u64, StoreError> {
+        Ok(run!(self, |c| {
+            let mut builder = sqlx::QueryBuilder::new(head);
+            let mut list = builder.separated(", ");
+            for id in ids {
+                list.push_bind(id);
+            }
+            builder.push(tail);
+            builder
+                .build()
+                .execute(&mut **c)
+                .await
+                .map(|done| done.rows_affected())
+        })?)
+    }
 }

@@ -640,6 +640,94 @@ impl Conn<'_> {
             .transpose()
     }
 
+    /// One bounded step of the book's log retention (the worker's prune
+    /// job). With `N` the newest snapshot and `S` the one before it, keeps
+    /// every command after `min(N - retain_commands, S)`: all those after
+    /// the newest snapshot (recovery), the last `retain_commands` before it
+    /// (feed resumes), and at least all those after `S`, so that the log
+    /// replayed from `S` can still be checked against `N`. Deletes at most
+    /// `limit` of the older commands, oldest first (the log stays
+    /// contiguous if a step is cut short), and at most `limit` snapshots
+    /// older than `S`. A book with fewer than two snapshots keeps its whole
+    /// log. Answers how many rows it deleted.
+    pub async fn prune_trading_log(
+        &mut self,
+        book_id: &str,
+        retain_commands: u64,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        // Pure DELETE statements (the bounds in subqueries, NULL while the
+        // book has fewer than two snapshots): a transaction that read first
+        // could not take SQLite's write lock while another node writes.
+        let retain = i64::try_from(retain_commands).unwrap_or(i64::MAX);
+        let commands = run!(self, |c| {
+            sqlx::query(
+                "DELETE FROM trading_commands WHERE book_id = $1 AND sequence IN
+                 (SELECT sequence FROM trading_commands WHERE book_id = $1
+                  AND sequence <= (SELECT sequence FROM trading_snapshots WHERE book_id = $1
+                                   ORDER BY sequence DESC LIMIT 1 OFFSET 1)
+                  AND sequence <= (SELECT MAX(sequence) FROM trading_snapshots
+                                   WHERE book_id = $1) - $2
+                  ORDER BY sequence LIMIT $3)",
+            )
+            .bind(book_id)
+            .bind(retain)
+            .bind(limit)
+            .execute(&mut **c)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        let snapshots = run!(self, |c| {
+            sqlx::query(
+                "DELETE FROM trading_snapshots WHERE book_id = $1 AND sequence IN
+                 (SELECT sequence FROM trading_snapshots WHERE book_id = $1
+                  AND sequence < (SELECT sequence FROM trading_snapshots WHERE book_id = $1
+                                  ORDER BY sequence DESC LIMIT 1 OFFSET 1)
+                  ORDER BY sequence LIMIT $2)",
+            )
+            .bind(book_id)
+            .bind(limit)
+            .execute(&mut **c)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(commands + snapshots)
+    }
+
+    /// The sequence of the oldest command the book's log still holds.
+    pub async fn trading_log_start(&mut self, book_id: &str) -> Result<Option<u64>, StoreError> {
+        let first: Option<i64> = run!(self, |c| {
+            sqlx::query_scalar("SELECT MIN(sequence) FROM trading_commands WHERE book_id = $1")
+                .bind(book_id)
+                .fetch_one(&mut **c)
+                .await
+        })?;
+        first
+            .map(|sequence| unsigned(book_id, "sequence", sequence))
+            .transpose()
+    }
+
+    /// The oldest snapshot at or after `at_least`, if any.
+    pub async fn trading_snapshot_from(
+        &mut self,
+        book_id: &str,
+        at_least: u64,
+    ) -> Result<Option<(u64, String)>, StoreError> {
+        let at_least = signed(at_least)?;
+        let row: Option<(i64, String)> = run!(self, |c| {
+            sqlx::query_as(
+                "SELECT sequence, engine FROM trading_snapshots
+                 WHERE book_id = $1 AND sequence >= $2 ORDER BY sequence LIMIT 1",
+            )
+            .bind(book_id)
+            .bind(at_least)
+            .fetch_optional(&mut **c)
+            .await
+        })?;
+        row.map(|(sequence, engine)| Ok((unsigned(book_id, "sequence", sequence)?, engine)))
+            .transpose()
+    }
+
     pub async fn insert_trading_order(&mut self, record: &OrderRecord) -> Result<(), StoreError> {
         let order = &record.order;
         let number = signed(record.number)?;

@@ -8,7 +8,8 @@
 //!   vouchers past theirs become `expired` and release their liability;
 //! - webhooks: new events fanned out to deliveries, due deliveries attempted;
 //! - pruning: Idempotency-Key records past their retention, expired
-//!   customer tokens;
+//!   customer tokens, the trading command log and the event outbox past
+//!   their retention (`malipo_gateway::retention`);
 //! - book leases ([`spawn_lease_keeper`], a task of its own so a slow
 //!   webhook never delays a renewal): this node's leases renewed every
 //!   third of a lease, released when the node stops.
@@ -57,22 +58,16 @@ pub fn spawn(
             let busy = run_round(&gateway, &config).await;
             if last_prune.elapsed() >= Duration::from_millis(config.prune_interval_ms) {
                 last_prune = tokio::time::Instant::now();
-                match gateway.prune_idempotency_keys().await {
-                    Ok(pruned) if pruned > 0 => tracing::info!(pruned, "pruned idempotency keys"),
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::error!(error = %error.chain(), "pruning idempotency keys failed")
-                    }
-                }
-                match gateway.prune_customer_tokens().await {
-                    Ok(pruned) if pruned > 0 => {
-                        tracing::info!(pruned, "pruned expired customer tokens")
-                    }
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::error!(error = %error.chain(), "pruning customer tokens failed")
-                    }
-                }
+                report_prune("idempotency keys", gateway.prune_idempotency_keys().await);
+                report_prune(
+                    "expired customer tokens",
+                    gateway.prune_customer_tokens().await,
+                );
+                report_prune(
+                    "trading log commands and snapshots",
+                    gateway.prune_trading_logs().await,
+                );
+                report_prune("finished events", gateway.prune_events().await);
             }
             if !busy {
                 tokio::select! {
@@ -83,6 +78,15 @@ pub fn spawn(
         }
         tracing::info!("worker stopped");
     })
+}
+
+/// Logs one prune job's outcome.
+fn report_prune(what: &str, result: malipo_gateway::GatewayResult<u64>) {
+    match result {
+        Ok(pruned) if pruned > 0 => tracing::info!(pruned, "pruned {what}"),
+        Ok(_) => {}
+        Err(error) => tracing::error!(error = %error.chain(), "pruning {what} failed"),
+    }
 }
 
 /// Keeps this node's book leases (`malipo_gateway::ownership`): renews

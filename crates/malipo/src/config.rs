@@ -40,6 +40,14 @@ pub struct Config {
     /// A trading book's engine is snapshotted every this many commands
     /// (1 to 1,000,000), bounding the log replay after a restart.
     pub trading_snapshot_every_commands: u64,
+    /// Command log retention: how many commands before each book's newest
+    /// snapshot are kept for live feed resumes (0 to 100000000); those
+    /// after it (recovery) and after the second newest snapshot are never
+    /// deleted.
+    pub trading_log_retain_commands: u64,
+    /// Event outbox retention: events older than this many days whose
+    /// webhook deliveries are all finished are deleted (1 to 3650).
+    pub events_retain_days: u32,
     /// This node's id in a cluster (book leases, the command log, the
     /// `Malipo-Node` header); empty: `node_` and random hex, new at each
     /// start. At most 64 characters of letters, digits, `_`, `-`, `.`.
@@ -178,6 +186,9 @@ impl Default for Config {
             bank_transfer_expiry_seconds: 72 * 3600,
             bank_four_eyes: true,
             trading_snapshot_every_commands: 1_000,
+            trading_log_retain_commands:
+                malipo_gateway::retention::TRADING_LOG_RETAIN_COMMANDS_DEFAULT,
+            events_retain_days: malipo_gateway::retention::EVENTS_RETAIN_DAYS_DEFAULT,
             node_id: String::new(),
             node_url: String::new(),
             trading_lease_ms: malipo_gateway::ownership::LEASE_MS_DEFAULT,
@@ -398,6 +409,26 @@ impl Config {
             return Err(invalid(
                 "trading_snapshot_every_commands",
                 "must be 1 to 1000000",
+            ));
+        }
+        use malipo_gateway::retention::{
+            EVENTS_RETAIN_DAYS_MAX, EVENTS_RETAIN_DAYS_MIN, TRADING_LOG_RETAIN_COMMANDS_MAX,
+            TRADING_LOG_RETAIN_COMMANDS_MIN,
+        };
+        if !(TRADING_LOG_RETAIN_COMMANDS_MIN..=TRADING_LOG_RETAIN_COMMANDS_MAX)
+            .contains(&self.trading_log_retain_commands)
+        {
+            return Err(invalid(
+                "trading_log_retain_commands",
+                format!(
+                    "must be {TRADING_LOG_RETAIN_COMMANDS_MIN} to {TRADING_LOG_RETAIN_COMMANDS_MAX}"
+                ),
+            ));
+        }
+        if !(EVENTS_RETAIN_DAYS_MIN..=EVENTS_RETAIN_DAYS_MAX).contains(&self.events_retain_days) {
+            return Err(invalid(
+                "events_retain_days",
+                format!("must be {EVENTS_RETAIN_DAYS_MIN} to {EVENTS_RETAIN_DAYS_MAX}"),
             ));
         }
         if self.node_id.len() > 64
@@ -666,6 +697,47 @@ mod tests {
         ] {
             let error = broken.validate().expect_err("invalid");
             assert!(error.to_string().contains("feed_"), "{error}");
+        }
+    }
+
+    #[test]
+    fn retention_settings_load_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MALIPO_TRADING_LOG_RETAIN_COMMANDS", "0");
+            jail.set_env("MALIPO_EVENTS_RETAIN_DAYS", "90");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.trading_log_retain_commands, 0);
+            assert_eq!(config.events_retain_days, 90);
+            Ok(())
+        });
+        let defaults = Config::default();
+        assert_eq!(defaults.trading_log_retain_commands, 100_000);
+        assert_eq!(defaults.events_retain_days, 30);
+        for (broken, setting) in [
+            (
+                Config {
+                    trading_log_retain_commands: 100_000_001,
+                    ..Config::default()
+                },
+                "trading_log_retain_commands",
+            ),
+            (
+                Config {
+                    events_retain_days: 0,
+                    ..Config::default()
+                },
+                "events_retain_days",
+            ),
+            (
+                Config {
+                    events_retain_days: 3651,
+                    ..Config::default()
+                },
+                "events_retain_days",
+            ),
+        ] {
+            let error = broken.validate().expect_err("invalid");
+            assert!(error.to_string().contains(setting), "{error}");
         }
     }
 

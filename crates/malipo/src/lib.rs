@@ -51,6 +51,8 @@ pub fn gateway_config(config: &Config) -> GatewayConfig {
         bank_transfer_expiry_seconds: config.bank_transfer_expiry_seconds,
         bank_four_eyes: config.bank_four_eyes,
         trading_snapshot_every_commands: config.trading_snapshot_every_commands,
+        trading_log_retain_commands: config.trading_log_retain_commands,
+        events_retain_days: config.events_retain_days,
         feeds: malipo_gateway::feeds::FeedConfig {
             poll_interval_ms: config.feed_poll_interval_ms,
             book_depth: config.feed_book_depth,

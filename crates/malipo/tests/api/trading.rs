@@ -725,6 +725,92 @@ both_backends!(
     super::snapshot_every_three()
 );
 
+/// The command log's retention (`crate::retention`, one command kept
+/// before the newest snapshot) never breaks recovery: a fresh node, and a
+/// node whose engine is behind the deleted commands, rebuild the same book,
+/// and the consistency check passes on both.
+async fn pruning_the_log_keeps_recovery(app: &TestApp) {
+    let key = app.test_key().await;
+    btc_usd(app).await;
+    let buyer = customer(app, &key, "Buyer").await;
+    let seller = customer(app, &key, "Seller").await;
+    credit(app, &key, &buyer, "usd", 1_000_000).await;
+    credit(app, &key, &seller, "btc", 10_000_000).await;
+    order(app, &key, limit(&seller, "sell", 50, 100_000))
+        .await
+        .expect(200);
+    let behind = spawn_node(app.database_url(), pruned_often()).await;
+    let behind_base = format!("http://{}", behind.address);
+    let read = |base: String| {
+        let client = app.client.clone();
+        let key = key.clone();
+        async move {
+            client
+                .get(format!("{base}/v1/trading/books/btc_usd"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .expect("book")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    assert_eq!(read(behind_base.clone()).await["sequence"], 1);
+    for (side, price, quantity) in [
+        ("sell", 51, 20_000),
+        ("buy", 45, 70_000),
+        ("buy", 50, 30_000),
+        ("sell", 53, 30_000),
+        ("buy", 44, 10_000),
+        ("buy", 51, 30_000),
+        ("sell", 55, 5_000),
+        ("buy", 46, 10_000),
+        ("sell", 54, 1_000),
+    ] {
+        let customer = if side == "buy" { &buyer } else { &seller };
+        order(app, &key, limit(customer, side, price, quantity))
+            .await
+            .expect(200);
+    }
+    let before = book(app, &key).await;
+    assert_eq!(before["sequence"], 10);
+
+    // Snapshots at 3, 6 and 9: commands 1 to 6 (up to the second newest
+    // snapshot, as one kept before 9 is 8) and the snapshot at 3 go.
+    let pruned = app.gateway().prune_trading_logs().await.expect("prune");
+    assert_eq!(pruned, 7);
+    assert_eq!(
+        app.gateway().prune_trading_logs().await.expect("prune"),
+        0,
+        "the next run finds nothing more"
+    );
+
+    let fresh = spawn_node(app.database_url(), pruned_often()).await;
+    assert_eq!(read(format!("http://{}", fresh.address)).await, before);
+    assert_eq!(read(behind_base).await, before);
+    for gateway in [app.gateway(), &fresh.gateway, &behind.gateway] {
+        let report = gateway.trading_check().await.expect("check");
+        assert!(report.ok, "{:?}", report.problems);
+        assert_eq!(report.books, 1);
+    }
+    // The book goes on from where it was, on every node.
+    order(app, &key, limit(&buyer, "buy", 47, 10_000))
+        .await
+        .expect(200);
+    let report = fresh.gateway.trading_check().await.expect("check");
+    assert!(report.ok, "{:?}", report.problems);
+    assert_consistent(app).await;
+}
+both_backends!(pruning_the_log_keeps_recovery, super::pruned_often());
+
+fn pruned_often() -> Config {
+    Config {
+        trading_log_retain_commands: 1,
+        ..snapshot_every_three()
+    }
+}
+
 /// A sell stop waits apart, holding its base, and enters as a market order
 /// when a trade prints at its trigger; a buy stop-limit holds at its limit.
 async fn stops_wait_then_trade_when_triggered(app: &TestApp) {

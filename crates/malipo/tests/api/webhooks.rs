@@ -290,3 +290,96 @@ async fn endpoints_are_validated_and_managed(app: &TestApp) {
     );
 }
 both_backends!(endpoints_are_validated_and_managed);
+
+/// The outbox retention (`events_retain_days`, docs/webhooks.md) deletes
+/// events past it whose deliveries are all finished, with those deliveries
+/// and their attempts, and keeps an event still pending delivery however
+/// old it is.
+async fn old_finished_events_are_pruned(app: &TestApp) {
+    let delivered_key = app.test_key().await;
+    let receiver = Receiver::start(vec![]).await;
+    let delivered = endpoint(app, &delivered_key, &receiver.url, json!(["*"])).await;
+    app.pay(&delivered_key, 1_000, "254700000000").await;
+    let delivered_attempts = format!(
+        "/v1/webhook_endpoints/{}/deliveries",
+        delivered["id"].as_str().expect("id")
+    );
+    let attempts = app
+        .wait_for_list(&delivered_attempts, &delivered_key, 2)
+        .await;
+    assert_eq!(attempts["data"].as_array().expect("data").len(), 2);
+
+    // The first attempt fails; the retry is minutes away (the default
+    // schedule): the delivery stays pending.
+    let pending_key = app.test_key().await;
+    let failing = Receiver::start(vec![500]).await;
+    let pending = endpoint(
+        app,
+        &pending_key,
+        &failing.url,
+        json!(["payment.succeeded"]),
+    )
+    .await;
+    app.pay(&pending_key, 1_000, "254700000001").await;
+    let pending_attempts = format!(
+        "/v1/webhook_endpoints/{}/deliveries",
+        pending["id"].as_str().expect("id")
+    );
+    let attempts = app.wait_for_list(&pending_attempts, &pending_key, 1).await;
+    assert_eq!(attempts["data"][0]["http_status"], 500);
+    let pending_events = app.get("/v1/events", &pending_key).await.expect(200);
+    let pending_ids: Vec<Value> = pending_events["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|event| event["id"].clone())
+        .collect();
+    assert_eq!(
+        pending_ids.len(),
+        2,
+        "payment.created and payment.succeeded"
+    );
+
+    assert_eq!(
+        app.gateway().prune_events().await.expect("prune"),
+        0,
+        "nothing is older than 30 days yet"
+    );
+    // Everything 31 days older, as if it was.
+    let mut tx = app.gateway().store().begin().await.expect("tx");
+    let older = "UPDATE events SET created = created - 31 * 86400";
+    match tx.conn() {
+        malipo_store::Conn::Sqlite(c) => sqlx::query(older).execute(&mut *c).await.map(|_| ()),
+        malipo_store::Conn::Postgres(c) => sqlx::query(older).execute(&mut *c).await.map(|_| ()),
+    }
+    .expect("backdate");
+    tx.commit().await.expect("commit");
+
+    // The first merchant's two delivered events, and the second's
+    // payment.created (which no endpoint wanted), go.
+    assert_eq!(app.gateway().prune_events().await.expect("prune"), 3);
+    let listed = app.get("/v1/events", &delivered_key).await.expect(200);
+    assert_eq!(listed["data"], json!([]), "{listed}");
+    assert_eq!(
+        app.get(&delivered_attempts, &delivered_key)
+            .await
+            .expect(200)["data"],
+        json!([]),
+        "the deliveries' attempts went with their events"
+    );
+    let left = app.get("/v1/events", &pending_key).await.expect(200);
+    let left: Vec<&Value> = left["data"].as_array().expect("data").iter().collect();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["type"], "payment.succeeded");
+    assert!(pending_ids.contains(&left[0]["id"]));
+    assert_eq!(
+        app.get(&pending_attempts, &pending_key).await.expect(200)["data"]
+            .as_array()
+            .expect("data")
+            .len(),
+        1,
+        "the pending delivery keeps its attempts"
+    );
+    assert_eq!(app.gateway().prune_events().await.expect("prune"), 0);
+}
+both_backends!(old_finished_events_are_pruned);

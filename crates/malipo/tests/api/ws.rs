@@ -653,15 +653,60 @@ async fn heartbeats_and_prices(app: &TestApp) {
 }
 both_backends!(heartbeats_and_prices, super::fast_heartbeats());
 
+/// Events the outbox retention deleted after `since` (docs/webhooks.md,
+/// "Retention"): an event resume says so and sends events from now, never
+/// a replay with a silent gap.
+async fn a_resume_past_pruned_events_starts_fresh(app: &TestApp) {
+    let key = app.test_key().await;
+    let amina = customer(app, &key, "Amina").await;
+    let mut live = connect(&app.base, &key).await;
+    subscribe(&mut live, json!({"channel": "payments"})).await;
+    let first = deposit(&app.base, app, &key, &amina, 10_000).await;
+    let count = payment_events(app, &key, first["id"].as_str().expect("id"))
+        .await
+        .len();
+    event_messages(&mut live, "payments", count).await;
+    let mut tx = app.gateway().store().begin().await.expect("tx");
+    let older = "UPDATE events SET created = created - 31 * 86400";
+    match tx.conn() {
+        malipo_store::Conn::Sqlite(c) => sqlx::query(older).execute(&mut *c).await.map(|_| ()),
+        malipo_store::Conn::Postgres(c) => sqlx::query(older).execute(&mut *c).await.map(|_| ()),
+    }
+    .expect("backdate");
+    tx.commit().await.expect("commit");
+    let pruned = app.gateway().prune_events().await.expect("prune");
+    assert!(pruned >= count as u64, "{pruned} < {count}");
+
+    let mut probe = connect(&app.base, &key).await;
+    subscribe(&mut probe, json!({"channel": "payments", "since": 0})).await;
+    let notice = next(&mut probe).await;
+    assert_eq!(notice["type"], "resume_unavailable", "{notice}");
+    assert_eq!(notice["since"], 0);
+    assert!(
+        notice["message"]
+            .as_str()
+            .expect("message")
+            .contains("retention"),
+        "{notice}"
+    );
+    let second = deposit(&app.base, app, &key, &amina, 20_000).await;
+    let expected = payment_events(app, &key, second["id"].as_str().expect("id")).await;
+    let (seen, _) = event_messages(&mut probe, "payments", expected.len()).await;
+    assert_eq!(seen, expected);
+    nothing_else(&mut probe).await;
+}
+both_backends!(a_resume_past_pruned_events_starts_fresh);
+
 fn snapshots_often() -> Config {
     Config {
         trading_snapshot_every_commands: 2,
+        trading_log_retain_commands: 0,
         ..test_config()
     }
 }
 
-/// When the log no longer holds the commands after `since` (pruned behind
-/// a snapshot, as an operator could), a resume says so and sends a fresh
+/// When the log no longer holds the commands after `since` (deleted by the
+/// retention, `trading_log_retain_commands`), a resume says so and sends a fresh
 /// snapshot; a resume the snapshot and the rest of the log still cover
 /// replays.
 async fn a_pruned_log_yields_a_fresh_snapshot(app: &TestApp) {
@@ -674,14 +719,10 @@ async fn a_pruned_log_yields_a_fresh_snapshot(app: &TestApp) {
             .await
             .expect(200);
     }
-    let mut tx = app.gateway().store().begin().await.expect("tx");
-    let pruned = "DELETE FROM trading_commands WHERE sequence <= 2";
-    match tx.conn() {
-        malipo_store::Conn::Sqlite(c) => sqlx::query(pruned).execute(&mut *c).await.map(|_| ()),
-        malipo_store::Conn::Postgres(c) => sqlx::query(pruned).execute(&mut *c).await.map(|_| ()),
-    }
-    .expect("prune");
-    tx.commit().await.expect("commit");
+    // The retention (none kept before the newest snapshot, 4) deletes
+    // commands 1 and 2: those after the second newest snapshot (2) stay.
+    let pruned = app.gateway().prune_trading_logs().await.expect("prune");
+    assert_eq!(pruned, 2);
 
     let mut ws = connect(&app.base, &key).await;
     subscribe(&mut ws, json!({"channel": "book:btc_usd", "since": 1})).await;
