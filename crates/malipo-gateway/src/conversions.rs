@@ -269,9 +269,7 @@ impl Gateway {
             .and_then(|guard| guard.resume_object_id.clone())
         {
             let quote = self.conversion_quote(context, &id).await?;
-            let mut tx = self.store().begin().await?;
-            complete(&mut tx.conn(), guard.as_ref(), &quote).await?;
-            tx.commit().await?;
+            self.complete_resumed(guard.as_ref(), &quote).await?;
             return Ok(quote);
         }
         let from = parse_asset("from_currency", request.from_currency)?;

@@ -959,9 +959,7 @@ impl Gateway {
             .and_then(|guard| guard.resume_object_id.clone())
         {
             let trade = self.trade(context, &id).await?;
-            let mut tx = self.store().begin().await?;
-            complete(&mut tx.conn(), guard.as_ref(), &trade).await?;
-            tx.commit().await?;
+            self.complete_resumed(guard.as_ref(), &trade).await?;
             return Ok(trade);
         }
         let quote_id = request.quote.ok_or_else(|| ApiError::missing("quote"))?;

@@ -30,6 +30,22 @@ pub struct IdempotencyGuard {
     pub resume_object_id: Option<String>,
 }
 
+impl Gateway {
+    /// Stores `response` as the key's answer in a transaction of its own:
+    /// for a request resumed at its recovery point (the object an earlier
+    /// holder of the key made), whose effect is committed already.
+    pub(crate) async fn complete_resumed(
+        &self,
+        guard: Option<&IdempotencyGuard>,
+        response: &impl Serialize,
+    ) -> GatewayResult<()> {
+        let mut tx = self.store().begin().await?;
+        complete(&mut tx.conn(), guard, response).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 /// What to do with a request that carries a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyStart {

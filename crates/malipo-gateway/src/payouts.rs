@@ -298,9 +298,7 @@ impl Gateway {
             // An earlier holder of the key created it and died before
             // answering: answer the payout as it stands (never send twice).
             let payout = self.payout(context, &id).await?;
-            let mut tx = self.store().begin().await?;
-            complete(&mut tx.conn(), guard.as_ref(), &payout).await?;
-            tx.commit().await?;
+            self.complete_resumed(guard.as_ref(), &payout).await?;
             return Ok(payout);
         }
         let mut new = NewPayout::parse(request)?;

@@ -118,9 +118,7 @@ impl Gateway {
             .and_then(|guard| guard.resume_object_id.clone())
         {
             let refund = self.refund(context, &id).await?;
-            let mut tx = self.store().begin().await?;
-            complete(&mut tx.conn(), guard.as_ref(), &refund).await?;
-            tx.commit().await?;
+            self.complete_resumed(guard.as_ref(), &refund).await?;
             return Ok(refund);
         }
         let payment_id = request
